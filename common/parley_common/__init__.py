@@ -1,0 +1,1 @@
+"""Code shared by every Parley process: configuration, bus topology, errors, logging, RPC."""

@@ -1,0 +1,92 @@
+"""SQLAlchemy engines and Alembic migrations, the same way in every service."""
+from __future__ import annotations
+
+import zlib
+from contextlib import contextmanager
+from typing import Iterator
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+    if is_sqlite(url):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # WAL: readers never block the writer
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker:
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(factory: sessionmaker) -> Iterator[Session]:
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def migrate(url: str, script_location: str) -> None:
+    """Upgrade the database at ``url`` to the newest revision of ``script_location``.
+
+    On PostgreSQL an advisory lock makes concurrent starts of several replicas safe: one
+    migrates, the others wait and then find nothing to do.
+    """
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", script_location)
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    engine = make_engine(url, pool_size=1)
+    try:
+        with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                lock_key = zlib.crc32(script_location.encode())
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key})
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, "head")
+    finally:
+        engine.dispose()
+
+
+def run_alembic_env(target_metadata) -> None:
+    """The body of every service's ``migrations/env.py``."""
+    from alembic import context
+
+    connection = context.config.attributes.get("connection")
+    if connection is None:  # invoked from the alembic CLI: make our own connection
+        engine = make_engine(context.config.get_main_option("sqlalchemy.url"), pool_size=1)
+        with engine.begin() as connection:
+            _configure_and_run(context, connection, target_metadata)
+        engine.dispose()
+        return
+    _configure_and_run(context, connection, target_metadata)
+
+
+def _configure_and_run(context, connection, target_metadata) -> None:
+    context.configure(connection=connection, target_metadata=target_metadata,
+                      render_as_batch=connection.dialect.name == "sqlite")
+    with context.begin_transaction():
+        context.run_migrations()

@@ -1,0 +1,125 @@
+"""What every nameko service of Parley shares: a database dependency, a structlog
+dependency, and the process entry point (``run`` | ``migrate`` | ``healthcheck``).
+
+Import :mod:`parley_common.green` before this module in a service's ``__main__``.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from typing import Callable
+
+from nameko.extensions import DependencyProvider
+from nameko.rpc import rpc as _nameko_rpc
+from sqlalchemy.orm import Session
+
+from . import config, db
+from .errors import ParleyError
+from .logs import configure_logging, get_logger
+
+# Our domain errors are answers, not faults: nameko logs them as "expected".
+rpc = functools.partial(_nameko_rpc, expected_exceptions=(ParleyError,))
+
+
+class _ExpectedErrorsQuietly(logging.Filter):
+    """nameko logs expected errors as warnings with a traceback; one info line is enough."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("(expected)"):
+            record.levelno, record.levelname, record.exc_info = logging.INFO, "INFO", None
+        return True
+
+
+class Database(DependencyProvider):
+    """Gives each worker its own SQLAlchemy session; closed (rolled back if still open) when
+    the worker ends, so a failed call never leaks a transaction."""
+
+    def __init__(self, service: str):
+        self.service = service
+        self.engine = None
+        self.sessions = None
+        self._open: dict = {}
+
+    def setup(self):
+        self.engine = db.make_engine(config.database_url(self.service))
+        self.sessions = db.make_sessionmaker(self.engine)
+
+    def stop(self):
+        if self.engine is not None:
+            self.engine.dispose()
+
+    def get_dependency(self, worker_ctx) -> Session:
+        session = self.sessions()
+        self._open[worker_ctx] = session
+        return session
+
+    def worker_teardown(self, worker_ctx):
+        session = self._open.pop(worker_ctx, None)
+        if session is not None:
+            session.close()
+
+
+class Logger(DependencyProvider):
+    """A structlog logger bound to the method being served."""
+
+    def get_dependency(self, worker_ctx):
+        return get_logger(worker_ctx.service_name).bind(
+            method=worker_ctx.entrypoint.method_name, call_id=worker_ctx.call_id)
+
+
+def nameko_config() -> dict:
+    return {
+        "AMQP_URI": config.amqp_uri(),
+        "serializer": "json",
+        # max_workers bounds both concurrency and the consumer prefetch.
+        "max_workers": config.env_int("MAX_WORKERS", 10),
+        "HEARTBEAT": 30,
+    }
+
+
+def healthcheck(service: str) -> int:
+    """Exit status 0 when the broker and this service's database answer."""
+    import kombu
+    from sqlalchemy import text
+
+    try:
+        with kombu.Connection(config.amqp_uri(), connect_timeout=3) as connection:
+            connection.ensure_connection(max_retries=1)
+        engine = db.make_engine(config.database_url(service), pool_size=1)
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:
+        print(f"{service} unhealthy: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(service_cls: type, migrations: str | None, argv: list[str] | None = None,
+         before_run: Callable[[], None] | None = None) -> int:
+    """Entry point of a nameko service process."""
+    argv = sys.argv[1:] if argv is None else argv
+    command = argv[0] if argv else "run"
+    service = service_cls.name
+    if command == "healthcheck":
+        return healthcheck(service)
+    if command not in {"run", "migrate"}:
+        print(f"usage: python -m parley_{service} [run|migrate|healthcheck]", file=sys.stderr)
+        return 2
+    configure_logging(service)
+    logging.getLogger("nameko.containers").addFilter(_ExpectedErrorsQuietly())
+    log = get_logger(service)
+    if migrations:
+        db.migrate(config.database_url(service), migrations)
+        log.info("migrated", database=db.is_sqlite(config.database_url(service)) and "sqlite" or "postgresql")
+    if command == "migrate":
+        return 0
+    if before_run is not None:
+        before_run()
+    from nameko.cli.run import run
+
+    log.info("service_starting", amqp=config.amqp_uri().rsplit("@", 1)[-1])
+    run([service_cls], nameko_config())
+    log.info("service_stopped")
+    return 0
