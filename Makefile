@@ -1,0 +1,36 @@
+# Parley — two commands do everything on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PORT   ?= 8080
+SERVICES := auth rooms gateway logger cleaner
+SERVICE_PROJECTS := $(foreach s,$(SERVICES),-e services/$(s))
+
+.PHONY: install run test test-fast bench migrate clean
+
+# The virtualenv is rebuilt whenever a dependency list changes.
+$(VENV)/.installed: common/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e 'common[asyncio,nameko,postgres]' $(SERVICE_PROJECTS) -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+# Checks RabbitMQ and Redis, migrates the SQLite datastores under var/, starts all five
+# processes (honcho, see Procfile) and serves the web client at http://localhost:$(PORT).
+run: install
+	PORT=$(PORT) $(PY) scripts/run_local.py
+
+migrate: install
+	$(PY) scripts/run_local.py --migrate-only
+
+# The whole suite against real RabbitMQ, Redis and PostgreSQL (see README: Testing).
+test: install
+	$(PY) -m pytest
+
+bench: install
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache
