@@ -17,7 +17,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -173,30 +173,38 @@ class Isolation:
         return env
 
 
-@pytest.fixture(scope="session")
-def isolation(tmp_path_factory) -> Isolation:
+@contextmanager
+def isolated(workdir: Path):
+    """An Isolation for one run (tests or a benchmark); removes everything it made."""
     servers = _start_servers()
     vhost = f"parley-t{RUN_ID}"
     amqp_uri = servers.create_vhost(vhost)
-    iso = Isolation(servers, amqp_uri, vhost, servers.redis_url, f"parley-t{RUN_ID}:",
-                    tmp_path_factory.mktemp("parley"))
-    yield iso
-    servers.delete_vhost(vhost)
-    for name in iso.databases:
+    iso = Isolation(servers, amqp_uri, vhost, servers.redis_url, f"parley-t{RUN_ID}:", workdir)
+    try:
+        yield iso
+    finally:
+        servers.delete_vhost(vhost)
+        for name in iso.databases:
+            try:
+                servers.drop_database(name)
+            except Exception:
+                pass
         try:
-            servers.drop_database(name)
+            import redis
+
+            client = redis.Redis.from_url(iso.redis_url)
+            keys = list(client.scan_iter(match=iso.redis_prefix + "*", count=1000))
+            if keys:
+                client.delete(*keys)
         except Exception:
             pass
-    try:
-        import redis
+        servers.stop()
 
-        client = redis.Redis.from_url(iso.redis_url)
-        keys = list(client.scan_iter(match=iso.redis_prefix + "*", count=1000))
-        if keys:
-            client.delete(*keys)
-    except Exception:
-        pass
-    servers.stop()
+
+@pytest.fixture(scope="session")
+def isolation(tmp_path_factory) -> Isolation:
+    with isolated(tmp_path_factory.mktemp("parley")) as iso:
+        yield iso
 
 
 # --- real processes ---------------------------------------------------------------------
