@@ -319,7 +319,7 @@ class Suite:
         return proc, url
 
 
-def start_suite(iso: Isolation, gateways: int = 2) -> Suite:
+def start_suite(iso: Isolation, gateways: int = 2, extra_env: dict | None = None) -> Suite:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -328,7 +328,7 @@ def start_suite(iso: Isolation, gateways: int = 2) -> Suite:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()))
     env = iso.env(JWT_PRIVATE_KEY_FILE=str(keyfile), RPC_TIMEOUT_SECONDS="5",
-                  SWEEP_INTERVAL_SECONDS="2")
+                  SWEEP_INTERVAL_SECONDS="2", **(extra_env or {}))
     procs: dict[str, Proc] = {}
     for name, module, queue in (("logger", "parley_logger", "logs.archive"),
                                 ("auth", "parley_auth", "rpc-auth"),
@@ -350,7 +350,10 @@ def start_suite(iso: Isolation, gateways: int = 2) -> Suite:
 @pytest.fixture(scope="session")
 def suite(isolation) -> Suite:
     """auth, rooms, logger, cleaner and two gateways, started once per test session."""
-    running = start_suite(isolation)
+    # Cheap password hashing keeps the many registrations of the API tests fast; the auth
+    # service's own tests cover the production parameters and re-hashing.
+    running = start_suite(isolation, extra_env={"ARGON2_TIME_COST": "1", "ARGON2_MEMORY_COST": "8192",
+                                                "ARGON2_PARALLELISM": "1"})
     yield running
     for proc in reversed(list(running.procs.values())):
         proc.stop()
