@@ -9,10 +9,10 @@ SERVICE_PROJECTS := $(foreach s,$(SERVICES),-e services/$(s))
 .PHONY: install run test test-fast bench migrate clean
 
 # The virtualenv is rebuilt whenever a dependency list changes.
-$(VENV)/.installed: common/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) requirements-dev.txt
+$(VENV)/.installed: common/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) requirements-dev.txt clients/cli/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e 'common[asyncio,nameko,postgres]' $(SERVICE_PROJECTS) -r requirements-dev.txt
+	$(PY) -m pip install --quiet -e 'common[asyncio,nameko,postgres]' $(SERVICE_PROJECTS) -e clients/cli -r requirements-dev.txt
 	touch $@
 
 install: $(VENV)/.installed

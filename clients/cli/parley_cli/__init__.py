@@ -1,0 +1,1 @@
+"""parley-cli: register, log in, list/create/join rooms and chat from a terminal."""

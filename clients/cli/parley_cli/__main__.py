@@ -1,0 +1,168 @@
+"""parley-cli — the terminal client.
+
+    parley-cli [--url http://localhost:8080] register NAME EMAIL
+    parley-cli login NAME            (the token is kept in ~/.config/parley/token, mode 0600)
+    parley-cli rooms [--public] | create NAME [--private] | join ROOM_ID
+    parley-cli chat ROOM_ID          (interactive; /quit leaves)
+    parley-cli logout
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import aiohttp
+
+TOKEN_FILE = Path(os.environ.get("PARLEY_TOKEN_FILE", Path.home() / ".config" / "parley" / "token"))
+
+
+class CliError(Exception):
+    pass
+
+
+def save_token(token: str) -> None:
+    TOKEN_FILE.parent.mkdir(parents=True, exist_ok=True)
+    # Create with 0600 from the start so the token is never readable by others.
+    fd = os.open(TOKEN_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token)
+    os.chmod(TOKEN_FILE, 0o600)
+
+
+def load_token() -> str:
+    try:
+        return TOKEN_FILE.read_text().strip()
+    except FileNotFoundError:
+        raise CliError("not logged in: run `parley-cli login NAME` first") from None
+
+
+async def api(http: aiohttp.ClientSession, method: str, url: str, token: str | None = None, **kwargs):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with http.request(method, url, headers=headers, **kwargs) as response:
+        body = await response.json() if response.content_type == "application/json" else None
+        if response.status >= 400:
+            error = (body or {}).get("error", {})
+            details = "; ".join(f"{k}: {v}" for k, v in (error.get("details") or {}).items())
+            raise CliError(f"{error.get('message', response.reason)}" + (f" ({details})" if details else ""))
+        return body
+
+
+async def chat(http: aiohttp.ClientSession, base: str, token: str, room_id: str) -> None:
+    ws_url = base.replace("http", "ws", 1) + "/api/v1/ws"
+    async with http.ws_connect(ws_url, headers={"Authorization": f"Bearer {token}"}) as ws:
+        history = await api(http, "GET", f"{base}/api/v1/rooms/{room_id}/messages?limit=20", token)
+        for message in history["messages"]:
+            show(message)
+        last_seq = history["messages"][-1]["seq"] if history["messages"] else 0
+        await ws.send_json({"type": "subscribe", "room_id": room_id, "after_seq": last_seq})
+        print("-- connected; type a message and Enter, /quit to leave --")
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+
+        async def typed() -> None:
+            while line := (await reader.readline()).decode():
+                text = line.strip()
+                if text == "/quit":
+                    break
+                if text:
+                    await ws.send_json({"type": "send", "room_id": room_id, "text": text,
+                                        "client_id": uuid.uuid4().hex})
+            await ws.close()
+
+        sender = asyncio.create_task(typed())
+        async for frame in ws:
+            if frame.type != aiohttp.WSMsgType.TEXT:
+                break
+            event = json.loads(frame.data)
+            if event["type"] == "message":
+                show(event["message"])
+            elif event["type"] == "typing":
+                print(f"   {event['user']['display_name']} is typing…")
+            elif event["type"] == "presence":
+                print(f"   user {event['user_id']} is {event['status']}")
+            elif event["type"] == "error":
+                print(f"!! {event['message']}")
+        sender.cancel()
+        if ws.close_code in (4401, 4001):
+            raise CliError("session ended: log in again")
+
+
+def show(message: dict) -> None:
+    when = message["created_at"][11:16]
+    text = "(deleted)" if message["deleted"] else message["text"]
+    print(f"[{when}] {message['author']['display_name']}: {text}")
+
+
+async def run(args: argparse.Namespace) -> None:
+    base = args.url.rstrip("/")
+    async with aiohttp.ClientSession() as http:
+        if args.command == "register":
+            password = getpass.getpass("password: ")
+            body = await api(http, "POST", f"{base}/api/v1/auth/register",
+                             json={"username": args.name, "email": args.email, "password": password})
+            print(f"registered {body['user']['username']}; now `parley-cli login {args.name}`")
+        elif args.command == "login":
+            password = getpass.getpass("password: ")
+            body = await api(http, "POST", f"{base}/api/v1/auth/login",
+                             json={"username": args.name, "password": password})
+            save_token(body["access_token"])
+            print(f"logged in as {body['user']['username']}")
+        elif args.command == "logout":
+            await api(http, "POST", f"{base}/api/v1/auth/logout", load_token())
+            TOKEN_FILE.unlink(missing_ok=True)
+            print("logged out")
+        elif args.command == "rooms":
+            scope = "public" if args.public else "joined"
+            body = await api(http, "GET", f"{base}/api/v1/rooms?scope={scope}&limit=100", load_token())
+            for room in body["rooms"]:
+                print(f"{room['id']}  {room['kind']:<8} {room['name'] or '(direct)'}  "
+                      f"({room['member_count']} members)")
+        elif args.command == "create":
+            body = await api(http, "POST", f"{base}/api/v1/rooms", load_token(),
+                             json={"name": args.name, "kind": "private" if args.private else "public"})
+            print(f"created {body['room']['id']}")
+        elif args.command == "join":
+            body = await api(http, "POST", f"{base}/api/v1/rooms/{args.room_id}/join", load_token())
+            print(f"joined {body['room']['name']}")
+        elif args.command == "chat":
+            await chat(http, base, load_token(), args.room_id)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="parley-cli", description="Parley in a terminal")
+    parser.add_argument("--url", default=os.environ.get("PARLEY_URL", "http://localhost:8080"))
+    sub = parser.add_subparsers(dest="command", required=True)
+    register = sub.add_parser("register")
+    register.add_argument("name")
+    register.add_argument("email")
+    sub.add_parser("login").add_argument("name")
+    sub.add_parser("logout")
+    sub.add_parser("rooms").add_argument("--public", action="store_true")
+    create = sub.add_parser("create")
+    create.add_argument("name")
+    create.add_argument("--private", action="store_true")
+    sub.add_parser("join").add_argument("room_id")
+    sub.add_parser("chat").add_argument("room_id")
+    args = parser.parse_args(argv)
+    try:
+        asyncio.run(run(args))
+    except CliError as exc:
+        print(f"parley-cli: {exc}", file=sys.stderr)
+        return 1
+    except aiohttp.ClientError as exc:
+        print(f"parley-cli: cannot reach {args.url}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
