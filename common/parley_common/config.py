@@ -38,8 +38,22 @@ def secret(name: str, default: str | None = None) -> str | None:
     return env(name, default)
 
 
+def with_password(url: str, secret_name: str) -> str:
+    """``url`` with the password from secret ``secret_name`` (or NAME_FILE) spliced in."""
+    password = secret(secret_name)
+    if not password:
+        return url
+    parts = urlsplit(url)
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
 def amqp_uri() -> str:
-    return env("AMQP_URI", DEFAULT_AMQP_URI)
+    """AMQP_URI, with AMQP_PASSWORD(_FILE) spliced in (the broker password as a secret)."""
+    return with_password(env("AMQP_URI", DEFAULT_AMQP_URI), "AMQP_PASSWORD")
 
 
 def redis_url() -> str:
@@ -65,12 +79,4 @@ def database_url(service: str) -> str:
     url = env("DATABASE_URL")
     if not url:
         return f"sqlite:///{(var_dir() / f'{service}.db').as_posix()}"
-    password = secret("DATABASE_PASSWORD")
-    if password:
-        parts = urlsplit(url)
-        user = parts.username or ""
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-        netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}{port}"
-        url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    return url
+    return with_password(url, "DATABASE_PASSWORD")

@@ -92,3 +92,20 @@ export function toast(msg, kind = 'info') {
   clearTimeout(toastTimer);
   toastTimer = setTimeout(() => { el.hidden = true; }, kind === 'error' ? 6000 : 3500);
 }
+
+/** A small padlock icon (SVG built through the DOM, no markup strings). */
+export function lockIcon(cls = 'lock-icon') {
+  const NS = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(NS, 'svg');
+  svg.setAttribute('viewBox', '0 0 16 16');
+  svg.setAttribute('class', cls);
+  svg.setAttribute('aria-hidden', 'true');
+  const body = document.createElementNS(NS, 'rect');
+  for (const [k, v] of Object.entries({ x: 3, y: 7, width: 10, height: 8, rx: 1.5 })) body.setAttribute(k, v);
+  const shackle = document.createElementNS(NS, 'path');
+  shackle.setAttribute('d', 'M5 7V5a3 3 0 0 1 6 0v2');
+  shackle.setAttribute('fill', 'none');
+  shackle.setAttribute('stroke-width', '1.6');
+  svg.append(body, shackle);
+  return svg;
+}

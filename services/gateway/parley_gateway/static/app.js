@@ -1,0 +1,69 @@
+// Parley web client entry point: decides between the sign-in screen and the chat.
+import { api, loadToken, clearToken, onUnauthorized, describeError } from './js/api.js';
+import { setupAuth, showNotice, resetAuthForms } from './js/auth.js';
+import { setupChat, startChat, stopChat } from './js/chat.js';
+import { $ } from './js/util.js';
+
+let inChat = false;
+let bootTimer = null;
+
+function showAuth(notice) {
+  if (inChat) stopChat();
+  inChat = false;
+  clearToken();
+  resetAuthForms();
+  $('#boot').hidden = true;
+  $('#app-view').hidden = true;
+  $('#auth-view').hidden = false;
+  showNotice(notice || '');
+  const first = $('#login-form').hidden ? $('#reg-username') : $('#login-username');
+  first.focus();
+}
+
+function showChat(user) {
+  clearTimeout(bootTimer);
+  showNotice('');
+  $('#boot').hidden = true;
+  $('#auth-view').hidden = true;
+  $('#app-view').hidden = false;
+  inChat = true;
+  startChat(user);
+}
+
+async function logout() {
+  try { await api('POST', '/auth/logout'); } catch { /* the token is dropped anyway */ }
+  showAuth('You have been logged out.');
+}
+
+/** With a stored token, check it (GET /users/me); otherwise show the login form. */
+async function boot(attempt = 0) {
+  if (!loadToken()) { showAuth(); return; }
+  try {
+    const res = await api('GET', '/users/me');
+    showChat(res.user);
+  } catch (e) {
+    if (e.status === 401) return; // handled by onUnauthorized
+    // Server unreachable or a dependency is down: keep the token and retry.
+    const delay = Math.min(30, e.retryAfter || 2 ** Math.min(attempt + 1, 5));
+    $('#boot').textContent = `${describeError(e)} Retrying in ${delay}s…`;
+    $('#boot').hidden = false;
+    bootTimer = setTimeout(() => boot(attempt + 1), delay * 1000);
+  }
+}
+
+function init() {
+  onUnauthorized(() => {
+    if (inChat || $('#auth-view').hidden) showAuth('Your session has ended. Please log in again.');
+  });
+  setupAuth({ onLoggedIn: (user) => showChat(user) });
+  setupChat({
+    onLogout: logout,
+    onAuthLost: (code) => showAuth(code === 4001
+      ? 'Your session was revoked. Please log in again.'
+      : 'Your session has expired. Please log in again.'),
+  });
+  boot();
+}
+
+if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
+else init();

@@ -1,0 +1,229 @@
+// Modal dialogs: create room, browse public rooms, find people (DMs and adding members).
+import { api, ApiError, detailText, describeError, enc } from './api.js';
+import { $, h, debounce, displayName, avatar, charCount } from './util.js';
+
+function openDialog(dlg) {
+  if (dlg.open) return;
+  if (typeof dlg.showModal === 'function') dlg.showModal();
+  else dlg.setAttribute('open', '');
+}
+
+function closeDialog(dlg) {
+  if (typeof dlg.close === 'function') dlg.close();
+  else dlg.removeAttribute('open');
+}
+
+export function closeAllDialogs() {
+  for (const d of document.querySelectorAll('dialog[open]')) closeDialog(d);
+}
+
+// ---------------------------------------------------------------- create room
+
+let createHandler = null;
+
+function setErr(id, msg) {
+  const el = document.getElementById(`${id}-error`);
+  if (el) el.textContent = msg || '';
+  const input = document.getElementById(id);
+  if (input) input.setAttribute('aria-invalid', msg ? 'true' : 'false');
+}
+
+export function openCreateRoom(onCreated) {
+  createHandler = onCreated;
+  const form = $('#create-form');
+  form.reset();
+  setErr('create-name', '');
+  setErr('create-topic', '');
+  $('.form-error', form).textContent = '';
+  openDialog($('#create-dialog'));
+  $('#create-name').focus();
+}
+
+function wireCreate() {
+  const form = $('#create-form');
+  const name = $('#create-name');
+  name.addEventListener('input', () => { if (name.getAttribute('aria-invalid') === 'true') setErr('create-name', validateName(name.value)); });
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const formErr = $('.form-error', form);
+    formErr.textContent = '';
+    const nameErr = validateName(name.value);
+    setErr('create-name', nameErr);
+    setErr('create-topic', '');
+    if (nameErr) { name.focus(); return; }
+    const body = { name: name.value.trim(), kind: form.elements.kind.value || 'public' };
+    const topic = $('#create-topic').value.trim();
+    if (topic) body.topic = topic;
+    const button = $('button[type=submit]', form);
+    button.disabled = true;
+    try {
+      const res = await api('POST', '/rooms', body);
+      closeDialog($('#create-dialog'));
+      if (createHandler) createHandler(res.room);
+    } catch (e) {
+      if (e instanceof ApiError && e.code === 'room_exists') {
+        setErr('create-name', 'A public room with this name already exists.');
+        name.focus();
+      } else if (e instanceof ApiError && e.status === 422) {
+        const rest = [];
+        for (const [k, v] of Object.entries(e.details || {})) {
+          if (k === 'name' || k === 'topic') setErr(`create-${k}`, detailText(v));
+          else rest.push(`${k}: ${detailText(v)}`);
+        }
+        formErr.textContent = rest.join('; ') || (Object.keys(e.details || {}).length ? '' : e.message);
+      } else {
+        formErr.textContent = describeError(e);
+      }
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
+function validateName(v) {
+  const n = charCount(v.trim());
+  if (!n) return 'Give the room a name.';
+  if (n > 64) return 'Use at most 64 characters.';
+  return '';
+}
+
+// ---------------------------------------------------------------- browse public rooms
+
+let browse = { handlers: null, cursor: null, q: '', seq: 0 };
+
+export function openBrowse(handlers) {
+  browse.handlers = handlers;
+  const q = $('#browse-q');
+  q.value = '';
+  openDialog($('#browse-dialog'));
+  q.focus();
+  loadBrowse(true);
+}
+
+export function refreshBrowseIfOpen() {
+  if ($('#browse-dialog').open) loadBrowse(true);
+}
+
+async function loadBrowse(reset) {
+  const list = $('#browse-list');
+  const status = $('#browse-status');
+  const more = $('#browse-more');
+  if (reset) { browse.cursor = null; browse.q = $('#browse-q').value.trim(); }
+  const mySeq = ++browse.seq;
+  status.textContent = 'Loading…';
+  let path = `/rooms?scope=public&limit=30&q=${enc(browse.q)}`;
+  if (!reset && browse.cursor) path += `&cursor=${enc(browse.cursor)}`;
+  try {
+    const data = await api('GET', path);
+    if (mySeq !== browse.seq) return;
+    if (reset) list.replaceChildren();
+    for (const room of data.rooms || []) list.append(browseItem(room));
+    browse.cursor = data.next_cursor || null;
+    more.hidden = !browse.cursor;
+    status.textContent = list.children.length ? '' : (browse.q ? 'No public rooms match.' : 'No public rooms yet.');
+  } catch (e) {
+    if (mySeq !== browse.seq) return;
+    status.textContent = describeError(e);
+  }
+}
+
+function browseItem(room) {
+  const joined = browse.handlers.isJoined(room.id);
+  const button = h('button', { type: 'button', class: joined ? 'small' : 'small primary', text: joined ? 'Open' : 'Join' });
+  const label = `${room.name}`;
+  button.setAttribute('aria-label', `${joined ? 'Open' : 'Join'} ${label}`);
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    try {
+      if (joined) browse.handlers.onOpen(room.id);
+      else await browse.handlers.onJoin(room);
+      closeDialog($('#browse-dialog'));
+    } catch (e) {
+      $('#browse-status').textContent = describeError(e);
+      button.disabled = false;
+    }
+  });
+  const count = room.member_count != null ? `${room.member_count} member${room.member_count === 1 ? '' : 's'}` : '';
+  return h('li', { class: 'pick-item' },
+    h('span', { class: 'room-icon', 'aria-hidden': 'true', text: '#' }),
+    h('div', { class: 'pick-main' },
+      h('div', { class: 'pick-name', text: room.name }),
+      h('div', { class: 'pick-sub', text: [count, room.topic || ''].filter(Boolean).join(' · ') })),
+    button);
+}
+
+function wireBrowse() {
+  const search = debounce(() => loadBrowse(true), 250);
+  $('#browse-q').addEventListener('input', search);
+  $('#browse-more').addEventListener('click', () => loadBrowse(false));
+}
+
+// ---------------------------------------------------------------- people picker
+
+let picker = { onPick: null, exclude: new Set(), seq: 0 };
+
+/** Search users, call onPick(user) on a choice; the dialog closes if onPick resolves. */
+export function openUserPicker({ title, actionLabel, exclude, onPick }) {
+  picker = { onPick, exclude: new Set(exclude || []), seq: picker.seq, actionLabel: actionLabel || 'Choose' };
+  $('#user-title').textContent = title;
+  $('#user-q').value = '';
+  $('#user-list').replaceChildren();
+  $('#user-status').textContent = 'Type a name to search.';
+  openDialog($('#user-dialog'));
+  $('#user-q').focus();
+}
+
+async function searchUsers() {
+  const q = $('#user-q').value.trim();
+  const list = $('#user-list');
+  const status = $('#user-status');
+  const mySeq = ++picker.seq;
+  if (!q) { list.replaceChildren(); status.textContent = 'Type a name to search.'; return; }
+  status.textContent = 'Searching…';
+  try {
+    const data = await api('GET', `/users?q=${enc(q)}&limit=20`);
+    if (mySeq !== picker.seq) return;
+    const users = (data.users || []).filter((u) => !picker.exclude.has(u.id));
+    list.replaceChildren(...users.map(userItem));
+    status.textContent = users.length ? '' : 'Nobody found.';
+  } catch (e) {
+    if (mySeq !== picker.seq) return;
+    status.textContent = describeError(e);
+  }
+}
+
+function userItem(user) {
+  const button = h('button', { type: 'button', class: 'small primary', text: picker.actionLabel,
+    'aria-label': `${picker.actionLabel}: ${displayName(user)}` });
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    try {
+      await picker.onPick(user);
+      closeDialog($('#user-dialog'));
+    } catch (e) {
+      $('#user-status').textContent = describeError(e);
+      button.disabled = false;
+    }
+  });
+  return h('li', { class: 'pick-item' },
+    avatar(user),
+    h('div', { class: 'pick-main' },
+      h('div', { class: 'pick-name', text: displayName(user) }),
+      h('div', { class: 'pick-sub', text: `@${user.username}` })),
+    button);
+}
+
+function wireUsers() {
+  $('#user-q').addEventListener('input', debounce(searchUsers, 250));
+}
+
+export function setupDialogs() {
+  for (const dlg of document.querySelectorAll('dialog')) {
+    for (const b of dlg.querySelectorAll('.cancel-btn')) b.addEventListener('click', () => closeDialog(dlg));
+    // Click on the backdrop closes.
+    dlg.addEventListener('click', (ev) => { if (ev.target === dlg) closeDialog(dlg); });
+  }
+  wireCreate();
+  wireBrowse();
+  wireUsers();
+}
