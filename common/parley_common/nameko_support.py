@@ -5,7 +5,6 @@ Import :mod:`parley_common.green` before this module in a service's ``__main__``
 """
 from __future__ import annotations
 
-import functools
 import logging
 import sys
 from typing import Callable
@@ -18,8 +17,13 @@ from . import config, db
 from .errors import ParleyError
 from .logs import configure_logging, get_logger
 
+
 # Our domain errors are answers, not faults: nameko logs them as "expected".
-rpc = functools.partial(_nameko_rpc, expected_exceptions=(ParleyError,))
+def rpc(fn=None, **options):
+    """``@rpc`` or ``@rpc(...)``. (nameko drops keyword options when the decorator is given
+    the function directly, so a functools.partial would silently lose expected_exceptions.)"""
+    options.setdefault("expected_exceptions", (ParleyError,))
+    return _nameko_rpc(**options) if fn is None else _nameko_rpc(**options)(fn)
 
 
 class _ExpectedErrorsQuietly(logging.Filter):

@@ -309,9 +309,11 @@ class Suite:
     def url(self) -> str:
         return self.gateway_urls[0]
 
-    def start_gateway(self, name: str) -> tuple[Proc, str]:
+    def start_gateway(self, name: str, env: dict | None = None) -> tuple[Proc, str]:
+        """Start one more gateway; ``env`` overrides variables (e.g. WS_SEND_QUEUE)."""
         port = free_port()
-        proc = Proc(name, "parley_gateway", {**self.env, "PORT": str(port), "INSTANCE_ID": name},
+        proc = Proc(name, "parley_gateway",
+                    {**self.env, "PORT": str(port), "INSTANCE_ID": name, **(env or {})},
                     self.isolation.workdir).start()
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: http_ok(url + "/healthz"), 30, what=f"{name} /healthz", proc=proc)
