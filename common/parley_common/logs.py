@@ -25,7 +25,7 @@ from . import bus, config
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 # Libraries whose INFO chatter is noise (and pika's would echo the shipper's own traffic).
 _QUIET_LOGGERS = ("pika", "aiormq", "aio_pika", "kombu", "amqp", "asyncio", "urllib3",
-                  "alembic.runtime.migration", "aiohttp.access")
+                  "alembic.runtime.migration", "alembic.runtime.plugins", "aiohttp.access")
 
 
 class LogShipper:

@@ -1,0 +1,1 @@
+"""Parley auth: users, password hashes, sessions and access-token signing (nameko RPC)."""

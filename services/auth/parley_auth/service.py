@@ -1,0 +1,283 @@
+"""The auth nameko service: registration, login, sessions, profiles, user search."""
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+import jwt
+from nameko.events import EventDispatcher
+from nameko.extensions import DependencyProvider
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from parley_common import config
+from parley_common.errors import Conflict, InvalidCredentials, NotFound
+from parley_common.nameko_support import Database, Logger, rpc
+from parley_common.timeutil import iso, utcnow
+
+from . import validation as v
+from .keys import Keyring
+from .models import Session, User
+from .passwords import Passwords
+
+MAX_QUERY = 64
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def public_user(user: User) -> dict[str, Any]:
+    return {"id": user.id, "username": user.username, "display_name": user.display_name,
+            "avatar_url": user.avatar_url, "created_at": iso(user.created_at)}
+
+
+def self_user(user: User) -> dict[str, Any]:
+    return {**public_user(user), "email": user.email}
+
+
+class Crypto(DependencyProvider):
+    """Signing keys and the password hasher, loaded once per process (a bad key stops the
+    process at start-up instead of failing every login)."""
+
+    def setup(self):
+        self.keyring = Keyring.from_env()
+        self.passwords = Passwords()
+        self.token_ttl = config.env_int("ACCESS_TOKEN_TTL_SECONDS", 900)
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+
+class AuthService:
+    name = "auth"
+
+    db = Database("auth")
+    log = Logger()
+    crypto = Crypto()
+    dispatch = EventDispatcher()  # exchange "auth.events", routing key = event type
+
+    # --- registration ----------------------------------------------------------------
+    @rpc
+    def register(self, username, email, password, display_name=None, avatar_url=None):
+        errors: v.Errors = {}
+        username = v.username(username, errors)
+        email = v.email(email, errors)
+        password = v.password(password, username, errors)
+        display = v.display_name(display_name, errors) if display_name is not None else ""
+        avatar = v.avatar_url(avatar_url, errors) if avatar_url is not None else ""
+        v.raise_if(errors)
+
+        # The unique constraints decide; this check only spares a hash in the common case.
+        self._raise_if_taken(username.lower(), email.lower())
+        now = utcnow()
+        user = User(id=new_id(), username=username, username_lower=username.lower(),
+                    email=email, email_lower=email.lower(), display_name=display or username,
+                    avatar_url=avatar or None, password_hash=self.crypto.passwords.hash(password),
+                    created_at=now, updated_at=now)
+        self.db.add(user)
+        try:
+            self.db.commit()
+        except IntegrityError:
+            self.db.rollback()  # lost a race with a concurrent registration
+            self.log.info("registration_race_lost")
+            self._raise_if_taken(username.lower(), email.lower())
+            raise Conflict("That user already exists.")
+        self.log.info("user_registered", user_id=user.id)
+        self.dispatch("user_registered", {"user": public_user(user)})
+        return self_user(user)
+
+    def _raise_if_taken(self, username_lower: str, email_lower: str) -> None:
+        if self.db.scalar(select(User.id).where(User.username_lower == username_lower)):
+            raise Conflict("That username is already taken.",
+                           {"username": "That username is already taken."}, code="username_taken")
+        if self.db.scalar(select(User.id).where(User.email_lower == email_lower)):
+            raise Conflict("That email address is already registered.",
+                           {"email": "That email address is already registered."},
+                           code="email_taken")
+
+    # --- login, sessions, tokens -----------------------------------------------------
+    @rpc
+    def login(self, login, password, user_agent=None):
+        errors: v.Errors = {}
+        if not isinstance(login, str):
+            errors["login"] = "Username or email is required and must be a string."
+        if not isinstance(password, str):
+            errors["password"] = "Password is required and must be a string."
+        if user_agent is not None and not isinstance(user_agent, str):
+            errors["user_agent"] = "User agent must be a string."
+        v.raise_if(errors)
+
+        key = login.strip().lower()
+        if not key or not password or len(password) > v.MAX_PASSWORD or len(key) > v.MAX_EMAIL:
+            raise InvalidCredentials()  # no account can match: not worth a hash
+        column = User.email_lower if "@" in key else User.username_lower
+        user = self.db.scalar(select(User).where(column == key, User.deleted_at.is_(None)))
+        passwords = self.crypto.passwords
+        # Unknown user: verify against a dummy hash so both failures take the same time.
+        if not passwords.verify(user.password_hash if user else None, password):
+            self.log.info("login_failed")
+            raise InvalidCredentials()
+        if passwords.needs_rehash(user.password_hash):
+            user.password_hash = passwords.hash(password)
+            self.log.info("password_rehashed", user_id=user.id)
+
+        issued = int(time.time())
+        expires = issued + self.crypto.token_ttl
+        session = Session(id=new_id(), user_id=user.id,
+                          created_at=datetime.fromtimestamp(issued, timezone.utc),
+                          expires_at=datetime.fromtimestamp(expires, timezone.utc),
+                          user_agent=(user_agent or "")[:v.MAX_USER_AGENT] or None)
+        self.db.add(session)
+        self.db.commit()
+        keyring = self.crypto.keyring
+        token = jwt.encode({"sub": user.id, "sid": session.id, "iat": issued, "exp": expires,
+                            "jti": new_id()},
+                           keyring.private_key, algorithm="EdDSA", headers={"kid": keyring.kid})
+        self.log.info("logged_in", user_id=user.id, session_id=session.id)
+        return {"access_token": token, "token_type": "Bearer",
+                "expires_in": self.crypto.token_ttl, "user": self_user(user),
+                "session_id": session.id}
+
+    @rpc
+    def logout(self, user_id, session_id):
+        errors: v.Errors = {}
+        user_id = v.identifier("user_id", user_id, errors)
+        session_id = v.identifier("session_id", session_id, errors)
+        v.raise_if(errors)
+        session = self.db.get(Session, session_id)
+        if session is None or session.user_id != user_id:
+            raise NotFound("No such session.")
+        if session.revoked_at is None:
+            self.db.execute(update(Session).where(Session.id == session_id,
+                                                  Session.revoked_at.is_(None))
+                            .values(revoked_at=utcnow()))
+            self.db.commit()
+            self.log.info("logged_out", user_id=user_id, session_id=session_id)
+        # Sent on a repeated logout too: consumers are idempotent, and a redelivered call
+        # then repairs an event lost between the commit and the dispatch.
+        self._session_revoked(session)
+        return None
+
+    def _session_revoked(self, session: Session) -> None:
+        self.dispatch("session_revoked", {"session_id": session.id, "user_id": session.user_id,
+                                          "expires_at": iso(session.expires_at)})
+
+    @rpc
+    def session_active(self, session_id):
+        session_id = v.require_id("session_id", session_id)
+        found = self.db.scalar(
+            select(Session.id).join(User, User.id == Session.user_id)
+            .where(Session.id == session_id, Session.revoked_at.is_(None),
+                   Session.expires_at > utcnow(), User.deleted_at.is_(None)))
+        return found is not None
+
+    @rpc
+    def public_keys(self):
+        return self.crypto.keyring.public_keys()
+
+    # --- the caller's own account ----------------------------------------------------
+    def _active_user(self, user_id: str) -> User:
+        user = self.db.get(User, user_id)
+        if user is None or user.deleted_at is not None:
+            raise NotFound("No such user.")
+        return user
+
+    @rpc
+    def get_me(self, user_id):
+        return self_user(self._active_user(v.require_id("user_id", user_id)))
+
+    @rpc
+    def update_me(self, user_id, display_name=None, avatar_url=None):
+        errors: v.Errors = {}
+        user_id = v.identifier("user_id", user_id, errors)
+        display = v.display_name(display_name, errors) if display_name is not None else None
+        avatar = v.avatar_url(avatar_url, errors) if avatar_url is not None else None
+        v.raise_if(errors)
+        user = self._active_user(user_id)
+        changed = False
+        if display is not None:
+            display = display or user.username  # blank means "back to the username"
+            changed |= display != user.display_name
+            user.display_name = display
+        if avatar is not None:
+            avatar = avatar or None  # "" clears the avatar
+            changed |= avatar != user.avatar_url
+            user.avatar_url = avatar
+        if changed:
+            user.updated_at = utcnow()
+            self.db.commit()
+            self.dispatch("user_updated", {"user": public_user(user)})
+        return self_user(user)
+
+    @rpc
+    def delete_me(self, user_id):
+        user_id = v.require_id("user_id", user_id)
+        user = self.db.get(User, user_id)
+        if user is None:
+            raise NotFound("No such user.")
+        if user.deleted_at is None:
+            now = utcnow()
+            user.deleted_at = now
+            self.db.execute(update(Session).where(Session.user_id == user_id,
+                                                  Session.revoked_at.is_(None))
+                            .values(revoked_at=now))
+            self.db.commit()
+            self.log.info("user_deleted", user_id=user_id)
+        # A repeat (redelivery) re-sends the events of the deletion: harmless, and it repairs
+        # a crash between commit and dispatch. Only sessions that still matter are announced.
+        revoked = self.db.scalars(
+            select(Session).where(Session.user_id == user_id,
+                                  Session.revoked_at >= user.deleted_at,
+                                  Session.expires_at > utcnow())).all()
+        for session in revoked:
+            self._session_revoked(session)
+        self.dispatch("user_deleted", {"user": public_user(user)})
+        return None
+
+    # --- other users -----------------------------------------------------------------
+    @rpc
+    def get_user(self, user_id, target_id):
+        errors: v.Errors = {}
+        v.identifier("user_id", user_id, errors)
+        if not isinstance(target_id, str):
+            errors["target_id"] = "target_id must be an id string."
+        v.raise_if(errors)
+        return public_user(self._active_user(target_id))
+
+    @rpc
+    def get_users(self, user_ids):
+        errors: v.Errors = {}
+        user_ids = v.id_list("user_ids", user_ids, errors)
+        v.raise_if(errors)
+        if not user_ids:
+            return {}
+        users = self.db.scalars(select(User).where(User.id.in_(set(user_ids)),
+                                                   User.deleted_at.is_(None))).all()
+        return {user.id: public_user(user) for user in users}
+
+    @rpc
+    def search_users(self, user_id, q, limit=20):
+        errors: v.Errors = {}
+        user_id = v.identifier("user_id", user_id, errors)
+        if not isinstance(q, str):
+            errors["q"] = "q must be a string."
+        elif len(q.strip()) > MAX_QUERY:
+            errors["q"] = f"q must be at most {MAX_QUERY} characters."
+        limit = v.limit(limit, errors)
+        v.raise_if(errors)
+        prefix = _like_escape(q.strip().lower()) + "%"
+        users = self.db.scalars(
+            select(User)
+            .where(User.id != user_id, User.deleted_at.is_(None),
+                   or_(User.username_lower.like(prefix, escape="\\"),
+                       func.lower(User.display_name).like(prefix, escape="\\")))
+            .order_by(User.username_lower, User.id)
+            .limit(limit)).all()
+        return [public_user(user) for user in users]
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

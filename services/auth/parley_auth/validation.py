@@ -1,0 +1,142 @@
+"""Field rules of the public API. Each check adds a sentence to ``errors[field]`` and returns
+the normalized value, so a request reports every bad field at once."""
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any
+from urllib.parse import urlsplit
+
+from email_validator import EmailNotValidError, validate_email
+
+from parley_common.errors import ValidationFailed
+
+USERNAME_RE = re.compile(r"[A-Za-z0-9_.-]{3,32}", re.ASCII)
+MAX_EMAIL = 254
+MIN_PASSWORD, MAX_PASSWORD = 8, 128
+MAX_DISPLAY_NAME = 64
+MAX_AVATAR_URL = 512
+MAX_USER_AGENT = 512
+MAX_BATCH_IDS = 500
+MAX_ID = 64
+
+Errors = dict[str, str]
+
+
+def raise_if(errors: Errors) -> None:
+    if errors:
+        raise ValidationFailed(details=errors)
+
+
+def _has_control_chars(value: str) -> bool:
+    return any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value)
+
+
+def username(value: Any, errors: Errors) -> str | None:
+    if not isinstance(value, str):
+        errors["username"] = "Username is required and must be a string."
+    elif not USERNAME_RE.fullmatch(value):
+        errors["username"] = ("Username must be 3 to 32 characters of letters, digits, "
+                              "'_', '.' or '-'.")
+    else:
+        return value
+    return None
+
+
+def email(value: Any, errors: Errors) -> str | None:
+    if not isinstance(value, str):
+        errors["email"] = "Email is required and must be a string."
+        return None
+    value = value.strip()
+    if len(value) > MAX_EMAIL:
+        errors["email"] = f"Email must be at most {MAX_EMAIL} characters."
+        return None
+    try:
+        normalized = validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError:
+        errors["email"] = "Email must be a valid address such as name@example.com."
+        return None
+    if len(normalized) > MAX_EMAIL:
+        errors["email"] = f"Email must be at most {MAX_EMAIL} characters."
+        return None
+    return normalized
+
+
+def password(value: Any, name: str | None, errors: Errors) -> str | None:
+    if not isinstance(value, str):
+        errors["password"] = "Password is required and must be a string."
+    elif not MIN_PASSWORD <= len(value) <= MAX_PASSWORD:
+        errors["password"] = f"Password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters."
+    elif isinstance(name, str) and value.casefold() == name.casefold():
+        errors["password"] = "Password must not be the same as the username."
+    else:
+        return value
+    return None
+
+
+def display_name(value: Any, errors: Errors) -> str | None:
+    """The trimmed display name; "" means "use the username"."""
+    if not isinstance(value, str):
+        errors["display_name"] = "Display name must be a string."
+        return None
+    value = value.strip()
+    if len(value) > MAX_DISPLAY_NAME:
+        errors["display_name"] = f"Display name must be at most {MAX_DISPLAY_NAME} characters."
+    elif _has_control_chars(value):
+        errors["display_name"] = "Display name must not contain control characters."
+    else:
+        return value
+    return None
+
+
+def avatar_url(value: Any, errors: Errors) -> str | None:
+    """The URL; "" means "no avatar"."""
+    if not isinstance(value, str):
+        errors["avatar_url"] = "Avatar URL must be a string."
+        return None
+    value = value.strip()
+    if value == "":
+        return ""
+    if len(value) > MAX_AVATAR_URL:
+        errors["avatar_url"] = f"Avatar URL must be at most {MAX_AVATAR_URL} characters."
+        return None
+    try:
+        parts = urlsplit(value)
+        valid = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        valid = False
+    if not valid or any(ch.isspace() for ch in value) or _has_control_chars(value):
+        errors["avatar_url"] = "Avatar URL must be an http:// or https:// URL."
+        return None
+    return value
+
+
+def identifier(field: str, value: Any, errors: Errors) -> str | None:
+    if not isinstance(value, str) or not value or len(value) > MAX_ID:
+        errors[field] = f"{field} must be a non-empty id string."
+        return None
+    return value
+
+
+def require_id(field: str, value: Any) -> str:
+    errors: Errors = {}
+    result = identifier(field, value, errors)
+    raise_if(errors)
+    return result
+
+
+def id_list(field: str, value: Any, errors: Errors) -> list[str] | None:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        errors[field] = f"{field} must be a list of id strings."
+    elif len(value) > MAX_BATCH_IDS:
+        errors[field] = f"{field} may hold at most {MAX_BATCH_IDS} ids."
+    else:
+        return value
+    return None
+
+
+def limit(value: Any, errors: Errors, low: int = 1, high: int = 100) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        errors["limit"] = f"limit must be an integer from {low} to {high}."
+        return None
+    return value
