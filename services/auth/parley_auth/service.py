@@ -175,6 +175,11 @@ class AuthService:
         return found is not None
 
     @rpc
+    def ping(self):
+        """Readiness probe of the gateway: answers as soon as a worker is free."""
+        return "pong"
+
+    @rpc
     def public_keys(self):
         return self.crypto.keyring.public_keys()
 

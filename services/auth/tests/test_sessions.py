@@ -113,3 +113,7 @@ async def test_domain_errors_are_logged_as_expected_not_as_errors(rpc, auth):
     record = wait_until(expected_record, 5, what="an (expected) log record")[-1]
     assert record["level"] == "info" and "exception" not in record
     assert not [r for r in auth.proc.log_records() if r.get("level") in ("error", "critical")]
+
+
+async def test_ping_answers_for_readiness(rpc):
+    assert await rpc.call("auth", "ping") == "pong"
