@@ -354,8 +354,11 @@ def suite(isolation) -> Suite:
     """auth, rooms, logger, cleaner and two gateways, started once per test session."""
     # Cheap password hashing keeps the many registrations of the API tests fast; the auth
     # service's own tests cover the production parameters and re-hashing.
+    # Every test connects from 127.0.0.1, so the per-address login limit is raised here; the
+    # throttling tests run their own gateway with tight limits.
     running = start_suite(isolation, extra_env={"ARGON2_TIME_COST": "1", "ARGON2_MEMORY_COST": "8192",
-                                                "ARGON2_PARALLELISM": "1"})
+                                                "ARGON2_PARALLELISM": "1",
+                                                "LOGIN_FAILURES_PER_ADDRESS": "500"})
     yield running
     for proc in reversed(list(running.procs.values())):
         proc.stop()

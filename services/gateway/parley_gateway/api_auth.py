@@ -1,0 +1,66 @@
+"""POST /api/v1/auth/register, /login, /logout."""
+from __future__ import annotations
+
+from parley_common.errors import InvalidCredentials
+from parley_common.logs import get_logger
+
+from . import schemas as s
+from .http import Ctx, Endpoint, json_response, no_content
+from .ratelimit import client_address
+
+log = get_logger("parley_gateway.auth")
+MAX_USER_AGENT = 256
+
+
+async def register(ctx: Ctx):
+    body = ctx.body
+    user = await ctx.rpc("auth", "register", body["username"], body["email"], body["password"],
+                         body.get("display_name"))
+    return json_response({"user": user}, 201)
+
+
+async def login(ctx: Ctx):
+    login_name, password = ctx.body["username"], ctx.body["password"]
+    limiter = ctx.app["ratelimit"]
+    address = client_address(ctx.request, ctx.app["settings"])
+    # Checked before auth is asked, so a password guesser is slowed down for good.
+    await limiter.check_login(login_name, address)
+    user_agent = ctx.request.headers.get("User-Agent", "")[:MAX_USER_AGENT] or None
+    try:
+        result = await ctx.rpc("auth", "login", login_name, password, user_agent)
+    except InvalidCredentials:
+        await limiter.login_failed(login_name, address)
+        raise
+    await limiter.login_succeeded(login_name)
+    return json_response({key: result[key] for key in
+                          ("access_token", "token_type", "expires_in", "user")})
+
+
+async def logout(ctx: Ctx):
+    principal = ctx.principal
+    # The shared cache first: every gateway refuses the token from this moment on.
+    await ctx.app["tokens"].revoke_local(principal.session_id, principal.expires_at)
+    await ctx.rpc("auth", "logout", principal.user_id, principal.session_id)
+    hub = ctx.app.get("hub")
+    if hub is not None:  # this instance's sockets at once; others follow session_revoked
+        await hub.close_session(principal.session_id)
+    return no_content()
+
+
+ENDPOINTS = [
+    Endpoint("POST", "/api/v1/auth/register", register, "Create an account.", "auth",
+             auth=False, body=s.REGISTER, responses={201: s.obj(user=s.ref("SelfUser"))},
+             errors=(400, 409, 413, 415, 422, 429, 503)),
+    Endpoint("POST", "/api/v1/auth/login", login, "Log in with username or email.", "auth",
+             auth=False, body=s.LOGIN,
+             responses={200: s.obj(access_token={"type": "string"},
+                                   token_type={"type": "string", "enum": ["Bearer"]},
+                                   expires_in={"type": "integer"}, user=s.ref("SelfUser"))},
+             errors=(400, 401, 413, 415, 422, 429, 503),
+             description="Failed logins are counted per account and per client address; past "
+                         "the limit the gateway answers 429 with Retry-After without asking "
+                         "auth. A wrong name and a wrong password give the same 401."),
+    Endpoint("POST", "/api/v1/auth/logout", logout, "End this session.", "auth",
+             responses={204: None}, errors=(401, 503),
+             description="The token and every socket of the session stop working at once."),
+]

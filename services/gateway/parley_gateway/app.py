@@ -1,0 +1,102 @@
+"""The gateway application: REST routes, the WebSocket (ws.py), the web client, and the shared
+objects every part uses (settings, rpc, redis, keys, tokens, metrics, ratelimit).
+
+The shared objects are created here, before the app starts (aiohttp freezes the app's state at
+start-up), and connected by this module's on_startup hook, which runs before the WebSocket
+side's hooks because it is registered first.
+"""
+from __future__ import annotations
+
+import asyncio
+import warnings
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from parley_common.logs import get_logger
+from parley_common.rpc import AsyncRpcClient
+
+from . import api_auth, api_health, api_rooms, api_users, openapi
+from .http import add_security_headers, error_middleware, make_handler
+from .keys import Keys
+from .metrics import Metrics
+from .ratelimit import RateLimiter
+from .settings import Settings
+from .tokens import TokenVerifier
+from .webclient import setup_webclient
+
+log = get_logger("parley_gateway.app")
+
+# The shared-state names are plain strings by contract between the REST and WebSocket sides.
+warnings.filterwarnings("ignore", category=web.NotAppKeyWarning)
+
+ENDPOINTS = api_health.ENDPOINTS + api_auth.ENDPOINTS + api_users.ENDPOINTS + api_rooms.ENDPOINTS
+
+
+async def _start_rpc(rpc: AsyncRpcClient) -> None:
+    """Connect to the broker, retrying with back-off: the gateway may start before it."""
+    delay = 0.5
+    while True:
+        try:
+            await rpc.start()
+            log.info("broker_connected")
+            return
+        except Exception as exc:  # broker not up yet (connection refused, DNS, auth ...)
+            log.warning("broker_unavailable", error=repr(exc), retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+async def _on_startup(app: web.Application) -> None:
+    await _start_rpc(app["rpc"])
+    app["tokens"].start_background_fetch()  # auth may not be up yet: never block on it
+
+
+async def _on_cleanup(app: web.Application) -> None:
+    await app["tokens"].stop()
+    try:
+        await app["rpc"].close()
+    except Exception:
+        pass
+    await app["redis"].aclose()
+
+
+def create_app(settings: Settings | None = None) -> web.Application:
+    settings = settings or Settings.from_env()
+    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    metrics = Metrics()
+    keys = Keys(settings.redis_prefix)
+    redis_client = aioredis.from_url(settings.redis_url, decode_responses=True,
+                                      socket_timeout=5, socket_connect_timeout=3,
+                                      health_check_interval=30)
+    rpc = AsyncRpcClient(settings.amqp_uri, caller="gateway", timeout=settings.rpc_timeout,
+                         observe=metrics.observe_rpc)
+    app["settings"] = settings
+    app["metrics"] = metrics
+    app["keys"] = keys
+    app["redis"] = redis_client
+    app["rpc"] = rpc
+    app["tokens"] = TokenVerifier(rpc, redis_client, keys,
+                                  refresh_interval=settings.key_refresh_interval)
+    app["ratelimit"] = RateLimiter(redis_client, keys, settings, metrics)
+    app["openapi"] = openapi.build(ENDPOINTS)
+
+    app.on_startup.append(_on_startup)
+    app.on_cleanup.append(_on_cleanup)
+    app.on_response_prepare.append(add_security_headers)
+
+    for endpoint in ENDPOINTS:
+        app.router.add_route(endpoint.method, endpoint.path, make_handler(endpoint),
+                             name=endpoint.operation_id)
+
+    try:
+        from .ws import setup_ws
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__package__}.ws":
+            raise
+        log.warning("websocket_not_installed")
+    else:
+        setup_ws(app)
+
+    setup_webclient(app, settings.static_dir)
+    return app

@@ -1,0 +1,251 @@
+"""This instance's event consumer: every domain and presence event, turned into frames.
+
+One exclusive, auto-delete queue ``gateway-events-<instance>`` bound with ``#`` to
+``auth.events``, ``rooms.events`` and ``presence.events`` (broadcast: every instance sees
+every event and delivers it to the sockets it holds). Robust connection, bounded prefetch,
+ack after handling. The same connection publishes this instance's presence events.
+"""
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
+
+from parley_common import bus
+from parley_common.logs import get_logger
+
+from .hub import CLOSE_SESSION_REVOKED, Frame, Hub
+
+log = get_logger("parley_gateway.events")
+
+MAX_PREFETCH = 64
+DEFAULT_SESSION_TTL = 900.0  # when an event names no expiry: the access-token lifetime
+
+
+def parse_time(value: Any) -> float | None:
+    """Unix seconds from a unix number or an ISO 8601 string; None when neither."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and value:
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+class EventConsumer:
+    def __init__(self, app, hub: Hub, amqp_uri: str, instance: str, send_queue: int = 256):
+        self.app = app
+        # aio-pika runs each delivery as its own task, so a prefetched burst is handled before
+        # any socket writer runs: keep a burst well inside a healthy client's send queue.
+        self.prefetch = max(1, min(MAX_PREFETCH, send_queue // 2))
+        self.hub = hub
+        self.amqp_uri = amqp_uri
+        self.instance = instance
+        self._connection: aio_pika.abc.AbstractRobustConnection | None = None
+        self._presence_exchange = None
+        self._consumer_tag: str | None = None
+
+    @property
+    def consuming(self) -> bool:
+        return (self._consumer_tag is not None and self._connection is not None
+                and not self._connection.is_closed)
+
+    async def start(self) -> None:
+        self._connection = await aio_pika.connect_robust(self.amqp_uri)
+        channel = await self._connection.channel()
+        await channel.set_qos(prefetch_count=self.prefetch)
+        queue = await channel.declare_queue(bus.gateway_events_queue(self.instance),
+                                            exclusive=True, auto_delete=True)
+        for name in bus.EVENT_EXCHANGES:
+            exchange = await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC,
+                                                      durable=True)
+            await queue.bind(exchange, routing_key="#")
+        publish_channel = await self._connection.channel()
+        self._presence_exchange = await publish_channel.declare_exchange(
+            bus.PRESENCE_EVENTS, aio_pika.ExchangeType.TOPIC, durable=True)
+        self._consumer_tag = await queue.consume(self._on_message)
+        log.info("event_consumer_started", queue=queue.name)
+
+    async def close(self) -> None:
+        self._consumer_tag = None
+        if self._connection is not None:
+            try:
+                await self._connection.close()
+            except Exception:
+                pass
+            self._connection = None
+
+    async def publish(self, event_type: str, payload: dict, persistent: bool) -> None:
+        """Publish on presence.events (routing key = event type), like nameko events."""
+        if self._presence_exchange is None:
+            return
+        await self._presence_exchange.publish(
+            aio_pika.Message(
+                json.dumps(payload).encode(), content_type="application/json",
+                content_encoding="utf-8",
+                delivery_mode=(aio_pika.DeliveryMode.PERSISTENT if persistent
+                               else aio_pika.DeliveryMode.NOT_PERSISTENT)),
+            routing_key=event_type)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        event_type = message.routing_key or ""
+        try:
+            payload = json.loads(message.body)
+            if not isinstance(payload, dict):
+                raise ValueError("payload is not an object")
+        except ValueError:
+            log.warning("event_undecodable", type=event_type, exchange=message.exchange)
+            await message.ack()
+            return
+        metrics = self.app.get("metrics")
+        if metrics is not None:
+            metrics.events_in.labels(type=event_type).inc()
+            sent_at = (message.timestamp.timestamp() if message.timestamp else None) \
+                or _payload_time(payload)
+            if sent_at is not None:
+                metrics.event_lag.observe(max(time.time() - sent_at, 0.0))
+        try:
+            await self.route(event_type, payload)
+        except Exception:
+            # A broadcast event that fails here would fail again on redelivery: log, move on.
+            log.exception("event_handling_failed", type=event_type)
+        await message.ack()
+
+    # --- routing -----------------------------------------------------------------------
+    async def route(self, event_type: str, payload: dict) -> None:
+        handler = getattr(self, f"_on_{event_type}", None)
+        if handler is not None:
+            await handler(payload)
+
+    def _to_room(self, room_id: str, frame: Frame, skip=None) -> None:
+        self.hub.deliver(frame, self.hub.subscribers(room_id), skip)
+
+    def _to_members_and_subscribers(self, room_id: str, member_ids, frame: Frame) -> None:
+        self.hub.deliver(frame, self.hub.subscribers(room_id) | self.hub.of_users(member_ids))
+
+    async def _on_message_posted(self, payload: dict) -> None:
+        message = payload.get("message") or {}
+        room_id, message_id = message.get("room_id"), message.get("id")
+        frame = Frame.of("message", _room=room_id, _seq=message.get("seq"), message=message)
+        # The sending connection already has this message in its ack.
+        self._to_room(room_id, frame, skip=lambda conn: message_id in conn.acked)
+
+    async def _on_message_edited(self, payload: dict) -> None:
+        message = payload.get("message") or {}
+        room_id = message.get("room_id")
+        self._to_room(room_id, Frame.of("message_edited", _room=room_id, message=message))
+
+    async def _on_message_deleted(self, payload: dict) -> None:
+        room_id = payload.get("room_id")
+        self._to_room(room_id, Frame.of("message_deleted", _room=room_id, room_id=room_id,
+                                        message_id=payload.get("message_id"),
+                                        seq=payload.get("seq")))
+
+    async def _on_messages_read(self, payload: dict) -> None:
+        room_id = payload.get("room_id")
+        self._to_room(room_id, Frame.of("read", _room=room_id, room_id=room_id,
+                                        user_id=payload.get("user_id"),
+                                        seq=payload.get("seq")))
+
+    async def _on_typing(self, payload: dict) -> None:
+        room_id, user = payload.get("room_id"), payload.get("user") or {}
+        user_id = user.get("id")
+        frame = Frame.of("typing", _room=room_id, room_id=room_id,
+                         user={k: user.get(k) for k in ("id", "username", "display_name")})
+        self._to_room(room_id, frame, skip=lambda conn: conn.user_id == user_id)
+
+    async def _presence(self, payload: dict, status: str) -> None:
+        user_id = payload.get("user_id")
+        for room_id in payload.get("room_ids") or ():
+            frame = Frame.of("presence", _room=room_id, room_id=room_id, user_id=user_id,
+                             status=status)
+            self._to_room(room_id, frame, skip=lambda conn: conn.user_id == user_id)
+
+    async def _on_online(self, payload: dict) -> None:
+        await self._presence(payload, "online")
+
+    async def _on_offline(self, payload: dict) -> None:
+        await self._presence(payload, "offline")
+
+    async def _on_room_created(self, payload: dict) -> None:
+        room = payload.get("room") or {}
+        member_ids = payload.get("member_ids") or [room.get("owner_id")]
+        frame = Frame.of("room_created", room=room)
+        if room.get("kind") == "public":
+            targets = set(self.hub.connections.values())
+        else:
+            targets = self.hub.of_users(member_ids)
+        self.hub.deliver(frame, targets)
+        await self._track_membership(room.get("id"), member_ids, joined=True)
+
+    async def _on_room_updated(self, payload: dict) -> None:
+        room = payload.get("room") or {}
+        self._to_members_and_subscribers(room.get("id"), payload.get("member_ids"),
+                                         Frame.of("room_updated", room=room))
+
+    async def _on_room_deleted(self, payload: dict) -> None:
+        room_id, member_ids = payload.get("room_id"), payload.get("member_ids") or []
+        self._to_members_and_subscribers(room_id, member_ids,
+                                         Frame.of("room_deleted", room_id=room_id))
+        self.hub.drop_room(room_id)
+        await self._track_membership(room_id, member_ids, joined=False)
+
+    async def _on_member_joined(self, payload: dict) -> None:
+        room_id, user = payload.get("room_id"), payload.get("user") or {}
+        self._to_members_and_subscribers(room_id, payload.get("member_ids"),
+                                         Frame.of("member_joined", _room=room_id,
+                                                  room_id=room_id, user=user))
+        await self._track_membership(room_id, [user.get("id")], joined=True)
+
+    async def _on_member_left(self, payload: dict) -> None:
+        room_id, user = payload.get("room_id"), payload.get("user") or {}
+        user_id = user.get("id") or payload.get("user_id")
+        # The leaver's own sockets hear it too (their other tabs drop the room).
+        self._to_members_and_subscribers(
+            room_id, list(payload.get("member_ids") or []) + [user_id],
+            Frame.of("member_left", _room=room_id, room_id=room_id, user_id=user_id))
+        self.hub.drop_room(room_id, user_id)
+        await self._track_membership(room_id, [user_id], joined=False)
+
+    async def _track_membership(self, room_id, user_ids, joined: bool) -> None:
+        """Keep user:<uid>:rooms fresh for users connected here (presence fan-out)."""
+        presence = self.app.get("presence")
+        if presence is None or not room_id:
+            return
+        for user_id in user_ids or ():
+            if user_id and self.hub.has_user(user_id):
+                if joined:
+                    await presence.room_joined(user_id, room_id)
+                else:
+                    await presence.room_left(user_id, room_id)
+
+    async def _on_session_revoked(self, payload: dict) -> None:
+        session_id = payload.get("session_id")
+        if not session_id:
+            return
+        expires_at = parse_time(payload.get("expires_at")) or time.time() + DEFAULT_SESSION_TTL
+        tokens = self.app.get("tokens")
+        if tokens is not None:
+            await tokens.revoke_local(session_id, expires_at)
+        await self.hub.close_session(session_id, CLOSE_SESSION_REVOKED)
+
+    async def _on_user_deleted(self, payload: dict) -> None:
+        user = payload.get("user") or {}
+        user_id = user.get("id") or payload.get("user_id")
+        if user_id:
+            await self.hub.close_user(user_id, CLOSE_SESSION_REVOKED)
+
+
+def _payload_time(payload: dict) -> float | None:
+    if "ts" in payload:
+        return parse_time(payload["ts"])
+    message = payload.get("message")
+    if isinstance(message, dict):
+        return parse_time(message.get("edited_at") or message.get("created_at"))
+    return None

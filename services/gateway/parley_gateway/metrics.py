@@ -1,0 +1,49 @@
+"""Prometheus metrics of one gateway process, in their own registry (rendered at /metrics)."""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.ws_connections = Gauge(
+            "parley_gateway_ws_connections", "WebSocket connections held by this instance.",
+            registry=r)
+        self.ws_frames_in = Counter(
+            "parley_gateway_ws_frames_in", "WebSocket frames received, by type.", ["type"],
+            registry=r)
+        self.ws_frames_out = Counter(
+            "parley_gateway_ws_frames_out", "WebSocket frames sent, by type.", ["type"],
+            registry=r)
+        self.rpc_latency = Histogram(
+            "parley_gateway_rpc_latency_seconds", "RPC round-trip time, by method and outcome.",
+            ["method", "outcome"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.event_lag = Histogram(
+            "parley_gateway_event_lag_seconds",
+            "Seconds between an event's publication and its receipt here.",
+            buckets=_LATENCY_BUCKETS, registry=r)
+        self.events_in = Counter(
+            "parley_gateway_events_in", "Domain events received, by type.", ["type"], registry=r)
+        self.http_requests = Counter(
+            "parley_gateway_http_requests", "HTTP requests, by method, route and status.",
+            ["method", "route", "status"], registry=r)
+        self.http_latency = Histogram(
+            "parley_gateway_http_request_seconds", "HTTP request handling time, by route.",
+            ["route"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.rate_limited = Counter(
+            "parley_gateway_rate_limited", "Requests refused by a rate limit, by bucket.",
+            ["bucket"], registry=r)
+
+    def observe_rpc(self, method: str, seconds: float, outcome: str) -> None:
+        """The ``observe`` callback of AsyncRpcClient."""
+        self.rpc_latency.labels(method, outcome).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,149 @@
+"""Local verification of access tokens with the auth service's public keys.
+
+Tokens are EdDSA JWTs signed by auth; the gateway checks them without a call per request:
+the public keys come from ``auth.public_keys()`` (fetched at start with back-off, and again
+when a token names an unknown ``kid``, at most once per ``refresh_interval``), and revoked
+sessions are Redis keys ``revoked:<sid>`` written by logout and by ``session_revoked`` events.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import jwt
+import redis.exceptions
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from parley_common.errors import ParleyError, Unauthenticated, Unavailable
+from parley_common.logs import get_logger
+
+from .keys import Keys
+
+log = get_logger("parley_gateway.tokens")
+
+REQUIRED_CLAIMS = ["exp", "iat", "sub", "sid"]
+LEEWAY_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: str
+    session_id: str
+    expires_at: float  # unix seconds
+
+
+class TokenVerifier:
+    def __init__(self, rpc, redis_client, keys: Keys, *, refresh_interval: float = 3.0):
+        self.rpc = rpc
+        self.redis = redis_client
+        self.keys = keys
+        self.refresh_interval = refresh_interval
+        self._public: dict[str, Ed25519PublicKey] = {}
+        self._last_refresh = 0.0
+        self._refresh_lock = asyncio.Lock()
+        self._background: asyncio.Task | None = None
+
+    @property
+    def has_keys(self) -> bool:
+        return bool(self._public)
+
+    # --- public keys ---------------------------------------------------------------
+    async def refresh(self) -> bool:
+        """Fetch auth's public keys now; False when auth did not answer."""
+        self._last_refresh = time.monotonic()
+        try:
+            pems = await self.rpc.call("auth", "public_keys", timeout=3)
+        except ParleyError as exc:
+            log.warning("public_keys_unavailable", error=exc.code)
+            return False
+        loaded = {}
+        for kid, pem in (pems or {}).items():
+            try:
+                key = serialization.load_pem_public_key(pem.encode())
+            except (ValueError, TypeError, AttributeError):
+                log.error("public_key_unreadable", kid=kid)
+                continue
+            if isinstance(key, Ed25519PublicKey):
+                loaded[kid] = key
+        if loaded:
+            self._public = loaded
+            log.info("public_keys_loaded", kids=sorted(loaded))
+        return bool(loaded)
+
+    def start_background_fetch(self) -> None:
+        """Fetch the keys until auth answers, with back-off; never blocks start-up."""
+        async def fetch_until_loaded() -> None:
+            delay = 0.5
+            while not await self.refresh():
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+        self._background = asyncio.create_task(fetch_until_loaded())
+
+    async def stop(self) -> None:
+        if self._background is not None and not self._background.done():
+            self._background.cancel()
+            try:
+                await self._background
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    async def _key_for(self, kid: str) -> Ed25519PublicKey:
+        key = self._public.get(kid)
+        if key is not None:
+            return key
+        async with self._refresh_lock:
+            key = self._public.get(kid)
+            if key is None and time.monotonic() - self._last_refresh >= self.refresh_interval:
+                answered = await self.refresh()
+                if not answered and not self._public:
+                    raise Unavailable("Cannot verify tokens: the auth service is not answering.",
+                                      retry_after=2)
+                key = self._public.get(kid)
+        if key is None:
+            if not self._public:
+                raise Unavailable("Cannot verify tokens yet: the auth service is not answering.",
+                                  retry_after=2)
+            raise Unauthenticated("The access token is invalid.")
+        return key
+
+    # --- verification --------------------------------------------------------------
+    async def verify(self, token: str) -> Principal:
+        if not isinstance(token, str) or not token or len(token) > 4096:
+            raise Unauthenticated()
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise Unauthenticated("The access token is invalid.") from None
+        kid = header.get("kid")
+        if not isinstance(kid, str) or header.get("alg") != "EdDSA":
+            raise Unauthenticated("The access token is invalid.")
+        key = await self._key_for(kid)
+        try:
+            claims = jwt.decode(token, key, algorithms=["EdDSA"], leeway=LEEWAY_SECONDS,
+                                options={"require": REQUIRED_CLAIMS})
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("The access token has expired.") from None
+        except jwt.PyJWTError:
+            raise Unauthenticated("The access token is invalid.") from None
+        user_id, session_id = claims.get("sub"), claims.get("sid")
+        if not isinstance(user_id, str) or not isinstance(session_id, str):
+            raise Unauthenticated("The access token is invalid.")
+        if await self.is_revoked(session_id):
+            raise Unauthenticated("This session has ended; log in again.")
+        return Principal(user_id, session_id, float(claims["exp"]))
+
+    async def is_revoked(self, session_id: str) -> bool:
+        try:
+            return bool(await self.redis.exists(self.keys.revoked(session_id)))
+        except (redis.exceptions.RedisError, OSError):
+            # The cache has no answer: ask auth, the source of truth (Unavailable if it can't).
+            log.warning("revocation_cache_unavailable")
+            return not await self.rpc.call("auth", "session_active", session_id, timeout=3)
+
+    async def revoke_local(self, session_id: str, expires_at: float) -> None:
+        """Mark a session revoked in the shared cache for the rest of its tokens' life."""
+        ttl = max(1, int(expires_at - time.time()) + LEEWAY_SECONDS + 1)
+        await self.redis.set(self.keys.revoked(session_id), "1", ex=ttl)

@@ -1,0 +1,442 @@
+"""WebSocket ``GET /api/v1/ws``: authentication, the frame protocol (DESIGN.md §5) and the
+start-up / draining of the hub, the event consumer and presence.
+
+Close codes: 4401 not authenticated / token expired, 4408 no auth frame in time, 4001
+session revoked, 4429 too many messages, 1009 frame too large, 1001 server draining, and
+1013 "try again later" when this server's send queue to a client overflowed (a client too
+slow to read; it reconnects and resumes with ``subscribe {after_seq}``).
+
+Tuning (environment, via Settings): WS_SEND_QUEUE (frames queued per socket, 256),
+WS_RATE_PER_10S (send frames per user per 10 s, 30), WS_AUTH_TIMEOUT_SECONDS (5),
+WS_MAX_FRAME_BYTES (65536), and WS_SOCKET_SNDBUF (bytes the kernel and asyncio may buffer per
+socket; 0 = kernel default) which bounds memory per client and makes a stalled client show
+up as a full send queue sooner.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from parley_common.errors import (Forbidden, InvalidJson, ParleyError, RateLimited,
+                                  Unavailable, ValidationFailed)
+from parley_common.logs import get_logger
+
+from .events import EventConsumer
+from .hub import (CLOSE_AUTH_TIMEOUT, CLOSE_INTERNAL, CLOSE_RATE_LIMITED,
+                  CLOSE_TRY_AGAIN_LATER, CLOSE_UNAUTHENTICATED, Connection, Frame, Hub)
+from .presence import Presence
+
+log = get_logger("parley_gateway.ws")
+
+WS_PATH = "/api/v1/ws"
+DEFAULT_WS_HEARTBEAT = 20.0  # aiohttp pings; a peer that does not pong is dropped
+RATE_WINDOW = 10  # seconds of the ws-send budget (settings.ws_rate per window)
+RATE_WARNINGS = 3  # rate_limited error frames before we close with 4429
+REPLAY_PAGE = 100
+MAX_ID = 128
+MAX_CLIENT_ID = 128
+CLIENT_FRAME_TYPES = frozenset({"auth", "subscribe", "unsubscribe", "send", "typing", "read",
+                                "ping"})
+
+
+def setup_ws(app: web.Application) -> None:
+    """Add the WebSocket route and the hub's start-up, draining and clean-up hooks."""
+    app["hub"] = Hub(app["settings"], app.get("metrics"))
+    app.router.add_get(WS_PATH, websocket_handler)
+    app.on_startup.append(_start)
+    app.on_shutdown.append(_drain)
+    app.on_cleanup.append(_cleanup)
+
+
+async def _start(app: web.Application) -> None:
+    settings, hub = app["settings"], app["hub"]
+    hub.metrics = app.get("metrics")
+    consumer = EventConsumer(app, hub, settings.amqp_uri, settings.instance_id,
+                             settings.ws_send_queue)
+    delay = 0.5
+    while True:  # the broker may come up after us (compose, swarm): retry with back-off
+        try:
+            await consumer.start()
+            break
+        except Exception as exc:
+            log.warning("event_consumer_unavailable", error=repr(exc), retry_in=delay)
+            await consumer.close()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+    hub.consumer = consumer
+    presence = Presence(app["redis"], app["keys"], settings.instance_id, consumer.publish,
+                        app["rpc"], settings.heartbeat_seconds)
+    app["presence"] = presence
+    presence.start()
+
+
+async def _drain(app: web.Application) -> None:
+    hub: Hub = app["hub"]
+    budget = float(app["settings"].drain_seconds)
+    try:
+        await asyncio.wait_for(hub.shutdown(), budget)
+    except asyncio.TimeoutError:
+        log.warning("ws_drain_timeout", remaining=len(hub.connections))
+    presence: Presence | None = app.get("presence")
+    if presence is not None:
+        try:
+            await asyncio.wait_for(presence.stop(), max(budget / 2, 1.0))
+        except asyncio.TimeoutError:
+            log.warning("presence_stop_timeout")
+    log.info("ws_drained")
+
+
+async def _cleanup(app: web.Application) -> None:
+    hub: Hub = app["hub"]
+    if hub.consumer is not None:
+        try:
+            await asyncio.wait_for(hub.consumer.close(), 3)
+        except Exception:
+            pass
+
+
+# --- the connection handler --------------------------------------------------------------
+
+async def websocket_handler(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    hub: Hub = app["hub"]
+    if hub.draining:
+        error = Unavailable("This server is draining; reconnect to another one.", retry_after=1)
+        return web.json_response(error.to_body(), status=503,
+                                 headers={"Retry-After": str(error.retry_after)})
+    settings = app["settings"]
+    ws = web.WebSocketResponse(max_msg_size=settings.ws_max_frame,
+                               heartbeat=getattr(settings, "ws_heartbeat", DEFAULT_WS_HEARTBEAT))
+    await ws.prepare(request)
+    _bound_socket_buffers(request, settings.ws_socket_sndbuf)
+    conn = hub.new_connection(ws)
+    session = WsSession(app, conn)
+    try:
+        await session.run(request.headers.get("Authorization"))
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("ws_handler_failed", conn_id=conn.conn_id)
+        if not ws.closed:
+            await ws.close(code=CLOSE_INTERNAL, message=b"internal error")
+    finally:
+        await session.finish()
+    return ws
+
+
+class WsSession:
+    """One socket's protocol state machine."""
+
+    def __init__(self, app: web.Application, conn: Connection):
+        self.app = app
+        self.conn = conn
+        self.ws = conn.ws
+        self.hub: Hub = app["hub"]
+        self.settings = app["settings"]
+        self.rpc = app["rpc"]
+        self.metrics = app.get("metrics")
+        self.registered = False
+        self.rate_warnings = 0
+        self.handlers = {
+            "subscribe": self.on_subscribe,
+            "unsubscribe": self.on_unsubscribe,
+            "send": self.on_send,
+            "typing": self.on_typing,
+            "read": self.on_read,
+            "ping": self.on_ping,
+            "auth": self.on_auth_again,
+        }
+
+    # --- life cycle --------------------------------------------------------------------
+    async def run(self, authorization: str | None) -> None:
+        if not await self.authenticate(authorization):
+            return
+        async for msg in self.ws:
+            if msg.type == WSMsgType.TEXT:
+                await self.handle_text(msg.data)
+            elif msg.type == WSMsgType.BINARY:
+                self.count_in("binary")
+                await self.reply_error(InvalidJson("Send text frames holding one JSON object."))
+            else:  # ERROR (e.g. 1009 frame too large: aiohttp has closed already), CLOSE
+                break
+            if self.conn.closing:
+                break
+
+    async def finish(self) -> None:
+        conn = self.conn
+        self.hub.unregister(conn)
+        await conn.finish()
+        if self.registered:
+            if self.metrics is not None:
+                self.metrics.ws_connections.dec()
+            presence: Presence | None = self.app.get("presence")
+            if presence is not None:
+                try:
+                    await presence.disconnected(conn.conn_id, conn.user_id)
+                except Exception as exc:
+                    log.warning("presence_disconnect_failed", conn_id=conn.conn_id,
+                                error=str(exc))
+        log.info("ws_closed", conn_id=conn.conn_id, user_id=conn.user_id,
+                 code=conn.close_code or self.ws.close_code)
+
+    async def authenticate(self, authorization: str | None) -> bool:
+        ref = None
+        token = _bearer(authorization)
+        if token is None:
+            try:
+                msg = await self.ws.receive(timeout=self.settings.ws_auth_timeout)
+            except asyncio.TimeoutError:
+                await self.ws.close(code=CLOSE_AUTH_TIMEOUT, message=b"no auth frame in time")
+                return False
+            if msg.type != WSMsgType.TEXT:
+                if msg.type == WSMsgType.BINARY:
+                    await self.ws.close(code=CLOSE_UNAUTHENTICATED, message=b"authenticate first")
+                return False  # otherwise the client closed, or the frame was too large
+            self.count_in("auth")
+            frame = _loads(msg.data)
+            if isinstance(frame, dict):
+                ref = frame.get("ref")
+            if (not isinstance(frame, dict) or frame.get("type") != "auth"
+                    or not isinstance(frame.get("token"), str) or not frame["token"]):
+                await self.ws.close(code=CLOSE_UNAUTHENTICATED,
+                                    message=b"first frame must be auth {token}")
+                return False
+            token = frame["token"]
+        try:
+            principal = await self.app["tokens"].verify(token)
+            me = await self.rpc.call("auth", "get_me", principal.user_id)
+        except ParleyError as exc:  # Unauthenticated, or NotFound for a deleted user
+            if isinstance(exc, Unavailable):
+                await self.ws.close(code=CLOSE_TRY_AGAIN_LATER, message=b"try again later")
+            else:
+                await self.ws.close(code=CLOSE_UNAUTHENTICATED, message=b"not authenticated")
+            return False
+        conn = self.conn
+        conn.user_id, conn.session_id = principal.user_id, principal.session_id
+        conn.expires_at = float(principal.expires_at)
+        conn.user = {k: me.get(k) for k in ("id", "username", "display_name")}
+        self.hub.register(conn)
+        self.registered = True
+        if self.metrics is not None:
+            self.metrics.ws_connections.inc()
+        conn.expire_at(conn.expires_at - time.time())
+        presence: Presence | None = self.app.get("presence")
+        if presence is not None:
+            try:
+                await presence.connected(conn.conn_id, conn.user_id)
+            except Exception as exc:  # presence is best effort; the socket still works
+                log.warning("presence_connect_failed", conn_id=conn.conn_id, error=str(exc))
+        await self.reply("ready", ref, user=me, session_id=conn.session_id)
+        log.info("ws_ready", conn_id=conn.conn_id, user_id=conn.user_id)
+        return True
+
+    # --- frames ------------------------------------------------------------------------
+    async def handle_text(self, data: str) -> None:
+        frame = _loads(data)
+        if frame is None:
+            self.count_in("invalid")
+            await self.reply_error(InvalidJson("The frame is not valid JSON."))
+            return
+        if not isinstance(frame, dict):
+            self.count_in("invalid")
+            await self.reply_error(ValidationFailed("A frame must be a JSON object.",
+                                                    {"frame": "must be an object"}))
+            return
+        ref = frame.get("ref")
+        if ref is not None and not isinstance(ref, (str, int)):
+            ref = None
+        frame_type = frame.get("type")
+        handler = self.handlers.get(frame_type) if isinstance(frame_type, str) else None
+        self.count_in(frame_type if handler is not None else "unknown")
+        if handler is None:
+            await self.reply_error(ValidationFailed(
+                "Unknown frame type.", {"type": f"must be one of {sorted(CLIENT_FRAME_TYPES)}"}),
+                ref)
+            return
+        try:
+            await handler(frame, ref)
+        except ParleyError as exc:
+            await self.reply_error(exc, ref)
+        except Exception:
+            log.exception("ws_frame_failed", type=frame_type, conn_id=self.conn.conn_id)
+            await self.reply_error(ParleyError(), ref)
+
+    async def on_ping(self, frame: dict, ref) -> None:
+        await self.reply("pong", ref)
+
+    async def on_auth_again(self, frame: dict, ref) -> None:
+        raise ValidationFailed("This socket is already authenticated.",
+                               {"type": "auth is only valid as the first frame"})
+
+    async def on_subscribe(self, frame: dict, ref) -> None:
+        room_id = _room_id(frame)
+        after_seq = _optional_seq(frame, "after_seq")
+        conn, uid = self.conn, self.conn.user_id
+        # Hold live frames for this room from now on, so nothing falls between the history
+        # we replay and the live stream; duplicates are dropped by seq when we flush.
+        conn.replaying[room_id] = []
+        self.hub.subscribe(conn, room_id)
+        last = after_seq
+        try:
+            try:
+                # list_messages enforces membership (403 public / 404 hidden rooms).
+                page = await self.rpc.call(
+                    "rooms", "list_messages", uid, room_id,
+                    **({"limit": 1} if after_seq is None
+                       else {"after_seq": after_seq, "limit": REPLAY_PAGE}))
+                room = await self.rpc.call("rooms", "get_room", uid, room_id)
+            except ParleyError:
+                self.hub.unsubscribe(conn, room_id)
+                raise
+            await self.reply("subscribed", ref, room_id=room_id, last_seq=room.get("last_seq"))
+            if after_seq is not None:
+                while True:
+                    messages = page.get("messages") or []
+                    for message in messages:
+                        await conn.send(Frame.of("message", message=message))
+                        last = message.get("seq", last)
+                    if not messages or not page.get("has_more"):
+                        break
+                    page = await self.rpc.call("rooms", "list_messages", uid, room_id,
+                                               after_seq=last, limit=REPLAY_PAGE)
+        finally:
+            held = conn.replaying.pop(room_id, [])
+            for held_frame in held:
+                if held_frame.seq is None or last is None or held_frame.seq > last:
+                    conn.push(held_frame)
+
+    async def on_unsubscribe(self, frame: dict, ref) -> None:
+        room_id = _room_id(frame)
+        self.hub.unsubscribe(self.conn, room_id)
+        await self.reply("unsubscribed", ref, room_id=room_id)
+
+    async def on_send(self, frame: dict, ref) -> None:
+        room_id = _room_id(frame)
+        text = frame.get("text")
+        client_id = frame.get("client_id")
+        bad = {}
+        if not isinstance(text, str):
+            bad["text"] = "must be a string of 1 to 4000 characters"
+        if not isinstance(client_id, str) or not 1 <= len(client_id) <= MAX_CLIENT_ID:
+            bad["client_id"] = f"must be a string of 1 to {MAX_CLIENT_ID} characters"
+        if bad:
+            raise ValidationFailed(details=bad)
+        if not await self.within_rate(ref):
+            return
+        result = await self.rpc.call("rooms", "post_message", self.conn.user_id, room_id,
+                                     text, client_id)
+        message = result.get("message", result) if isinstance(result, dict) else result
+        if isinstance(message, dict) and message.get("id"):
+            self.conn.remember_ack(message["id"])
+        await self.reply("ack", ref, client_id=client_id, message=message)
+
+    async def on_typing(self, frame: dict, ref) -> None:
+        room_id = _room_id(frame)
+        if room_id not in self.conn.rooms:
+            raise Forbidden("Subscribe to the room before sending typing.")
+        presence: Presence | None = self.app.get("presence")
+        if presence is not None:
+            await presence.typing(room_id, self.conn.user)
+
+    async def on_read(self, frame: dict, ref) -> None:
+        room_id = _room_id(frame)
+        seq = _optional_seq(frame, "seq")
+        if seq is None:
+            raise ValidationFailed(details={"seq": "is required: a whole number >= 0"})
+        result = await self.rpc.call("rooms", "mark_read", self.conn.user_id, room_id, seq)
+        await self.reply("read", ref, room_id=room_id, user_id=self.conn.user_id,
+                         seq=result.get("last_read_seq", seq),
+                         unread_count=result.get("unread_count"))
+
+    # --- rate limit --------------------------------------------------------------------
+    async def within_rate(self, ref) -> bool:
+        redis, keys = self.app["redis"], self.app["keys"]
+        key = keys.ratelimit("ws-send", self.conn.user_id)
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, RATE_WINDOW, nx=True)
+            pipe.ttl(key)
+            count, _, ttl = await pipe.execute()
+        if count <= self.settings.ws_rate:
+            self.rate_warnings = 0
+            return True
+        self.rate_warnings += 1
+        if self.rate_warnings > RATE_WARNINGS:
+            log.warning("ws_rate_limit_close", user_id=self.conn.user_id)
+            self.conn.close(CLOSE_RATE_LIMITED, "too many messages")
+            return False
+        await self.reply_error(RateLimited(
+            f"At most {self.settings.ws_rate} messages per {RATE_WINDOW} seconds; slow down.",
+            retry_after=max(int(ttl), 1)), ref)
+        return False
+
+    # --- replies -----------------------------------------------------------------------
+    async def reply(self, type_: str, ref, **fields: Any) -> None:
+        if ref is not None:
+            fields["ref"] = ref
+        await self.conn.send(Frame.of(type_, **fields))
+
+    async def reply_error(self, exc: ParleyError, ref=None) -> None:
+        fields: dict[str, Any] = {"code": exc.code, "message": exc.message}
+        if exc.details:
+            fields["details"] = exc.details
+        await self.reply("error", ref, **fields)
+
+    def count_in(self, frame_type: str) -> None:
+        if self.metrics is not None:
+            label = frame_type if frame_type in CLIENT_FRAME_TYPES else "invalid"
+            self.metrics.ws_frames_in.labels(type=label).inc()
+
+
+def _bound_socket_buffers(request: web.Request, size: int) -> None:
+    """Cap what the kernel and asyncio buffer for one client (0 = kernel default), so a
+    client that stops reading fills its send queue, and is dropped, sooner."""
+    transport = request.transport
+    if size <= 0 or transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+        except OSError:
+            pass
+    transport.set_write_buffer_limits(high=size)
+
+
+# --- validation helpers ------------------------------------------------------------------
+
+def _loads(data: str):
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
+
+
+def _bearer(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def _room_id(frame: dict) -> str:
+    room_id = frame.get("room_id")
+    if not isinstance(room_id, str) or not 1 <= len(room_id) <= MAX_ID:
+        raise ValidationFailed(details={"room_id": "is required: a room id string"})
+    return room_id
+
+
+def _optional_seq(frame: dict, field: str) -> int | None:
+    value = frame.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationFailed(details={field: "must be a whole number >= 0"})
+    return value

@@ -1,0 +1,84 @@
+"""The hub's connection mechanics in-process, against a real aiohttp server and client (no
+suite): token-expiry close, one serialization per fan-out, queue overflow isolation."""
+from __future__ import annotations
+
+import asyncio
+import json
+from types import SimpleNamespace
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from parley_gateway.hub import CLOSE_TRY_AGAIN_LATER, CLOSE_UNAUTHENTICATED, Frame, Hub
+
+
+@pytest.fixture
+async def hub_server():
+    """A server whose every socket becomes a hub connection of user ``u<n>``."""
+    hub = Hub(SimpleNamespace(ws_send_queue=4, drain_seconds=2))
+    connected: asyncio.Queue = asyncio.Queue()
+
+    async def handler(request):
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        conn = hub.new_connection(ws)
+        conn.user_id, conn.session_id = request.query["user"], request.query["user"] + "-s"
+        hub.register(conn)
+        hub.subscribe(conn, "room")
+        await connected.put(conn)
+        async for _ in ws:
+            pass
+        hub.unregister(conn)
+        await conn.finish()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", handler)
+    server = TestServer(app)
+    await server.start_server()
+    async with aiohttp.ClientSession() as http:
+        yield SimpleNamespace(hub=hub, connected=connected, http=http,
+                              url=str(server.make_url("/ws")))
+    await server.close()
+
+
+async def test_token_expiry_closes_4401(hub_server):
+    ws = await hub_server.http.ws_connect(hub_server.url + "?user=a")
+    conn = await hub_server.connected.get()
+    conn.expire_at(0.2)
+    msg = await asyncio.wait_for(ws.receive(), 5)
+    assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == CLOSE_UNAUTHENTICATED
+
+
+async def test_fan_out_shares_one_serialized_frame(hub_server):
+    sockets = [await hub_server.http.ws_connect(hub_server.url + f"?user=u{i}") for i in range(3)]
+    for _ in sockets:
+        await hub_server.connected.get()
+    frame = Frame.of("message", _room="room", _seq=1, message={"id": "m1", "seq": 1})
+    assert hub_server.hub.deliver(frame, hub_server.hub.subscribers("room")) == 3
+    for ws in sockets:
+        assert json.loads((await asyncio.wait_for(ws.receive(), 5)).data) == {
+            "type": "message", "message": {"id": "m1", "seq": 1}}
+        await ws.close()
+
+
+async def test_overflowing_queue_closes_only_that_socket(hub_server):
+    hub = hub_server.hub
+    good_ws = await hub_server.http.ws_connect(hub_server.url + "?user=good")
+    good = await hub_server.connected.get()
+    bad_ws = await hub_server.http.ws_connect(hub_server.url + "?user=bad")
+    bad = await hub_server.connected.get()
+    # the bad connection's writer is stuck (as with a client that stopped reading)
+    bad._writer.cancel()
+    for seq in range(1, 7):
+        hub.deliver(Frame.of("message", _room="room", _seq=seq, message={"seq": seq}), [good, bad])
+        await asyncio.sleep(0.01)  # a healthy writer keeps up
+    assert bad.close_code == CLOSE_TRY_AGAIN_LATER and not good.closing
+    seqs = [json.loads((await asyncio.wait_for(good_ws.receive(), 5)).data)["message"]["seq"]
+            for _ in range(6)]
+    assert seqs == [1, 2, 3, 4, 5, 6]
+    msg = await asyncio.wait_for(bad_ws.receive(), 5)
+    assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    await good_ws.close()
