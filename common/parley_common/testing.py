@@ -158,6 +158,22 @@ class Isolation:
         self.databases.append(name)
         return url
 
+    @contextmanager
+    def child(self, label: str):
+        """An isolation of its own inside this run (own vhost, Redis prefix and workdir), for
+        tests that start their own copy of a service: in the run's shared vhost the suite's
+        copy would compete for the same RPC queue. Databases and Redis keys are removed with
+        this run's."""
+        vhost = f"{self.vhost}-{label}"
+        amqp_uri = self.servers.create_vhost(vhost)
+        workdir = self.workdir / label
+        workdir.mkdir(exist_ok=True)
+        try:
+            yield Isolation(self.servers, amqp_uri, vhost, self.redis_url,
+                            f"{self.redis_prefix}{label}:", workdir, self.databases)
+        finally:
+            self.servers.delete_vhost(vhost)
+
     def env(self, **extra: str) -> dict:
         base = {
             "AMQP_URI": self.amqp_uri,

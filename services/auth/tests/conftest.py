@@ -19,6 +19,14 @@ from parley_common.rpc import AsyncRpcClient
 from parley_common.testing import Proc, queue_consumers, wait_until
 
 
+@pytest.fixture(scope="session")
+def isolation(isolation):
+    """This service's tests run their own auth process: give them a vhost of their own, away
+    from the session-wide suite's auth, which would otherwise answer some of their calls."""
+    with isolation.child("auth-tests") as own:
+        yield own
+
+
 def write_private_key(path: Path) -> Ed25519PrivateKey:
     key = Ed25519PrivateKey.generate()
     path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
