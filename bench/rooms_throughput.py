@@ -1,0 +1,183 @@
+"""How many messages per second one rooms replica persists on PostgreSQL.
+
+Starts N real `python -m parley_rooms` replicas against a fresh RabbitMQ vhost and a fresh
+PostgreSQL database (the same servers and helpers the tests use), creates users (through
+user_registered events, as auth would) and rooms, then posts M messages with high
+concurrency through the asyncio RPC client, and prints:
+
+    messages persisted per second per replica  (rows in the database / elapsed / replicas)
+    p50 / p95 / p99 latency of post_message as the caller sees it
+
+Everything it created (processes, vhost, database) is removed at the end.
+
+    python bench/rooms_throughput.py --replicas 1 --messages 5000
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aio_pika
+import psycopg2
+
+from parley_common import bus
+from parley_common.errors import ParleyError
+from parley_common.rpc import AsyncRpcClient
+from parley_common.testing import Isolation, Proc, _start_servers, queue_consumers, wait_until
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--replicas", type=int, default=1, help="rooms processes (default 1)")
+    parser.add_argument("--messages", type=int, default=5000, help="messages to post (default 5000)")
+    parser.add_argument("--rooms", type=int, default=8, help="rooms to spread them over (default 8)")
+    parser.add_argument("--users", type=int, default=4, help="authors, members of every room (default 4)")
+    parser.add_argument("--concurrency", type=int, default=200, help="posts in flight (default 200)")
+    parser.add_argument("--max-workers", type=int, default=None,
+                        help="MAX_WORKERS of each replica (default: the service's own default)")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the replicas' log files")
+    return parser.parse_args()
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def setup_users_and_rooms(client: AsyncRpcClient, amqp_uri: str, users: int, rooms: int):
+    connection = await aio_pika.connect_robust(amqp_uri)
+    channel = await connection.channel()
+    exchange = await channel.declare_exchange(bus.AUTH_EVENTS, aio_pika.ExchangeType.TOPIC, durable=True)
+    people = [{"id": uuid.uuid4().hex, "username": f"bench{n}", "display_name": f"Bench {n}",
+               "avatar_url": None, "created_at": "2026-11-22T10:00:00.000Z"} for n in range(users)]
+    for person in people:
+        await exchange.publish(aio_pika.Message(json.dumps({"user": person}).encode(),
+                                                content_type="application/json",
+                                                delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                               routing_key="user_registered")
+    await connection.close()
+    member_ids = [person["id"] for person in people[1:]]
+    created = []
+    for index in range(rooms):
+        for _ in range(100):  # until the replica has taken in the user_registered events
+            try:
+                created.append(await client.call("rooms", "create_room", people[0]["id"],
+                                                 f"bench room {index}", "private",
+                                                 member_ids=member_ids))
+                break
+            except ParleyError as exc:
+                if exc.code not in {"not_found", "unavailable"}:
+                    raise
+                await asyncio.sleep(0.1)
+        else:
+            raise SystemExit("the rooms replicas never learnt the bench users")
+    return people, created
+
+
+async def post_all(client: AsyncRpcClient, people, rooms, messages: int, concurrency: int):
+    latencies: list[float] = []
+    failures: dict[str, int] = {}
+    gate = asyncio.Semaphore(concurrency)
+    run_tag = uuid.uuid4().hex[:8]  # fresh client_ids: a repeated one would not be a new message
+
+    async def post(index: int) -> None:
+        author = people[index % len(people)]
+        room = rooms[index % len(rooms)]
+        async with gate:
+            started = time.perf_counter()
+            try:
+                await client.call("rooms", "post_message", author["id"], room["id"],
+                                  f"benchmark message {index}", f"{run_tag}-{index}", timeout=60)
+            except ParleyError as exc:
+                failures[exc.code] = failures.get(exc.code, 0) + 1
+                return
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(post(index) for index in range(messages)))
+    return time.perf_counter() - started, latencies, failures
+
+
+async def bench(args: argparse.Namespace) -> int:
+    servers = _start_servers()
+    run = uuid.uuid4().hex[:8]
+    vhost = f"parley-bench-{run}"
+    workdir = Path(tempfile.mkdtemp(prefix="parley-bench-"))
+    iso = Isolation(servers, servers.create_vhost(vhost), vhost, servers.redis_url,
+                    f"parley-bench-{run}:", workdir)
+    database_url = iso.database_url("rooms_bench")
+    extra = {"DATABASE_URL": database_url, "LOG_SHIP": "0", "LOG_LEVEL": "warning"}
+    if args.max_workers:
+        extra["MAX_WORKERS"] = str(args.max_workers)
+    env = iso.env(**extra)
+    procs: list[Proc] = []
+    client = AsyncRpcClient(iso.amqp_uri, caller="bench", timeout=30)
+    try:
+        procs.append(Proc("rooms-1", "parley_rooms", {**env, "INSTANCE_ID": "rooms-1"}, workdir).start())
+        wait_until(lambda: queue_consumers(iso.amqp_uri, "rpc-rooms") >= 1, 60,
+                   what="rooms-1 serving", proc=procs[0])
+        for index in range(2, args.replicas + 1):
+            procs.append(Proc(f"rooms-{index}", "parley_rooms",
+                              {**env, "INSTANCE_ID": f"rooms-{index}"}, workdir).start())
+        wait_until(lambda: queue_consumers(iso.amqp_uri, "rpc-rooms") >= args.replicas, 60,
+                   what="every replica serving", proc=procs[-1])
+        await client.start()
+        people, rooms = await setup_users_and_rooms(client, iso.amqp_uri, args.users, args.rooms)
+        # a short warm-up so connection pools and statement caches are filled
+        await post_all(client, people, rooms, min(200, args.messages), args.concurrency)
+        with psycopg2.connect(_dsn(database_url)) as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM messages")
+            before = cursor.fetchone()[0]
+        elapsed, latencies, failures = await post_all(client, people, rooms, args.messages,
+                                                      args.concurrency)
+        with psycopg2.connect(_dsn(database_url)) as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM messages")
+            persisted = cursor.fetchone()[0] - before
+            cursor.execute("SELECT room_id, count(*), max(seq), count(DISTINCT seq) FROM messages "
+                           "GROUP BY room_id")
+            gap_free = all(count == top == distinct for _, count, top, distinct in cursor.fetchall())
+        rate = persisted / elapsed
+        print(f"replicas               {args.replicas}")
+        print(f"messages posted        {args.messages} over {args.rooms} rooms, "
+              f"{args.concurrency} in flight")
+        print(f"messages persisted     {persisted} in {elapsed:.2f} s"
+              + (f"  (failures: {failures})" if failures else ""))
+        print(f"throughput             {rate:.0f} msg/s total, {rate / args.replicas:.0f} msg/s per replica")
+        if latencies:
+            print(f"latency p50/p95/p99    {percentile(latencies, .5) * 1000:.1f} / "
+                  f"{percentile(latencies, .95) * 1000:.1f} / {percentile(latencies, .99) * 1000:.1f} ms"
+                  f"  (mean {statistics.fmean(latencies) * 1000:.1f} ms)")
+        print(f"seq gap-free per room  {'yes' if gap_free else 'NO'}")
+        return 0 if persisted == args.messages and gap_free else 1
+    finally:
+        await client.close()
+        for proc in procs:
+            proc.stop()
+        servers.delete_vhost(vhost)
+        for name in iso.databases:
+            try:
+                servers.drop_database(name)
+            except Exception:
+                pass
+        if args.keep_logs:
+            print(f"logs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _dsn(database_url: str) -> str:
+    parts = urlsplit(database_url)
+    return f"postgresql://{parts.netloc}{parts.path}"
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(bench(parse_args())))

@@ -1,0 +1,1 @@
+"""Parley rooms service: rooms, memberships, messages and read state (nameko RPC server)."""

@@ -1,0 +1,807 @@
+"""The rooms domain on one SQLAlchemy session: every operation commits its own transaction and
+returns the events to publish once that commit has happened (never before).
+
+Arguments arrive already validated (see validation.py); authorization happens here.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from sqlalchemy import and_, case, delete, func, insert, or_, select, update
+from sqlalchemy import text as sql_text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from parley_common.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from parley_common.timeutil import iso, utcnow
+
+from .models import memberships, messages, rooms, users
+from .validation import encode_cursor
+
+Event = tuple[str, dict]
+FetchUsers = Callable[[list[str]], dict[str, dict]]
+
+PUBLIC, PRIVATE, DIRECT = "public", "private", "direct"
+OWNER, MEMBER = "owner", "member"
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def name_key(kind: str, name: str) -> str | None:
+    return name.lower() if kind == PUBLIC else None
+
+
+def direct_key(a: str, b: str) -> str:
+    return ":".join(sorted((a, b)))
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def like_pattern(text: str) -> str:
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+def room_dict(row, member_count: int) -> dict:
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "name": row.name or "",
+        "topic": row.topic or "",
+        "owner_id": row.owner_id,
+        "member_count": member_count,
+        "created_at": iso(row.created_at),
+        "last_activity_at": iso(row.last_activity_at),
+        "last_seq": row.last_seq,
+    }
+
+
+def public_user(user_id: str, row) -> dict:
+    if row is None:  # not in the replica (should not happen for members); render the id alone
+        return {"id": user_id, "username": None, "display_name": None, "avatar_url": None,
+                "created_at": None}
+    return {"id": row.id, "username": row.username, "display_name": row.display_name,
+            "avatar_url": row.avatar_url, "created_at": iso(row.created_at)}
+
+
+def message_dict(row, username: str | None, display_name: str | None) -> dict:
+    return {
+        "id": row.id,
+        "room_id": row.room_id,
+        "seq": row.seq,
+        "author": {"id": row.author_id, "username": username, "display_name": display_name},
+        "text": "" if row.deleted_at is not None else row.text,
+        "client_id": row.client_id,
+        "created_at": iso(row.created_at),
+        "edited_at": iso(row.edited_at),
+        "deleted": row.deleted_at is not None,
+    }
+
+
+MESSAGE_WITH_AUTHOR = (
+    select(messages, users.c.username, users.c.display_name)
+    .select_from(messages.outerjoin(users, users.c.id == messages.c.author_id))
+)
+
+
+def _message_from_joined(row) -> dict:
+    return message_dict(row, row.username, row.display_name)
+
+
+@dataclass
+class Access:
+    room: Any            # the rooms row
+    member: Any | None   # the caller's memberships row, or None
+
+    @property
+    def is_owner(self) -> bool:
+        return self.room.owner_id is not None and self.member is not None \
+            and self.room.owner_id == self.member.user_id
+
+
+class Store:
+    def __init__(self, session: Session, fetch_users: FetchUsers):
+        self.s = session
+        self.fetch_users = fetch_users
+
+    @property
+    def dialect(self) -> str:
+        return self.s.get_bind().dialect.name
+
+    # --- users replica ----------------------------------------------------------------------
+
+    def upsert_user(self, user: dict) -> None:
+        """Insert or refresh one public profile; a deleted user stays deleted (redelivery of an
+        older event must not bring them back)."""
+        def string(name: str, limit: int | None = None) -> str | None:
+            value = user.get(name)
+            if not isinstance(value, str):
+                return None
+            return value[:limit] if limit else value
+
+        # Lenient about odd payloads: an event that can never be stored would be redelivered forever.
+        values = {
+            "id": user["id"],
+            "username": string("username", 64) or "",
+            "display_name": string("display_name", 128),
+            "avatar_url": string("avatar_url"),
+            "created_at": parse_time(user.get("created_at")),
+        }
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as upsert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as upsert
+        statement = upsert(users).values(**values, deleted=False)
+        statement = statement.on_conflict_do_update(
+            index_elements=[users.c.id],
+            set_={name: statement.excluded[name]
+                  for name in ("username", "display_name", "avatar_url", "created_at")})
+        self.s.execute(statement)
+
+    def ensure_users(self, ids: list[str], field: str) -> dict[str, Any]:
+        """Replica rows of ``ids``, fetching unknown ones from auth; NotFound naming ``field``
+        when a user does not exist (or was deleted)."""
+        if not ids:
+            return {}
+        found = {row.id: row for row in self.s.execute(select(users).where(users.c.id.in_(ids)))}
+        missing = [user_id for user_id in ids if user_id not in found]
+        if missing:
+            fetched = self.fetch_users(missing) or {}
+            for user in fetched.values():
+                if isinstance(user, dict) and isinstance(user.get("id"), str) and user["id"] in missing:
+                    self.upsert_user(user)
+            self.s.commit()
+            found.update({row.id: row for row in
+                          self.s.execute(select(users).where(users.c.id.in_(missing)))})
+        unknown = [user_id for user_id in ids if user_id not in found or found[user_id].deleted]
+        if unknown:
+            self.s.rollback()
+            raise NotFound("No such user.", {field: "no such user: " + ", ".join(unknown)})
+        return found
+
+    def user_rows(self, ids) -> dict[str, Any]:
+        ids = list(ids)
+        if not ids:
+            return {}
+        return {row.id: row for row in self.s.execute(select(users).where(users.c.id.in_(ids)))}
+
+    def remove_user(self, user_id: str) -> list[Event]:
+        """user_deleted: mark the replica row deleted and take the user out of every room."""
+        marked = self.s.execute(update(users).where(users.c.id == user_id).values(deleted=True))
+        if marked.rowcount == 0:  # never seen: remember the deletion so a late event can't revive
+            try:
+                self.s.execute(insert(users).values(id=user_id, username="", deleted=True))
+            except IntegrityError:
+                self.s.rollback()
+                self.s.execute(update(users).where(users.c.id == user_id).values(deleted=True))
+        self.s.commit()
+        events: list[Event] = []
+        room_ids = self.room_ids_for_user(user_id)
+        for room_id in room_ids:
+            events.extend(self._remove_member(room_id, user_id))
+        return events
+
+    # --- access -----------------------------------------------------------------------------
+
+    def access(self, user_id: str, room_id: str, *, need_member: bool, lock: bool = False) -> Access:
+        """The room as ``user_id`` may see it. Hidden rooms (private/direct, not a member) are
+        NotFound; public rooms need membership for anything but reading the room itself."""
+        statement = (
+            select(rooms, memberships.c.user_id.label("member_user_id"),
+                   memberships.c.role, memberships.c.joined_at, memberships.c.last_read_seq,
+                   memberships.c.muted)
+            .select_from(rooms.outerjoin(memberships, and_(memberships.c.room_id == rooms.c.id,
+                                                           memberships.c.user_id == user_id)))
+            .where(rooms.c.id == room_id)
+        )
+        if lock:  # serializes membership changes of one room (and waits for its posters)
+            statement = statement.with_for_update(of=rooms)
+        row = self.s.execute(statement).first()
+        if row is None:
+            raise NotFound("No such room.", {"room_id": "no such room"})
+        member = None
+        if row.member_user_id is not None:
+            member = _Member(row.member_user_id, row.role, row.joined_at, row.last_read_seq, row.muted)
+        if member is None and row.kind != PUBLIC:
+            raise NotFound("No such room.", {"room_id": "no such room"})
+        if member is None and need_member:
+            raise Forbidden("Join this room first.")
+        return Access(row, member)
+
+    def member_ids(self, room_id: str) -> list[str]:
+        return list(self.s.execute(
+            select(memberships.c.user_id).where(memberships.c.room_id == room_id)
+            .order_by(memberships.c.joined_at, memberships.c.user_id)).scalars())
+
+    def member_counts(self, room_ids: list[str]) -> dict[str, int]:
+        if not room_ids:
+            return {}
+        rows = self.s.execute(select(memberships.c.room_id, func.count())
+                              .where(memberships.c.room_id.in_(room_ids))
+                              .group_by(memberships.c.room_id))
+        return {room_id: count for room_id, count in rows}
+
+    def load_room(self, room_id: str) -> dict:
+        row = self.s.execute(select(rooms).where(rooms.c.id == room_id)).first()
+        if row is None:
+            raise NotFound("No such room.", {"room_id": "no such room"})
+        return room_dict(row, self.member_counts([room_id]).get(room_id, 0))
+
+    # --- rooms ------------------------------------------------------------------------------
+
+    def create_room(self, user_id: str, name: str, kind: str, topic: str,
+                    member_ids: list[str]) -> tuple[dict, list[Event]]:
+        member_ids = [member_id for member_id in member_ids if member_id != user_id]
+        self.ensure_users([user_id], "user_id")
+        self.ensure_users(member_ids, "member_ids")
+        key = name_key(kind, name)
+        if key is not None and self.s.execute(select(rooms.c.id).where(rooms.c.name_key == key)).first():
+            self.s.rollback()
+            raise _room_exists()
+        now = utcnow()
+        room_id = new_id()
+        try:
+            self.s.execute(insert(rooms).values(
+                id=room_id, kind=kind, name=name, name_key=key, topic=topic, owner_id=user_id,
+                direct_key=None, created_at=now, last_activity_at=now, last_seq=0))
+            self.s.execute(insert(memberships), [
+                {"room_id": room_id, "user_id": member, "role": OWNER if member == user_id else MEMBER,
+                 "joined_at": now, "last_read_seq": 0, "muted": False}
+                for member in [user_id, *member_ids]])
+            self.s.commit()
+        except IntegrityError:  # another creator took the name a moment ago
+            self.s.rollback()
+            raise _room_exists() from None
+        room = self.load_room(room_id)
+        return room, [("room_created", {"room": room, "member_ids": [user_id, *member_ids]})]
+
+    def open_direct(self, user_id: str, other_id: str) -> tuple[dict, bool, list[Event]]:
+        self.ensure_users([user_id], "user_id")
+        self.ensure_users([other_id], "other_user_id")
+        key = direct_key(user_id, other_id)
+        existing = self.s.execute(select(rooms.c.id).where(rooms.c.direct_key == key)).scalar()
+        if existing is not None:
+            return self.load_room(existing), False, []
+        now = utcnow()
+        room_id = new_id()
+        try:
+            self.s.execute(insert(rooms).values(
+                id=room_id, kind=DIRECT, name="", name_key=None, topic="", owner_id=None,
+                direct_key=key, created_at=now, last_activity_at=now, last_seq=0))
+            self.s.execute(insert(memberships), [
+                {"room_id": room_id, "user_id": member, "role": MEMBER, "joined_at": now,
+                 "last_read_seq": 0, "muted": False} for member in (user_id, other_id)])
+            self.s.commit()
+        except IntegrityError:  # the other side (or a retry) created it first: that one wins
+            self.s.rollback()
+            existing = self.s.execute(select(rooms.c.id).where(rooms.c.direct_key == key)).scalar()
+            if existing is None:
+                raise
+            return self.load_room(existing), False, []
+        room = self.load_room(room_id)
+        return room, True, [("room_created", {"room": room, "member_ids": [user_id, other_id]})]
+
+    def get_room(self, user_id: str, room_id: str) -> dict:
+        access = self.access(user_id, room_id, need_member=False)
+        return room_dict(access.room, self.member_counts([room_id]).get(room_id, 0))
+
+    def update_room(self, user_id: str, room_id: str, name: str | None,
+                    topic: str | None) -> tuple[dict, list[Event]]:
+        access = self.access(user_id, room_id, need_member=False)
+        room = access.room
+        if room.kind == DIRECT:
+            raise Forbidden("Direct rooms cannot be renamed.")
+        if not access.is_owner:
+            raise Forbidden("Only the room's owner may change it.")
+        values: dict[str, Any] = {}
+        if name is not None and name != room.name:
+            values.update(name=name, name_key=name_key(room.kind, name))
+        if topic is not None and topic != (room.topic or ""):
+            values["topic"] = topic
+        if not values:
+            self.s.rollback()
+            return self.get_room(user_id, room_id), []
+        key = values.get("name_key")
+        if key is not None and self.s.execute(
+                select(rooms.c.id).where(rooms.c.name_key == key, rooms.c.id != room_id)).first():
+            self.s.rollback()
+            raise _room_exists()
+        try:
+            self.s.execute(update(rooms).where(rooms.c.id == room_id).values(**values))
+            self.s.commit()
+        except IntegrityError:
+            self.s.rollback()
+            raise _room_exists() from None
+        updated = self.load_room(room_id)
+        return updated, [("room_updated", {"room": updated, "member_ids": self.member_ids(room_id)})]
+
+    def delete_room(self, user_id: str, room_id: str) -> list[Event]:
+        access = self.access(user_id, room_id, need_member=False, lock=True)
+        if not access.is_owner:
+            raise Forbidden("Only the room's owner may delete it.")
+        member_ids = self.member_ids(room_id)
+        self._delete_room_rows(room_id)
+        self.s.commit()
+        return [("room_deleted", {"room_id": room_id, "member_ids": member_ids})]
+
+    def _delete_room_rows(self, room_id: str) -> None:
+        self.s.execute(delete(messages).where(messages.c.room_id == room_id))
+        self.s.execute(delete(memberships).where(memberships.c.room_id == room_id))
+        self.s.execute(delete(rooms).where(rooms.c.id == room_id))
+
+    def join_room(self, user_id: str, room_id: str) -> tuple[dict, list[Event]]:
+        access = self.access(user_id, room_id, need_member=False)
+        if access.room.kind == DIRECT:
+            raise Forbidden("Direct rooms cannot be joined.")
+        if access.member is not None:  # already in: joining again changes nothing
+            self.s.rollback()
+            return self.get_room(user_id, room_id), []
+        user = self.ensure_users([user_id], "user_id")[user_id]
+        access = self.access(user_id, room_id, need_member=False, lock=True)
+        if access.member is not None:
+            self.s.rollback()
+            return self.get_room(user_id, room_id), []
+        now = utcnow()
+        becomes_owner = access.room.owner_id is None  # an abandoned public room gets a new owner
+        try:
+            self.s.execute(insert(memberships).values(
+                room_id=room_id, user_id=user_id, role=OWNER if becomes_owner else MEMBER,
+                joined_at=now, last_read_seq=access.room.last_seq, muted=False))
+            if becomes_owner:
+                self.s.execute(update(rooms).where(rooms.c.id == room_id).values(owner_id=user_id))
+            self.s.commit()
+        except IntegrityError:  # a concurrent join of the same user won
+            self.s.rollback()
+            return self.get_room(user_id, room_id), []
+        room = self.load_room(room_id)
+        member_ids = self.member_ids(room_id)
+        events = [("member_joined", {"room_id": room_id, "user": public_user(user_id, user),
+                                     "member_ids": member_ids})]
+        if becomes_owner:
+            events.append(("room_updated", {"room": room, "member_ids": member_ids}))
+        return room, events
+
+    def add_member(self, user_id: str, room_id: str, member_id: str) -> tuple[dict, list[Event]]:
+        access = self.access(user_id, room_id, need_member=True)
+        if access.room.kind != PRIVATE:
+            raise Forbidden("Members can only be added to private rooms; public rooms are joined.")
+        user = self.ensure_users([member_id], "member_id")[member_id]
+        access = self.access(user_id, room_id, need_member=True, lock=True)
+        already = self.s.execute(select(memberships.c.user_id).where(
+            memberships.c.room_id == room_id, memberships.c.user_id == member_id)).first()
+        if already is not None:
+            self.s.rollback()
+            return self.get_room(user_id, room_id), []
+        try:
+            self.s.execute(insert(memberships).values(
+                room_id=room_id, user_id=member_id, role=MEMBER, joined_at=utcnow(),
+                last_read_seq=access.room.last_seq, muted=False))
+            self.s.commit()
+        except IntegrityError:
+            self.s.rollback()
+            return self.get_room(user_id, room_id), []
+        room = self.load_room(room_id)
+        return room, [("member_joined", {"room_id": room_id, "user": public_user(member_id, user),
+                                         "member_ids": self.member_ids(room_id)})]
+
+    def leave_room(self, user_id: str, room_id: str) -> list[Event]:
+        access = self.access(user_id, room_id, need_member=False)
+        if access.room.kind == DIRECT:
+            raise Forbidden("Direct rooms cannot be left.")
+        if access.member is None:  # public room you are not in: nothing to do
+            self.s.rollback()
+            return []
+        self.s.rollback()
+        return self._remove_member(room_id, user_id)
+
+    def _remove_member(self, room_id: str, user_id: str) -> list[Event]:
+        """Take ``user_id`` out of the room. Ownership passes to the longest-standing member;
+        a public room left empty stays (ownerless; the next to join owns it), a private or
+        direct room left empty is deleted, since nobody could ever reach it again."""
+        room = self.s.execute(select(rooms).where(rooms.c.id == room_id).with_for_update()).first()
+        if room is None:
+            self.s.rollback()
+            return []
+        member_ids = self.member_ids(room_id)
+        removed = self.s.execute(delete(memberships).where(
+            memberships.c.room_id == room_id, memberships.c.user_id == user_id))
+        if removed.rowcount == 0:
+            self.s.rollback()
+            return []
+        remaining = [member for member in member_ids if member != user_id]
+        events: list[Event] = []
+        user = public_user(user_id, self.user_rows([user_id]).get(user_id))
+        if not remaining and room.kind != PUBLIC:
+            self._delete_room_rows(room_id)
+            self.s.commit()
+            return [("member_left", {"room_id": room_id, "user": user, "member_ids": member_ids}),
+                    ("room_deleted", {"room_id": room_id, "member_ids": member_ids})]
+        owner_changed = False
+        if room.owner_id == user_id:
+            successor = remaining[0] if remaining else None  # member_ids is ordered by joined_at
+            self.s.execute(update(rooms).where(rooms.c.id == room_id).values(owner_id=successor))
+            if successor is not None:
+                self.s.execute(update(memberships).where(
+                    memberships.c.room_id == room_id, memberships.c.user_id == successor)
+                    .values(role=OWNER))
+            owner_changed = True
+        self.s.commit()
+        events.append(("member_left", {"room_id": room_id, "user": user, "member_ids": member_ids}))
+        if owner_changed:
+            events.append(("room_updated", {"room": self.load_room(room_id), "member_ids": remaining}))
+        return events
+
+    def list_members(self, user_id: str, room_id: str) -> list[dict]:
+        self.access(user_id, room_id, need_member=True)
+        rows = self.s.execute(
+            select(memberships, users.c.id.label("u_id"), users.c.username, users.c.display_name,
+                   users.c.avatar_url, users.c.created_at.label("u_created_at"))
+            .select_from(memberships.outerjoin(users, users.c.id == memberships.c.user_id))
+            .where(memberships.c.room_id == room_id)
+            .order_by(memberships.c.joined_at, memberships.c.user_id))
+        result = []
+        for row in rows:
+            user = ({"id": row.user_id, "username": row.username, "display_name": row.display_name,
+                     "avatar_url": row.avatar_url, "created_at": iso(row.u_created_at)}
+                    if row.u_id is not None else public_user(row.user_id, None))
+            result.append({"user": user, "role": row.role, "joined_at": iso(row.joined_at),
+                           "last_read_seq": row.last_read_seq})
+        return result
+
+    def set_muted(self, user_id: str, room_id: str, muted: bool) -> dict:
+        self.access(user_id, room_id, need_member=True)
+        self.s.execute(update(memberships).where(memberships.c.room_id == room_id,
+                                                 memberships.c.user_id == user_id).values(muted=muted))
+        self.s.commit()
+        return {"room_id": room_id, "muted": muted}
+
+    def room_ids_for_user(self, user_id: str) -> list[str]:
+        return list(self.s.execute(select(memberships.c.room_id)
+                                   .where(memberships.c.user_id == user_id)
+                                   .order_by(memberships.c.room_id)).scalars())
+
+    def list_rooms(self, user_id: str, scope: str, q: str | None, limit: int,
+                   cursor: list | None) -> dict:
+        if scope == PUBLIC:
+            statement = select(rooms).where(rooms.c.kind == PUBLIC)
+            if q:
+                statement = statement.where(rooms.c.name_key.like(like_pattern(q), escape="\\"))
+            if cursor is not None:
+                if cursor[0] != "p":
+                    raise _bad_cursor()
+                statement = statement.where(or_(rooms.c.name_key > cursor[1],
+                                                and_(rooms.c.name_key == cursor[1], rooms.c.id > cursor[2])))
+            statement = statement.order_by(rooms.c.name_key, rooms.c.id).limit(limit + 1)
+            rows = list(self.s.execute(statement))
+            page, more = rows[:limit], len(rows) > limit
+            next_cursor = encode_cursor("p", page[-1].name_key, page[-1].id) if more else None
+        else:
+            statement = (select(rooms).join(memberships, and_(memberships.c.room_id == rooms.c.id,
+                                                              memberships.c.user_id == user_id)))
+            if q:
+                statement = statement.where(func.lower(rooms.c.name).like(like_pattern(q), escape="\\"))
+            rows, next_cursor = self._by_activity(statement, limit, cursor)
+            page = rows
+        counts = self.member_counts([row.id for row in page])
+        return {"rooms": [room_dict(row, counts.get(row.id, 0)) for row in page],
+                "next_cursor": next_cursor}
+
+    def _by_activity(self, statement, limit: int, cursor: list | None):
+        """Newest activity first, then id: a keyset page and the cursor of the next one."""
+        if cursor is not None:
+            when = parse_time(cursor[1]) if cursor[0] == "a" else None
+            if when is None:
+                raise _bad_cursor()
+            statement = statement.where(or_(rooms.c.last_activity_at < when,
+                                            and_(rooms.c.last_activity_at == when, rooms.c.id < cursor[2])))
+        statement = statement.order_by(rooms.c.last_activity_at.desc(), rooms.c.id.desc()).limit(limit + 1)
+        rows = list(self.s.execute(statement))
+        page = rows[:limit]
+        next_cursor = None
+        if len(rows) > limit:
+            last = page[-1]
+            when = last.last_activity_at
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=timezone.utc)
+            next_cursor = encode_cursor("a", when.isoformat(), last.id)
+        return page, next_cursor
+
+    # --- messages ---------------------------------------------------------------------------
+
+    def post_message(self, user_id: str, room_id: str, text: str,
+                     client_id: str) -> tuple[dict, bool, list[Event]]:
+        """One transaction: bump rooms.last_seq (the row lock orders concurrent posters of a
+        room; a rollback hands the number back, so seqs have no gaps), insert, move the
+        author's read marker, commit. A repeated (author, client_id) returns the first message."""
+        if self.dialect == "postgresql":
+            return self._post_message_postgresql(user_id, room_id, text, client_id)
+        probe = self.s.execute(
+            select(rooms.c.kind, memberships.c.user_id.label("member_user_id"),
+                   messages.c.id.label("existing_id"), users.c.username, users.c.display_name)
+            .select_from(
+                rooms.outerjoin(memberships, and_(memberships.c.room_id == rooms.c.id,
+                                                  memberships.c.user_id == user_id))
+                .outerjoin(messages, and_(messages.c.room_id == rooms.c.id,
+                                          messages.c.author_id == user_id,
+                                          messages.c.client_id == client_id))
+                .outerjoin(users, users.c.id == memberships.c.user_id))
+            .where(rooms.c.id == room_id)).first()
+        if probe is None or (probe.member_user_id is None and probe.kind != PUBLIC):
+            raise NotFound("No such room.", {"room_id": "no such room"})
+        if probe.member_user_id is None:
+            raise Forbidden("Join this room first.")
+        if probe.existing_id is not None:
+            existing = self.message(room_id, probe.existing_id)
+            self.s.rollback()
+            return existing, False, []
+        member_ids = self.member_ids(room_id)
+        now = utcnow()
+        seq = self.s.execute(
+            update(rooms).where(rooms.c.id == room_id)
+            .values(last_seq=rooms.c.last_seq + 1, last_activity_at=now)
+            .returning(rooms.c.last_seq)).scalar()
+        if seq is None:  # deleted under our feet
+            self.s.rollback()
+            raise NotFound("No such room.", {"room_id": "no such room"})
+        message_id = new_id()
+        try:
+            self.s.execute(insert(messages).values(
+                id=message_id, room_id=room_id, seq=seq, author_id=user_id, text=text,
+                client_id=client_id, created_at=now, edited_at=None, deleted_at=None))
+            self.s.execute(
+                update(memberships)
+                .where(memberships.c.room_id == room_id, memberships.c.user_id == user_id)
+                .values(last_read_seq=case((memberships.c.last_read_seq < seq, seq),
+                                           else_=memberships.c.last_read_seq)))
+            self.s.commit()
+        except IntegrityError:  # the same client_id raced us and won: that message is the answer
+            self.s.rollback()
+            existing_id = self.s.execute(select(messages.c.id).where(
+                messages.c.room_id == room_id, messages.c.author_id == user_id,
+                messages.c.client_id == client_id)).scalar()
+            if existing_id is None:
+                raise
+            existing = self.message(room_id, existing_id)
+            self.s.rollback()
+            return existing, False, []
+        message = {
+            "id": message_id, "room_id": room_id, "seq": seq,
+            "author": {"id": user_id, "username": probe.username, "display_name": probe.display_name},
+            "text": text, "client_id": client_id, "created_at": iso(now), "edited_at": None,
+            "deleted": False,
+        }
+        return message, True, [("message_posted", {"message": message, "member_ids": member_ids})]
+
+    def _post_message_postgresql(self, user_id: str, room_id: str, text: str,
+                                 client_id: str) -> tuple[dict, bool, list[Event]]:
+        """The hot path on PostgreSQL in three round trips: one probe (room, membership,
+        earlier message with this client_id, author, member ids), one statement that bumps
+        the seq, inserts and moves the read marker, and the commit."""
+        params = {"room": room_id, "user": user_id, "client": client_id}
+        probe = self.s.execute(_PG_POST_PROBE, params).first()
+        if probe is None or (not probe.is_member and probe.kind != PUBLIC):
+            raise NotFound("No such room.", {"room_id": "no such room"})
+        if not probe.is_member:
+            raise Forbidden("Join this room first.")
+        if probe.existing_id is not None:
+            existing = self.message(room_id, probe.existing_id)
+            self.s.rollback()
+            return existing, False, []
+        now = utcnow()
+        message_id = new_id()
+        try:
+            seq = self.s.execute(_PG_POST_WRITE, {**params, "id": message_id, "text": text,
+                                                  "now": now}).scalar()
+            if seq is None:  # deleted under our feet
+                self.s.rollback()
+                raise NotFound("No such room.", {"room_id": "no such room"})
+            self.s.commit()
+        except IntegrityError:  # the same client_id raced us and won; the rollback frees the seq
+            self.s.rollback()
+            existing_id = self.s.execute(select(messages.c.id).where(
+                messages.c.room_id == room_id, messages.c.author_id == user_id,
+                messages.c.client_id == client_id)).scalar()
+            if existing_id is None:
+                raise
+            existing = self.message(room_id, existing_id)
+            self.s.rollback()
+            return existing, False, []
+        message = {
+            "id": message_id, "room_id": room_id, "seq": seq,
+            "author": {"id": user_id, "username": probe.username, "display_name": probe.display_name},
+            "text": text, "client_id": client_id, "created_at": iso(now), "edited_at": None,
+            "deleted": False,
+        }
+        return message, True, [("message_posted", {"message": message,
+                                                   "member_ids": list(probe.member_ids or [])})]
+
+    def message(self, room_id: str, message_id: str) -> dict:
+        row = self.s.execute(MESSAGE_WITH_AUTHOR.where(messages.c.id == message_id,
+                                                       messages.c.room_id == room_id)).first()
+        if row is None:
+            raise NotFound("No such message.", {"message_id": "no such message"})
+        return _message_from_joined(row)
+
+    def list_messages(self, user_id: str, room_id: str, before_seq: int | None,
+                      after_seq: int | None, limit: int) -> dict:
+        self.access(user_id, room_id, need_member=True)
+        statement = MESSAGE_WITH_AUTHOR.where(messages.c.room_id == room_id)
+        if after_seq is not None:
+            statement = statement.where(messages.c.seq > after_seq).order_by(messages.c.seq)
+        else:
+            if before_seq is not None:
+                statement = statement.where(messages.c.seq < before_seq)
+            statement = statement.order_by(messages.c.seq.desc())
+        rows = list(self.s.execute(statement.limit(limit + 1)))
+        has_more = len(rows) > limit
+        rows = rows[:limit]
+        if after_seq is None:
+            rows.reverse()
+        self.s.rollback()
+        return {"messages": [_message_from_joined(row) for row in rows], "has_more": has_more}
+
+    def edit_message(self, user_id: str, room_id: str, message_id: str,
+                     text: str) -> tuple[dict, list[Event]]:
+        self.access(user_id, room_id, need_member=True)
+        row = self.s.execute(select(messages).where(messages.c.id == message_id,
+                                                    messages.c.room_id == room_id)).first()
+        if row is None:
+            raise NotFound("No such message.", {"message_id": "no such message"})
+        if row.author_id != user_id:
+            raise Forbidden("Only the author may edit a message.")
+        if row.deleted_at is not None:
+            raise Conflict("A deleted message cannot be edited.")
+        if row.text == text:  # a repeated edit: nothing changes, nobody needs telling
+            message = self.message(room_id, message_id)
+            self.s.rollback()
+            return message, []
+        self.s.execute(update(messages).where(messages.c.id == message_id)
+                       .values(text=text, edited_at=utcnow()))
+        self.s.commit()
+        message = self.message(room_id, message_id)
+        return message, [("message_edited", {"message": message, "member_ids": self.member_ids(room_id)})]
+
+    def delete_message(self, user_id: str, room_id: str, message_id: str) -> list[Event]:
+        access = self.access(user_id, room_id, need_member=True)
+        row = self.s.execute(select(messages).where(messages.c.id == message_id,
+                                                    messages.c.room_id == room_id)).first()
+        if row is None:
+            raise NotFound("No such message.", {"message_id": "no such message"})
+        if row.author_id != user_id and not access.is_owner:
+            raise Forbidden("Only the author or the room's owner may delete a message.")
+        if row.deleted_at is not None:  # already a tombstone
+            self.s.rollback()
+            return []
+        done = self.s.execute(update(messages).where(messages.c.id == message_id,
+                                                     messages.c.deleted_at.is_(None))
+                              .values(text="", deleted_at=utcnow()))
+        self.s.commit()
+        if done.rowcount == 0:
+            return []
+        return [("message_deleted", {"room_id": room_id, "message_id": message_id, "seq": row.seq,
+                                     "member_ids": self.member_ids(room_id)})]
+
+    # --- read state -------------------------------------------------------------------------
+
+    def unread_counts(self, user_id: str, room_ids: list[str]) -> dict[str, int]:
+        """Messages after the member's read marker that are neither theirs nor deleted."""
+        if not room_ids:
+            return {}
+        rows = self.s.execute(
+            select(messages.c.room_id, func.count())
+            .select_from(messages.join(memberships, and_(memberships.c.room_id == messages.c.room_id,
+                                                         memberships.c.user_id == user_id)))
+            .where(messages.c.room_id.in_(room_ids), messages.c.seq > memberships.c.last_read_seq,
+                   messages.c.author_id != user_id, messages.c.deleted_at.is_(None))
+            .group_by(messages.c.room_id))
+        return {room_id: count for room_id, count in rows}
+
+    def mark_read(self, user_id: str, room_id: str, seq: int) -> tuple[dict, list[Event]]:
+        access = self.access(user_id, room_id, need_member=True)
+        target = min(seq, access.room.last_seq)  # never past the room's newest message
+        moved = False
+        if target > access.member.last_read_seq:
+            moved = self.s.execute(
+                update(memberships)
+                .where(memberships.c.room_id == room_id, memberships.c.user_id == user_id,
+                       memberships.c.last_read_seq < target)  # forward only, even when racing
+                .values(last_read_seq=target)).rowcount == 1
+            self.s.commit()
+        last_read = self.s.execute(select(memberships.c.last_read_seq).where(
+            memberships.c.room_id == room_id, memberships.c.user_id == user_id)).scalar()
+        if last_read is None:  # left meanwhile
+            raise NotFound("No such room.", {"room_id": "no such room"})
+        unread = self.unread_counts(user_id, [room_id]).get(room_id, 0)
+        self.s.rollback()
+        events: list[Event] = []
+        if moved:
+            events.append(("messages_read", {"room_id": room_id, "user_id": user_id, "seq": target,
+                                             "member_ids": self.member_ids(room_id)}))
+            self.s.rollback()
+        return {"room_id": room_id, "last_read_seq": last_read, "unread_count": unread}, events
+
+    def list_conversations(self, user_id: str, limit: int, cursor: list | None) -> dict:
+        statement = (select(rooms, memberships.c.muted)
+                     .join(memberships, and_(memberships.c.room_id == rooms.c.id,
+                                             memberships.c.user_id == user_id)))
+        page, next_cursor = self._by_activity(statement, limit, cursor)
+        room_ids = [row.id for row in page]
+        counts = self.member_counts(room_ids)
+        unread = self.unread_counts(user_id, room_ids)
+        newest = [and_(messages.c.room_id == row.id, messages.c.seq == row.last_seq)
+                  for row in page if row.last_seq > 0]
+        last_messages = {}
+        if newest:
+            last_messages = {row.room_id: _message_from_joined(row)
+                             for row in self.s.execute(MESSAGE_WITH_AUTHOR.where(or_(*newest)))}
+        self.s.rollback()
+        return {
+            "conversations": [{"room": room_dict(row, counts.get(row.id, 0)),
+                               "last_message": last_messages.get(row.id),
+                               "unread_count": unread.get(row.id, 0),
+                               "muted": bool(row.muted)} for row in page],
+            "next_cursor": next_cursor,
+        }
+
+
+_PG_POST_PROBE = sql_text("""
+SELECT r.kind,
+       EXISTS (SELECT 1 FROM memberships m WHERE m.room_id = r.id AND m.user_id = :user) AS is_member,
+       (SELECT id FROM messages WHERE room_id = r.id AND author_id = :user
+                                  AND client_id = :client) AS existing_id,
+       (SELECT array_agg(m.user_id ORDER BY m.joined_at, m.user_id)
+          FROM memberships m WHERE m.room_id = r.id) AS member_ids,
+       u.username, u.display_name
+  FROM rooms r LEFT JOIN users u ON u.id = :user
+ WHERE r.id = :room
+""")
+
+# The UPDATE takes the room's row lock: concurrent posters of one room (on any replica) queue
+# here, each reads the seq its predecessor committed, and a rollback returns the number.
+_PG_POST_WRITE = sql_text("""
+WITH bump AS (
+    UPDATE rooms SET last_seq = last_seq + 1, last_activity_at = :now
+     WHERE id = :room RETURNING last_seq
+), posted AS (
+    INSERT INTO messages (id, room_id, seq, author_id, text, client_id, created_at)
+    SELECT :id, :room, bump.last_seq, :user, :text, :client, :now FROM bump
+    RETURNING seq
+), marked AS (
+    UPDATE memberships SET last_read_seq = GREATEST(last_read_seq, (SELECT seq FROM posted))
+     WHERE room_id = :room AND user_id = :user
+)
+SELECT seq FROM posted
+""")
+
+
+@dataclass
+class _Member:
+    user_id: str
+    role: str
+    joined_at: Any
+    last_read_seq: int
+    muted: bool
+
+
+def _room_exists() -> Conflict:
+    return Conflict("A public room with that name already exists.",
+                    {"name": "is taken by another public room"}, code="room_exists")
+
+
+def _bad_cursor() -> ValidationFailed:
+    return ValidationFailed(details={"cursor": "is not a cursor this listing handed out"})

@@ -1,0 +1,125 @@
+"""Argument checks for every RPC: bad input becomes ValidationFailed naming each field."""
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from parley_common.errors import ValidationFailed
+
+MAX_ID = 64
+MAX_NAME = 64
+MAX_TOPIC = 256
+MAX_TEXT = 4000
+MAX_CLIENT_ID = 64
+MAX_MEMBER_IDS = 100
+MAX_QUERY = 64
+
+
+class Checker:
+    """Collects every problem first, so one reply names all bad fields."""
+
+    def __init__(self) -> None:
+        self.errors: dict[str, str] = {}
+
+    def fail(self, field: str, reason: str) -> None:
+        self.errors.setdefault(field, reason)
+
+    def done(self) -> None:
+        if self.errors:
+            raise ValidationFailed(details=self.errors)
+
+    def id(self, field: str, value: Any) -> str:
+        if not isinstance(value, str) or not value or len(value) > MAX_ID:
+            self.fail(field, f"must be an id (a non-empty string of at most {MAX_ID} characters)")
+            return ""
+        return value
+
+    def int(self, field: str, value: Any, *, minimum: int = 0, maximum: int | None = None,
+            optional: bool = False, default: int | None = None) -> int | None:
+        if value is None and optional:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(field, "must be an integer")
+            return default
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+            self.fail(field, f"must be {bound}")
+            return default
+        return value
+
+    def limit(self, value: Any) -> int:
+        return self.int("limit", value, minimum=1, maximum=100, optional=True, default=50)
+
+    def bool(self, field: str, value: Any) -> bool:
+        if not isinstance(value, bool):
+            self.fail(field, "must be true or false")
+            return False
+        return value
+
+    def text(self, field: str, value: Any, *, maximum: int, required: bool = True,
+             minimum: int = 1) -> str | None:
+        """A string trimmed of surrounding whitespace, minimum..maximum characters."""
+        if value is None and not required:
+            return None
+        if not isinstance(value, str):
+            self.fail(field, "must be a string")
+            return None
+        value = value.strip()
+        if len(value) < minimum or len(value) > maximum:
+            if minimum > 0:
+                self.fail(field, f"must be {minimum} to {maximum} characters after trimming")
+            else:
+                self.fail(field, f"must be at most {maximum} characters")
+            return None
+        return value
+
+    def client_id(self, value: Any) -> str:
+        if not isinstance(value, str) or not value or len(value) > MAX_CLIENT_ID:
+            self.fail("client_id", f"must be a non-empty string of at most {MAX_CLIENT_ID} characters")
+            return ""
+        return value
+
+    def id_list(self, field: str, value: Any, *, maximum: int) -> list[str]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.fail(field, "must be a list of user ids")
+            return []
+        if any(not isinstance(item, str) or not item or len(item) > MAX_ID for item in value):
+            self.fail(field, "must contain only user ids")
+            return []
+        unique = list(dict.fromkeys(value))
+        if len(unique) > maximum:
+            self.fail(field, f"may name at most {maximum} users")
+            return []
+        return unique
+
+    def choice(self, field: str, value: Any, choices: tuple[str, ...]) -> str:
+        if value not in choices:
+            self.fail(field, "must be one of " + ", ".join(choices))
+            return ""
+        return value
+
+
+def encode_cursor(*key: Any) -> str:
+    raw = json.dumps(list(key), separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(check: Checker, value: Any, shape: tuple[type, ...]) -> list | None:
+    """The key list inside an opaque cursor, or None; a malformed cursor is a field error."""
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, str) or not value or len(value) > 512:
+            raise ValueError
+        key = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+        if not isinstance(key, list) or len(key) != len(shape):
+            raise ValueError
+        if any(not isinstance(part, kind) or isinstance(part, bool) for part, kind in zip(key, shape)):
+            raise ValueError
+        return key
+    except (ValueError, TypeError):
+        check.fail("cursor", "is not a cursor this listing handed out")
+        return None
