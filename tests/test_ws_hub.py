@@ -494,6 +494,25 @@ async def test_presence_online_and_offline_across_instances(suite, http, redis_c
     await bob_ws.close()
 
 
+async def test_a_connected_newcomer_shows_online_in_the_room_they_join(suite, http):
+    gw_a, gw_b = suite.gateway_urls[:2]
+    owner_token, _ = await register_and_login(gw_a, http)
+    carol_token, carol = await register_and_login(gw_b, http)
+    room = await public_room(http, gw_a, owner_token)
+    owner_ws, _ = await connect(http, gw_a, owner_token)
+    await subscribe(owner_ws, room["id"])
+    carol_ws, _ = await connect(http, gw_b, carol_token)  # online before she belongs here
+
+    status, body = await call(http, "POST", f"{gw_b}/api/v1/rooms/{room['id']}/join", carol_token)
+    assert status == 200, body
+    await next_frame(owner_ws, "member_joined")
+    online = await next_frame(owner_ws, "presence", user_id=carol["id"])
+    assert online == {"type": "presence", "room_id": room["id"], "user_id": carol["id"],
+                      "status": "online"}
+    await carol_ws.close()
+    await owner_ws.close()
+
+
 # --- malformed input and limits ----------------------------------------------------------
 
 async def test_malformed_frames_get_error_frames_and_the_socket_stays_usable(suite, http):

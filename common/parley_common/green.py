@@ -2,7 +2,7 @@
 socket, and psycopg2 must cooperate with eventlet or one query would stall every worker."""
 import warnings
 
-warnings.filterwarnings("ignore", message=".*Eventlet is deprecated.*")
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
 import eventlet  # noqa: E402
 

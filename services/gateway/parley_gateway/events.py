@@ -202,6 +202,11 @@ class EventConsumer:
                                          Frame.of("member_joined", _room=room_id,
                                                   room_id=room_id, user=user))
         await self._track_membership(room_id, [user.get("id")], joined=True)
+        # A newcomer who is already connected announced their presence before they belonged
+        # here; tell this room's subscribers now, or they would show them offline.
+        user_id = user.get("id")
+        if user_id and room_id and await self.app["redis"].hlen(self.app["keys"].user_conns(user_id)):
+            await self._presence({"user_id": user_id, "room_ids": [room_id]}, "online")
 
     async def _on_member_left(self, payload: dict) -> None:
         room_id, user = payload.get("room_id"), payload.get("user") or {}
