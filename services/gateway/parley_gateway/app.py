@@ -24,6 +24,7 @@ from .ratelimit import RateLimiter
 from .settings import Settings
 from .tokens import TokenVerifier
 from .webclient import setup_webclient
+from .ws import setup_ws
 
 log = get_logger("parley_gateway.app")
 
@@ -89,14 +90,6 @@ def create_app(settings: Settings | None = None) -> web.Application:
         app.router.add_route(endpoint.method, endpoint.path, make_handler(endpoint),
                              name=endpoint.operation_id)
 
-    try:
-        from .ws import setup_ws
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.ws":
-            raise
-        log.warning("websocket_not_installed")
-    else:
-        setup_ws(app)
-
+    setup_ws(app)  # after the REST side's hooks: its start-up relies on rpc/redis being ready
     setup_webclient(app, settings.static_dir)
     return app
