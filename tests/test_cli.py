@@ -7,6 +7,8 @@ import subprocess
 import sys
 import uuid
 
+import requests
+
 
 def cli(suite, token_file, *args, stdin=""):
     env = {**os.environ, "PARLEY_TOKEN_FILE": str(token_file)}
@@ -33,6 +35,14 @@ def test_register_login_create_and_list_rooms(suite, tmp_path):
     assert created.returncode == 0, created.stderr
     listed = cli(suite, token_file, "rooms")
     assert room_name in listed.stdout
+
+    room_id = next(line.split()[0] for line in listed.stdout.splitlines() if room_name in line)
+    chat = cli(suite, token_file, "chat", room_id, stdin="hello from the terminal\n/quit\n")
+    assert chat.returncode == 0, chat.stderr
+    assert "connected" in chat.stdout
+    history = requests.get(f"{suite.url}/api/v1/rooms/{room_id}/messages",
+                           headers={"Authorization": f"Bearer {token_file.read_text()}"}, timeout=10)
+    assert [m["text"] for m in history.json()["messages"]] == ["hello from the terminal"]
 
     assert cli(suite, token_file, "logout").returncode == 0
     after = cli(suite, token_file, "rooms")

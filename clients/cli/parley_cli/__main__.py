@@ -19,6 +19,7 @@ from pathlib import Path
 
 import aiohttp
 
+ACK_WAIT_SECONDS = 5
 TOKEN_FILE = Path(os.environ.get("PARLEY_TOKEN_FILE", Path.home() / ".config" / "parley" / "token"))
 
 
@@ -66,14 +67,25 @@ async def chat(http: aiohttp.ClientSession, base: str, token: str, room_id: str)
         reader = asyncio.StreamReader()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
 
+        unacked: set[str] = set()
+        all_acked = asyncio.Event()
+        all_acked.set()
+
         async def typed() -> None:
             while line := (await reader.readline()).decode():
                 text = line.strip()
                 if text == "/quit":
                     break
                 if text:
+                    client_id = uuid.uuid4().hex
+                    unacked.add(client_id)
+                    all_acked.clear()
                     await ws.send_json({"type": "send", "room_id": room_id, "text": text,
-                                        "client_id": uuid.uuid4().hex})
+                                        "client_id": client_id})
+            try:  # leave only once what was typed is stored (bounded: the server may be gone)
+                await asyncio.wait_for(all_acked.wait(), ACK_WAIT_SECONDS)
+            except asyncio.TimeoutError:
+                print(f"!! {len(unacked)} message(s) not confirmed by the server")
             await ws.close()
 
         sender = asyncio.create_task(typed())
@@ -81,7 +93,11 @@ async def chat(http: aiohttp.ClientSession, base: str, token: str, room_id: str)
             if frame.type != aiohttp.WSMsgType.TEXT:
                 break
             event = json.loads(frame.data)
-            if event["type"] == "message":
+            if event["type"] == "ack":
+                unacked.discard(event["client_id"])
+                if not unacked:
+                    all_acked.set()
+            elif event["type"] == "message":
                 show(event["message"])
             elif event["type"] == "typing":
                 print(f"   {event['user']['display_name']} is typing…")
