@@ -7,6 +7,9 @@ concurrency through the asyncio RPC client, and prints:
 
     messages persisted per second per replica  (rows in the database / elapsed / replicas)
     p50 / p95 / p99 latency of post_message as the caller sees it
+    CPU per message of the replicas and of this client, and how busy the whole machine was
+    (on a small shared machine the broker, the database and this client compete with the
+    replicas for the same cores)
 
 Everything it created (processes, vhost, database) is removed at the end.
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -137,8 +141,14 @@ async def bench(args: argparse.Namespace) -> int:
         with psycopg2.connect(_dsn(database_url)) as connection, connection.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM messages")
             before = cursor.fetchone()[0]
+        cpu_before = [_process_cpu_seconds(proc) for proc in procs]
+        client_cpu_before, machine_before = time.process_time(), _machine_cpu()
         elapsed, latencies, failures = await post_all(client, people, rooms, args.messages,
                                                       args.concurrency)
+        client_cpu = time.process_time() - client_cpu_before
+        machine_busy, machine_total = (after - before for after, before
+                                       in zip(_machine_cpu(), machine_before))
+        replica_cpu = sum(_process_cpu_seconds(proc) for proc in procs) - sum(cpu_before)
         with psycopg2.connect(_dsn(database_url)) as connection, connection.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM messages")
             persisted = cursor.fetchone()[0] - before
@@ -157,6 +167,17 @@ async def bench(args: argparse.Namespace) -> int:
                   f"{percentile(latencies, .95) * 1000:.1f} / {percentile(latencies, .99) * 1000:.1f} ms"
                   f"  (mean {statistics.fmean(latencies) * 1000:.1f} ms)")
         print(f"seq gap-free per room  {'yes' if gap_free else 'NO'}")
+        # Where the machine's CPU went: the replicas, this client, and everything together
+        # (RabbitMQ, PostgreSQL, anything else running). A replica can serve at most about
+        # 1 / (its CPU per message) messages per second on a core of its own.
+        if persisted:
+            per_message = replica_cpu / persisted
+            print(f"replica CPU            {per_message * 1000:.2f} ms per message "
+                  f"(~{1 / per_message:.0f} msg/s on a whole core of its own)")
+            print(f"bench client CPU       {client_cpu / persisted * 1000:.2f} ms per message")
+        if machine_total:
+            print(f"machine CPU busy       {100 * machine_busy / machine_total:.0f}% of "
+                  f"{_cores()} cores during the run")
         return 0 if persisted == args.messages and gap_free else 1
     finally:
         await client.close()
@@ -172,6 +193,29 @@ async def bench(args: argparse.Namespace) -> int:
             print(f"logs kept in {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _process_cpu_seconds(proc: Proc) -> float:
+    """user + system CPU time of a replica (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{proc.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, AttributeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_cpu() -> tuple[int, int]:
+    """(busy, total) jiffies of all cores since boot (Linux /proc/stat)."""
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return 0, 0
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+def _cores() -> int:
+    return os.cpu_count() or 1
 
 
 def _dsn(database_url: str) -> str:

@@ -19,11 +19,14 @@ from .logs import configure_logging, get_logger
 
 
 # Our domain errors are answers, not faults: nameko logs them as "expected".
-def rpc(fn=None, **options):
+def rpc(fn=None, *, entrypoint=None, **options):
     """``@rpc`` or ``@rpc(...)``. (nameko drops keyword options when the decorator is given
-    the function directly, so a functools.partial would silently lose expected_exceptions.)"""
+    the function directly, so a functools.partial would silently lose expected_exceptions.)
+    ``entrypoint``: a subclass of nameko's Rpc to use instead (the same one for every method
+    of a service)."""
     options.setdefault("expected_exceptions", (ParleyError,))
-    return _nameko_rpc(**options) if fn is None else _nameko_rpc(**options)(fn)
+    decorator = _nameko_rpc if entrypoint is None else entrypoint.decorator
+    return decorator(**options) if fn is None else decorator(**options)(fn)
 
 
 class _ExpectedErrorsQuietly(logging.Filter):

@@ -6,32 +6,61 @@ import functools
 import inspect
 
 import eventlet
-from nameko.events import EventDispatcher, event_handler
+from nameko.events import event_handler
 from nameko.exceptions import RemoteError, UnknownService
 from nameko.rpc import RpcProxy
+from sqlalchemy import create_engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from parley_common import config, db
+from parley_common import config, db, nameko_support
 from parley_common.errors import ParleyError, Unavailable
-from parley_common.nameko_support import Database, Logger, rpc
+from parley_common.nameko_support import Database, Logger
 
 from . import validation as v
-from .store import PRIVATE, PUBLIC, Store
+from .amqp import LeanEventDispatcher, LeanRpc
+from .store import AUTOCOMMIT_ENGINE, PRIVATE, PUBLIC, Store
 
 RPC_TIMEOUT_SECONDS = config.env_float("RPC_TIMEOUT_SECONDS", 5.0)
+
+# parley_common's @rpc on our leaner entrypoint (replies published once-encoded, on reused
+# producers, without confirms; see amqp.py and the README's "Throughput").
+rpc = functools.partial(nameko_support.rpc, entrypoint=LeanRpc)
 
 
 class RoomsDatabase(Database):
     """Database("rooms") with a pool as large as the worker count: every concurrent worker
-    holds at most one connection, so none waits for another's. No pre-ping: it costs a round
-    trip per call (~25% of post_message throughput); after a database restart one call fails
-    with `unavailable` (see `guarded`), SQLAlchemy drops the stale pool, and retries succeed."""
+    holds at most one connection, so none waits for another's.
+
+    post_message, the hot path, runs on a second pool of autocommit connections without
+    pre-ping (a ping is a round trip per call, as much as the post itself): after a database
+    restart one post fails with `unavailable`, that pool is dropped, and retries succeed. The
+    session pool, used by everything else, keeps pre-ping: no post would ever notice its
+    connections died, and those calls are not hot enough for the extra round trip to matter."""
+
+    autocommit_engine = None
 
     def setup(self):
         workers = self.container.config.get("max_workers", 10)
-        self.engine = db.make_engine(config.database_url(self.service), pool_size=workers + 2,
-                                     pre_ping=False)
+        url = config.database_url(self.service)
+        self.engine = db.make_engine(url, pool_size=workers + 2)
         self.sessions = db.make_sessionmaker(self.engine)
+        if not db.is_sqlite(url):
+            # post_message's single statement runs on these: autocommit makes it its own
+            # transaction, one round trip instead of statement + COMMIT. A pool of its own,
+            # set to autocommit once per connection (not toggled on every checkout).
+            self.autocommit_engine = create_engine(
+                url, pool_size=workers + 2, max_overflow=workers + 2, isolation_level="AUTOCOMMIT")
+
+    def stop(self):
+        if self.autocommit_engine is not None:
+            self.autocommit_engine.dispose()
+        super().stop()
+
+    def get_dependency(self, worker_ctx):
+        session = super().get_dependency(worker_ctx)
+        if self.autocommit_engine is not None:
+            session.info[AUTOCOMMIT_ENGINE] = self.autocommit_engine
+        return session
 
 
 def guarded(method):
@@ -67,7 +96,7 @@ class RoomsService:
     db = RoomsDatabase("rooms")
     log = Logger()
     auth = RpcProxy("auth")
-    dispatch = EventDispatcher()
+    dispatch = LeanEventDispatcher()
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -329,5 +358,3 @@ class RoomsService:
         store = self._store()
         store.upsert_user(user)
         self.db.commit()
-
-
