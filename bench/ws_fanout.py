@@ -30,7 +30,7 @@ PASSWORD = "bench-password-1"
 async def make_user(http: aiohttp.ClientSession, base: str) -> str:
     name = f"b{uuid.uuid4().hex[:12]}"
     async with http.post(f"{base}/api/v1/auth/register",
-                         json={"username": name, "email": f"{name}@bench.test", "password": PASSWORD}) as r:
+                         json={"username": name, "email": f"{name}@example.com", "password": PASSWORD}) as r:
         assert r.status == 201, await r.text()
     async with http.post(f"{base}/api/v1/auth/login", json={"username": name, "password": PASSWORD}) as r:
         assert r.status == 200, await r.text()
