@@ -33,10 +33,11 @@ def setup_webclient(app: web.Application, static_dir: Path) -> None:
         relative = request.match_info["path"]
         try:
             target = (root / relative).resolve()
-        except (OSError, ValueError):
-            raise NotFound() from None
-        # Never outside the static directory (../ tricks, symlinks out of it).
-        if not target.is_relative_to(root) or not target.is_file():
+            # Never outside the static directory (../ tricks, symlinks out of it).
+            found = target.is_relative_to(root) and target.is_file()
+        except (OSError, ValueError):  # e.g. a name too long for the filesystem
+            found = False
+        if not found:
             raise NotFound("There is no such file.")
         return _file(target)
 
