@@ -1,6 +1,16 @@
-# Lets test modules here `import helpers` (pytest runs with --import-mode=importlib, which
-# does not put test folders on sys.path).
+"""Shared by the cross-service tests: ``import helpers`` works (pytest runs with
+--import-mode=importlib, which does not put test folders on sys.path), and an ``http`` client."""
 import sys
 from pathlib import Path
 
+import aiohttp
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+@pytest.fixture
+async def http():
+    """An HTTP/WebSocket client session for one test."""
+    async with aiohttp.ClientSession() as session:
+        yield session

@@ -3,17 +3,10 @@ from __future__ import annotations
 
 import json
 
-import aiohttp
 import pytest
 
 from helpers import (PASSWORD, Client, fake_address, login, new_user, register,
                      start_extra_gateway, unique)
-
-
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def test_register_returns_self_user_without_secrets(suite, http):

@@ -7,9 +7,7 @@ import json
 import time
 import uuid
 
-import aiohttp
 import jwt
-import pytest
 from cryptography.hazmat.primitives import serialization
 
 from helpers import PASSWORD, Client, new_user, start_extra_gateway, unique
@@ -21,12 +19,6 @@ SECURITY_HEADERS = {
 }
 CSP_PARTS = ("default-src 'self'", "script-src 'self'", "frame-ancestors 'none'",
              "connect-src 'self' ws: wss:", "base-uri 'none'")
-
-
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 def assert_security_headers(headers) -> None:
@@ -72,6 +64,28 @@ async def test_malformed_bodies_get_the_right_codes(suite, http):
     # Unknown extra fields are ignored (documented in the OpenAPI description).
     extra = await alice.post(path, {"name": unique("r"), "kind": "public", "colour": "red"})
     assert extra.status == 201, extra
+
+
+async def test_nul_and_lone_surrogates_are_refused_not_stored(suite, http):
+    """JSON can carry "\\u0000" and "\\ud800"; PostgreSQL and UTF-8 cannot (fuzzing found
+    a 500 on message edit)."""
+    alice = await new_user(http, suite.url)
+    room = (await alice.post("/api/v1/rooms", {"name": unique("r"), "kind": "public"})).body["room"]
+    posted = await alice.post(f"/api/v1/rooms/{room['id']}/messages", {"text": "fine"})
+    message_id = posted.body["message"]["id"]
+
+    edit = await alice.request("PATCH", f"/api/v1/rooms/{room['id']}/messages/{message_id}",
+                               {"text": "nul \u0000 inside"})
+    assert edit.status == 422 and set(edit.error["details"]) == {"text"}, edit
+    surrogate = await alice.post(f"/api/v1/rooms/{room['id']}/messages",
+                                 {"text": "half a pair \ud83d", "client_id": "c1"})
+    assert surrogate.status == 422 and set(surrogate.error["details"]) == {"text"}, surrogate
+    odd_key = await alice.post("/api/v1/rooms", {"name": "x", "kind": "public", "\udc00": 1})
+    assert odd_key.status == 422, odd_key
+    query = await alice.get("/api/v1/users?q=%00")
+    assert query.status == 422 and set(query.error["details"]) == {"q"}, query
+    history = await alice.get(f"/api/v1/rooms/{room['id']}/messages")
+    assert [m["text"] for m in history.body["messages"]] == ["fine"]
 
 
 async def test_unknown_paths_and_methods_are_json(suite, http):

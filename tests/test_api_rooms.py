@@ -3,16 +3,7 @@ posting (idempotent by client_id), history paging, edit/delete, read state, conv
 and the visibility rules (private 404, public-not-joined 403)."""
 from __future__ import annotations
 
-import aiohttp
-import pytest
-
 from helpers import new_user, unique
-
-
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def make_room(client, kind="public", **extra) -> dict:

@@ -3,16 +3,8 @@ from __future__ import annotations
 
 import json
 
-import aiohttp
-import pytest
 
 from helpers import Client, new_user, unique
-
-
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 def assert_public(user: dict) -> None:

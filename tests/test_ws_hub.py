@@ -111,12 +111,6 @@ async def subscribe(ws, room_id: str, after_seq=None) -> dict:
 
 
 @pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
 async def redis_client(suite):
     client = aioredis.Redis.from_url(suite.isolation.redis_url, decode_responses=True)
     yield client, suite.isolation.redis_prefix
@@ -541,6 +535,10 @@ async def test_malformed_frames_get_error_frames_and_the_socket_stays_usable(sui
         ({"type": "send", "room_id": not_joined["id"], "text": "hi", "client_id": "x",
           "ref": "i"}, "forbidden"),
         ({"type": "typing", "room_id": not_joined["id"], "ref": "j"}, "forbidden"),
+        ({"type": "send", "room_id": not_joined["id"], "text": "nul \u0000", "client_id": "x",
+          "ref": "l"}, "validation_failed"),
+        ({"type": "send", "room_id": not_joined["id"], "text": "\ud800", "client_id": "x",
+          "ref": "m"}, "validation_failed"),
     ]
     for frame, code in cases:
         await ws.send_json(frame)

@@ -16,6 +16,7 @@ from parley_common import config
 from parley_common.errors import Conflict, InvalidCredentials, NotFound
 from parley_common.nameko_support import Database, Logger, rpc
 from parley_common.timeutil import iso, utcnow
+from parley_common.text import PROBLEM, storable
 
 from . import validation as v
 from .keys import Keyring
@@ -111,8 +112,11 @@ class AuthService:
         v.raise_if(errors)
 
         key = login.strip().lower()
-        if not key or not password or len(password) > v.MAX_PASSWORD or len(key) > v.MAX_EMAIL:
+        if not key or not password or len(password) > v.MAX_PASSWORD or len(key) > v.MAX_EMAIL \
+                or not storable(key) or not storable(password):
             raise InvalidCredentials()  # no account can match: not worth a hash
+        if user_agent is not None and not storable(user_agent):
+            user_agent = None  # informational only; not worth refusing a login over
         column = User.email_lower if "@" in key else User.username_lower
         user = self.db.scalar(select(User).where(column == key, User.deleted_at.is_(None)))
         passwords = self.crypto.passwords
@@ -269,6 +273,8 @@ class AuthService:
         user_id = v.identifier("user_id", user_id, errors)
         if not isinstance(q, str):
             errors["q"] = "q must be a string."
+        elif not storable(q):
+            errors["q"] = f"q {PROBLEM}."
         elif len(q.strip()) > MAX_QUERY:
             errors["q"] = f"q must be at most {MAX_QUERY} characters."
         limit = v.limit(limit, errors)

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from email_validator import EmailNotValidError, validate_email
 
 from parley_common.errors import ValidationFailed
+from parley_common.text import PROBLEM, storable
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9_.-]{3,32}", re.ASCII)
 MAX_EMAIL = 254
@@ -29,7 +30,8 @@ def raise_if(errors: Errors) -> None:
 
 
 def _has_control_chars(value: str) -> bool:
-    return any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value)
+    # Cs: unpaired surrogates, which UTF-8 (and so the database) cannot hold.
+    return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in value)
 
 
 def username(value: Any, errors: Errors) -> str | None:
@@ -51,6 +53,9 @@ def email(value: Any, errors: Errors) -> str | None:
     if len(value) > MAX_EMAIL:
         errors["email"] = f"Email must be at most {MAX_EMAIL} characters."
         return None
+    if not storable(value):
+        errors["email"] = "Email must be a valid address such as name@example.com."
+        return None
     try:
         normalized = validate_email(value, check_deliverability=False).normalized
     except EmailNotValidError:
@@ -67,6 +72,8 @@ def password(value: Any, name: str | None, errors: Errors) -> str | None:
         errors["password"] = "Password is required and must be a string."
     elif not MIN_PASSWORD <= len(value) <= MAX_PASSWORD:
         errors["password"] = f"Password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters."
+    elif not storable(value):
+        errors["password"] = f"Password {PROBLEM}."
     elif isinstance(name, str) and value.casefold() == name.casefold():
         errors["password"] = "Password must not be the same as the username."
     else:
@@ -112,7 +119,7 @@ def avatar_url(value: Any, errors: Errors) -> str | None:
 
 
 def identifier(field: str, value: Any, errors: Errors) -> str | None:
-    if not isinstance(value, str) or not value or len(value) > MAX_ID:
+    if not isinstance(value, str) or not value or len(value) > MAX_ID or not storable(value):
         errors[field] = f"{field} must be a non-empty id string."
         return None
     return value

@@ -118,7 +118,8 @@ async def test_unknown_user_wrong_password_and_deleted_user_look_the_same(
     attempts = [(user["username"], "wrong password"), ("nobody-" + user["username"][:20], password),
                 ("nobody@example.com", password), (deleted["username"], password),
                 (deleted["email"], password), (user["username"], ""), ("", password),
-                (user["username"], "x" * 5000)]
+                (user["username"], "x" * 5000), (user["username"] + "\x00", password),
+                (user["username"], "half a pair \ud83d")]
     seen = set()
     for login, secret in attempts:
         with pytest.raises(InvalidCredentials) as caught:

@@ -164,3 +164,18 @@ async def test_registration_event_carries_public_user(rpc, fresh, auth_events):
         lambda key, body: key == "user_registered" and body["user"]["id"] == user["id"])
     assert set(body["user"]) == PUBLIC_KEYS
     assert "argon2" not in repr(body)
+
+
+async def test_nul_and_lone_surrogates_are_validation_errors(rpc, fresh):
+    # The gateway refuses these too; the service must hold on its own.
+    name = fresh("nul")
+    with pytest.raises(ValidationFailed) as error:
+        await register(rpc, name, password="surrogate \ud83d here",
+                       display_name="nul \x00 here", email=f"{name}\x00@example.com")
+    assert set(error.value.details) == {"password", "display_name", "email"}
+    with pytest.raises(ValidationFailed) as error:
+        await rpc.call("auth", "search_users", "u" * 8, "nul\x00", 10)
+    assert set(error.value.details) == {"q"}
+    with pytest.raises(ValidationFailed) as error:
+        await rpc.call("auth", "get_user", "user\x00id", "other")
+    assert "user_id" in error.value.details

@@ -17,6 +17,7 @@ from parley_common.errors import (InternalError, InvalidJson, NotFound, ParleyEr
                                   Unauthenticated, Unavailable, UnsupportedMediaType,
                                   ValidationFailed)
 from parley_common.logs import get_logger
+from parley_common.text import PROBLEM, storable, unstorable_details
 
 from . import schemas
 from .tokens import Principal
@@ -202,6 +203,9 @@ async def read_json(request: web.Request, validator: Draft202012Validator | None
         raise InvalidJson() from None
     if not isinstance(body, dict):
         raise InvalidJson("The request body must be a JSON object.")
+    unstorable = unstorable_details(body)
+    if unstorable:
+        raise ValidationFailed(details=unstorable)
     if validator is not None:
         details = validation_details(validator, _trimmed(body))
         if details:
@@ -223,6 +227,9 @@ def parse_query(request: web.Request, spec: dict[str, dict]) -> dict:
             values[name] = schema.get("default")
             continue
         value: Any = raw
+        if not storable(raw):
+            details[name] = f"{name} {PROBLEM}."
+            continue
         if schema.get("type") == "integer":
             if not _INTEGER.fullmatch(raw.strip()):
                 details[name] = _query_sentence(name, schema)

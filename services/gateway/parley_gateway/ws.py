@@ -25,6 +25,7 @@ from aiohttp import WSMsgType, web
 from parley_common.errors import (Forbidden, InvalidJson, ParleyError, RateLimited,
                                   Unavailable, ValidationFailed)
 from parley_common.logs import get_logger
+from parley_common.text import storable, unstorable_details
 
 from .events import EventConsumer
 from .hub import (CLOSE_AUTH_TIMEOUT, CLOSE_INTERNAL, CLOSE_RATE_LIMITED,
@@ -248,8 +249,13 @@ class WsSession:
                                                     {"frame": "must be an object"}))
             return
         ref = frame.get("ref")
-        if ref is not None and not isinstance(ref, (str, int)):
+        if ref is not None and not (isinstance(ref, int) or isinstance(ref, str) and storable(ref)):
             ref = None
+        unstorable = unstorable_details(frame)
+        if unstorable:
+            self.count_in("invalid")
+            await self.reply_error(ValidationFailed(details=unstorable), ref)
+            return
         frame_type = frame.get("type")
         handler = self.handlers.get(frame_type) if isinstance(frame_type, str) else None
         self.count_in(frame_type if handler is not None else "unknown")

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from parley_common.errors import ValidationFailed
+from parley_common.text import PROBLEM, storable
 
 MAX_ID = 64
 MAX_NAME = 64
@@ -30,7 +31,7 @@ class Checker:
             raise ValidationFailed(details=self.errors)
 
     def id(self, field: str, value: Any) -> str:
-        if not isinstance(value, str) or not value or len(value) > MAX_ID:
+        if not isinstance(value, str) or not value or len(value) > MAX_ID or not storable(value):
             self.fail(field, f"must be an id (a non-empty string of at most {MAX_ID} characters)")
             return ""
         return value
@@ -65,6 +66,9 @@ class Checker:
         if not isinstance(value, str):
             self.fail(field, "must be a string")
             return None
+        if not storable(value):
+            self.fail(field, PROBLEM)
+            return None
         value = value.strip()
         if len(value) < minimum or len(value) > maximum:
             if minimum > 0:
@@ -75,7 +79,8 @@ class Checker:
         return value
 
     def client_id(self, value: Any) -> str:
-        if not isinstance(value, str) or not value or len(value) > MAX_CLIENT_ID:
+        if not isinstance(value, str) or not value or len(value) > MAX_CLIENT_ID \
+                or not storable(value):
             self.fail("client_id", f"must be a non-empty string of at most {MAX_CLIENT_ID} characters")
             return ""
         return value
@@ -86,7 +91,8 @@ class Checker:
         if not isinstance(value, list):
             self.fail(field, "must be a list of user ids")
             return []
-        if any(not isinstance(item, str) or not item or len(item) > MAX_ID for item in value):
+        if any(not isinstance(item, str) or not item or len(item) > MAX_ID or not storable(item)
+               for item in value):
             self.fail(field, "must contain only user ids")
             return []
         unique = list(dict.fromkeys(value))
@@ -112,7 +118,7 @@ def decode_cursor(check: Checker, value: Any, shape: tuple[type, ...]) -> list |
     if value is None:
         return None
     try:
-        if not isinstance(value, str) or not value or len(value) > 512:
+        if not isinstance(value, str) or not value or len(value) > 512 or not storable(value):
             raise ValueError
         key = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
         if not isinstance(key, list) or len(key) != len(shape):

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from parley_common.errors import ValidationFailed
 from parley_common.testing import queue_consumers
 
 
@@ -194,3 +195,22 @@ async def test_non_members_of_public_rooms_are_forbidden(rooms, method, args):
     owner, outsider = await rooms.user(), await rooms.user()
     room = await rooms.room(owner, kind="public")
     assert (await rooms.error(method, outsider["id"], room["id"], *args)).code == "forbidden"
+
+
+async def test_nul_and_lone_surrogates_are_validation_errors_not_database_errors(rooms):
+    # The gateway refuses these too; the service must hold on its own (RPC callers, WS path).
+    author = await rooms.user()
+    room = await rooms.room(author)
+    posted = await rooms.call("post_message", author["id"], room["id"], "fine", "ok-1")
+    for text in ("nul \x00 inside", "half a pair \ud83d"):
+        with pytest.raises(ValidationFailed) as post_error:
+            await rooms.call("post_message", author["id"], room["id"], text, uuid.uuid4().hex)
+        assert set(post_error.value.details) == {"text"}
+        with pytest.raises(ValidationFailed) as edit_error:
+            await rooms.call("edit_message", author["id"], room["id"], posted["message"]["id"], text)
+        assert set(edit_error.value.details) == {"text"}
+    with pytest.raises(ValidationFailed) as id_error:
+        await rooms.call("get_room", author["id"], "room\x00id")
+    assert set(id_error.value.details) == {"room_id"}
+    with pytest.raises(ValidationFailed):
+        await rooms.call("post_message", author["id"], room["id"], "hi", "client\x00id")
