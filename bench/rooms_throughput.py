@@ -36,7 +36,7 @@ import psycopg2
 from parley_common import bus
 from parley_common.errors import ParleyError
 from parley_common.rpc import AsyncRpcClient
-from parley_common.testing import Isolation, Proc, _start_servers, queue_consumers, wait_until
+from parley_common.testing import Isolation, Proc, isolated, queue_consumers, wait_until
 
 
 def parse_args() -> argparse.Namespace:
@@ -112,12 +112,18 @@ async def post_all(client: AsyncRpcClient, people, rooms, messages: int, concurr
 
 
 async def bench(args: argparse.Namespace) -> int:
-    servers = _start_servers()
-    run = uuid.uuid4().hex[:8]
-    vhost = f"parley-bench-{run}"
     workdir = Path(tempfile.mkdtemp(prefix="parley-bench-"))
-    iso = Isolation(servers, servers.create_vhost(vhost), vhost, servers.redis_url,
-                    f"parley-bench-{run}:", workdir)
+    try:
+        with isolated(workdir) as iso:  # own vhost, database, Redis prefix; removed afterwards
+            return await _bench(args, iso, workdir)
+    finally:
+        if args.keep_logs:
+            print(f"logs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def _bench(args: argparse.Namespace, iso: Isolation, workdir: Path) -> int:
     database_url = iso.database_url("rooms_bench")
     extra = {"DATABASE_URL": database_url, "LOG_SHIP": "0", "LOG_LEVEL": "warning"}
     if args.max_workers:
@@ -183,16 +189,6 @@ async def bench(args: argparse.Namespace) -> int:
         await client.close()
         for proc in procs:
             proc.stop()
-        servers.delete_vhost(vhost)
-        for name in iso.databases:
-            try:
-                servers.drop_database(name)
-            except Exception:
-                pass
-        if args.keep_logs:
-            print(f"logs kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _process_cpu_seconds(proc: Proc) -> float:

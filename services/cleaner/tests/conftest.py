@@ -14,10 +14,8 @@ from parley_common import bus
 
 @pytest.fixture(scope="module")
 def cleaner_amqp_uri(isolation):
-    vhost = f"{isolation.vhost}-cleaner-{uuid.uuid4().hex[:6]}"
-    uri = isolation.servers.create_vhost(vhost)
-    yield uri
-    isolation.servers.delete_vhost(vhost)
+    with isolation.child(f"cleaner-{uuid.uuid4().hex[:6]}") as own:
+        yield own.amqp_uri
 
 
 @pytest.fixture

@@ -11,10 +11,8 @@ import pytest
 
 @pytest.fixture(scope="module")
 def logger_amqp_uri(isolation):
-    vhost = f"{isolation.vhost}-logger-{uuid.uuid4().hex[:6]}"
-    uri = isolation.servers.create_vhost(vhost)
-    yield uri
-    isolation.servers.delete_vhost(vhost)
+    with isolation.child(f"logger-{uuid.uuid4().hex[:6]}") as own:
+        yield own.amqp_uri
 
 
 @pytest.fixture
