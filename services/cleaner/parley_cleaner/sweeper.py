@@ -7,13 +7,13 @@ the event. Everything here is idempotent.
 """
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import asdict, dataclass
 
 import redis
 
 from parley_common import bus
+from parley_common.cache_keys import CacheKeys
 from parley_common.worker import Publisher
 
 # Delete the lock only if we still own it (it may have expired and been taken by another).
@@ -38,8 +38,6 @@ end
 return 0
 """
 
-_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
-
 
 @dataclass
 class SweepResult:
@@ -62,7 +60,7 @@ class Sweeper:
                  instance_id: str, lock_ttl_ms: int = 60_000, scan_count: int = 500) -> None:
         self.redis = redis_client
         self.publisher = publisher
-        self.prefix = prefix
+        self.keys = CacheKeys(prefix)
         self.instance_id = instance_id
         self.lock_ttl_ms = lock_ttl_ms
         self.scan_count = scan_count
@@ -70,18 +68,15 @@ class Sweeper:
         self._drop_connection = redis_client.register_script(_DROP_CONNECTION)
         self._drop_rooms_if_offline = redis_client.register_script(_DROP_ROOMS_IF_OFFLINE)
 
-    # --- keys ---------------------------------------------------------------------------
-    def key(self, suffix: str) -> str:
-        return self.prefix + suffix
-
-    def _scan(self, pattern: str, type_: str | None = None):
-        glob = _GLOB_SPECIAL.sub(r"\\\1", self.prefix) + pattern
-        return self.redis.scan_iter(match=glob, count=self.scan_count, _type=type_)
+    def _scan(self, template: str, type_: str):
+        """Every key of ``template`` (a CacheKeys template) of that Redis type."""
+        return self.redis.scan_iter(match=self.keys.glob(template), count=self.scan_count,
+                                    _type=type_)
 
     # --- the sweep ----------------------------------------------------------------------
     def sweep(self) -> SweepResult | None:
         """One sweep under ``cleaner:lock``; None if another cleaner holds the lock."""
-        lock = self.key("cleaner:lock")
+        lock = self.keys.cleaner_lock()
         if not self.redis.set(lock, self.instance_id, nx=True, px=self.lock_ttl_ms):
             return None
         try:
@@ -95,24 +90,22 @@ class Sweeper:
 
     def _sweep_dead_instances(self, result: SweepResult) -> None:
         """(a) connections held by gateway instances whose heartbeat has lapsed."""
-        suffix = ":conns"
-        head = self.key("gw:")
-        for conns_key in list(self._scan("gw:*" + suffix, "hash")):
-            instance = conns_key[len(head):-len(suffix)]
-            if not instance or self.redis.exists(self.key(f"gw:{instance}")):
+        for conns_key in list(self._scan(CacheKeys.INSTANCE_CONNS, "hash")):
+            instance = self.keys.part(CacheKeys.INSTANCE_CONNS, conns_key)
+            if not instance or self.redis.exists(self.keys.heartbeat(instance)):
                 continue  # a live instance: its heartbeat is there
             result.dead_instances += 1
             by_user: dict[str, list[str]] = {}
             for conn_id, user_id in self.redis.hgetall(conns_key).items():
                 by_user.setdefault(user_id, []).append(conn_id)
             for user_id, conn_ids in by_user.items():
-                user_conns = self.key(f"user:{user_id}:conns")
+                user_conns = self.keys.user_conns(user_id)
                 remaining = None
                 for conn_id in conn_ids:
                     remaining = self._drop_connection(keys=[user_conns], args=[conn_id])
                 result.connections_removed += len(conn_ids)
                 if remaining == 0:
-                    room_ids = sorted(self.redis.smembers(self.key(f"user:{user_id}:rooms")))
+                    room_ids = sorted(self.redis.smembers(self.keys.user_rooms(user_id)))
                     self.publisher.publish(bus.PRESENCE_EVENTS, bus.PRESENCE_OFFLINE,
                                            {"user_id": user_id, "room_ids": room_ids,
                                             "ts": time.time()})
@@ -123,7 +116,7 @@ class Sweeper:
     def _sweep_typing(self, result: SweepResult) -> None:
         """(b) typing markers whose expiry has passed (Redis drops a zset once it is empty)."""
         now = time.time()
-        for typing_key in list(self._scan("typing:*", "zset")):
+        for typing_key in list(self._scan(CacheKeys.TYPING, "zset")):
             pipe = self.redis.pipeline(transaction=True)
             pipe.zremrangebyscore(typing_key, "-inf", now)
             pipe.exists(typing_key)
@@ -134,11 +127,9 @@ class Sweeper:
 
     def _sweep_room_sets(self, result: SweepResult) -> None:
         """(c) ``user:<id>:rooms`` of users with no connection at all."""
-        suffix = ":rooms"
-        head = self.key("user:")
-        for rooms_key in list(self._scan("user:*" + suffix, "set")):
-            user_id = rooms_key[len(head):-len(suffix)]
+        for rooms_key in list(self._scan(CacheKeys.USER_ROOMS, "set")):
+            user_id = self.keys.part(CacheKeys.USER_ROOMS, rooms_key)
             if not user_id:
                 continue
             result.room_sets_deleted += self._drop_rooms_if_offline(
-                keys=[self.key(f"user:{user_id}:conns"), rooms_key])
+                keys=[self.keys.user_conns(user_id), rooms_key])

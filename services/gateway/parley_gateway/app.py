@@ -13,12 +13,12 @@ import warnings
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from parley_common.cache_keys import CacheKeys
 from parley_common.logs import get_logger
 from parley_common.rpc import AsyncRpcClient
 
 from . import api_auth, api_health, api_rooms, api_users, openapi
 from .http import add_security_headers, error_middleware, make_handler
-from .keys import Keys
 from .metrics import Metrics
 from .ratelimit import RateLimiter
 from .settings import Settings
@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings.from_env()
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     metrics = Metrics()
-    keys = Keys(settings.redis_prefix)
+    keys = CacheKeys(settings.redis_prefix)
     redis_client = aioredis.from_url(settings.redis_url, decode_responses=True,
                                       socket_timeout=5, socket_connect_timeout=3,
                                       health_check_interval=30)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from parley_common.cache_keys import CacheKeys
 from parley_common.errors import RateLimited
 
-from .keys import Keys
 from .settings import Settings
 
 LOGIN_ACCOUNT = "login-user"
@@ -29,7 +29,7 @@ def client_address(request: web.Request, settings: Settings) -> str:
 
 
 class RateLimiter:
-    def __init__(self, redis_client, keys: Keys, settings: Settings, metrics=None):
+    def __init__(self, redis_client, keys: CacheKeys, settings: Settings, metrics=None):
         self.redis = redis_client
         self.keys = keys
         self.settings = settings

@@ -16,10 +16,9 @@ import redis.exceptions
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from parley_common.cache_keys import CacheKeys
 from parley_common.errors import ParleyError, Unauthenticated, Unavailable
 from parley_common.logs import get_logger
-
-from .keys import Keys
 
 log = get_logger("parley_gateway.tokens")
 
@@ -35,7 +34,7 @@ class Principal:
 
 
 class TokenVerifier:
-    def __init__(self, rpc, redis_client, keys: Keys, *, refresh_interval: float = 3.0):
+    def __init__(self, rpc, redis_client, keys: CacheKeys, *, refresh_interval: float = 3.0):
         self.rpc = rpc
         self.redis = redis_client
         self.keys = keys
