@@ -5,6 +5,7 @@ import uuid
 
 from . import schemas as s
 from .http import Ctx, Endpoint, json_response, no_content
+from .presence import online
 
 ROOM = s.obj(room=s.ref("Room"))
 MESSAGE = s.obj(message=s.ref("Message"))
@@ -60,13 +61,9 @@ async def leave_room(ctx: Ctx):
 
 async def list_members(ctx: Ctx):
     members = await ctx.rpc("rooms", "list_members", ctx.user_id, ctx.path("room_id"))
-    keys, redis = ctx.app["keys"], ctx.app["redis"]
-    pipe = redis.pipeline(transaction=False)
-    for member in members:
-        pipe.exists(keys.user_conns(member["user"]["id"]))  # online iff the hash is non-empty
-    online = await pipe.execute() if members else []
-    return json_response({"members": [{**member, "online": bool(flag)}
-                                      for member, flag in zip(members, online)]})
+    flags = await online(ctx.app["redis"], ctx.app["keys"], [m["user"]["id"] for m in members])
+    return json_response({"members": [{**member, "online": flag}
+                                      for member, flag in zip(members, flags)]})
 
 
 async def add_member(ctx: Ctx):

@@ -19,6 +19,7 @@ from parley_common import bus
 from parley_common.logs import get_logger
 
 from .hub import CLOSE_SESSION_REVOKED, Frame, Hub
+from .presence import online
 
 log = get_logger("parley_gateway.events")
 
@@ -205,7 +206,7 @@ class EventConsumer:
         # A newcomer who is already connected announced their presence before they belonged
         # here; tell this room's subscribers now, or they would show them offline.
         user_id = user.get("id")
-        if user_id and room_id and await self.app["redis"].hlen(self.app["keys"].user_conns(user_id)):
+        if user_id and room_id and (await online(self.app["redis"], self.app["keys"], [user_id]))[0]:
             await self._presence({"user_id": user_id, "room_ids": [room_id]}, "online")
 
     async def _on_member_left(self, payload: dict) -> None:

@@ -36,6 +36,16 @@ return {removed, redis.call('HLEN', KEYS[1])}
 Publish = Callable[[str, dict, bool], Awaitable[None]]
 
 
+async def online(redis, keys, user_ids: list[str]) -> list[bool]:
+    """For each user: connected to any gateway instance (``user:<uid>:conns`` non-empty)?"""
+    if not user_ids:
+        return []
+    pipe = redis.pipeline(transaction=False)
+    for user_id in user_ids:
+        pipe.exists(keys.user_conns(user_id))
+    return [bool(flag) for flag in await pipe.execute()]
+
+
 class Presence:
     def __init__(self, redis, keys, instance: str, publish: Publish, rpc,
                  heartbeat_seconds: float = 5.0):
