@@ -1,4 +1,5 @@
-"""Shared helpers of the end-to-end tests: unique names, accounts, and a tiny JSON client.
+"""Shared helpers of the end-to-end tests: unique names, accounts, a tiny JSON client, and
+reading WebSocket frames.
 
     async with aiohttp.ClientSession() as http:
         alice = await new_user(http, suite.url)          # registered and logged in
@@ -7,6 +8,9 @@
 """
 from __future__ import annotations
 
+import asyncio
+import json
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -145,3 +149,18 @@ def fake_address() -> str:
     """A random documentation-range IPv4 address, for X-Forwarded-For."""
     value = uuid.uuid4().int
     return f"198.{18 + value % 2}.{value // 2 % 256}.{value // 512 % 254 + 1}"
+
+
+async def receive_frame(ws, timeout: float = 10) -> dict:
+    msg = await asyncio.wait_for(ws.receive(), timeout)
+    assert msg.type == aiohttp.WSMsgType.TEXT, f"socket closed: {msg.type} {ws.close_code}"
+    return json.loads(msg.data)
+
+
+async def next_frame(ws, wanted: str, timeout: float = 10, **match) -> dict:
+    """The next frame of type ``wanted`` (with the given field values), skipping others."""
+    deadline = time.monotonic() + timeout
+    while True:
+        frame = await receive_frame(ws, max(deadline - time.monotonic(), 0.01))
+        if frame["type"] == wanted and all(frame.get(k) == v for k, v in match.items()):
+            return frame

@@ -4,13 +4,13 @@ receive at the other with its seq (gateway -> RPC -> rooms -> event -> gateway),
 logger has archived records from all five processes."""
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
 import uuid
 
 import aiohttp
+from helpers import next_frame
 
 from parley_common.testing import wait_until
 
@@ -30,13 +30,6 @@ async def register_and_login(http: aiohttp.ClientSession, base: str) -> tuple[st
         body = await r.json()
     assert body["token_type"] == "Bearer" and body["expires_in"] > 0
     return body["access_token"], user
-
-
-async def next_frame(ws, wanted: str, timeout: float = 10) -> dict:
-    while True:
-        frame = json.loads((await asyncio.wait_for(ws.receive(), timeout)).data)
-        if frame["type"] == wanted:
-            return frame
 
 
 async def test_message_crosses_two_gateways_and_every_process_logs(suite):

@@ -16,7 +16,8 @@ import pytest
 import redis.asyncio as aioredis
 
 
-from helpers import PASSWORD, auth_headers, register_and_login, start_extra_gateway, unique
+from helpers import (PASSWORD, auth_headers, next_frame, register_and_login, start_extra_gateway,
+                     unique)
 
 TIGHT_QUEUE = 16
 TIGHT_RATE = 5
@@ -62,21 +63,6 @@ async def connect(http, base: str, token: str, *, by_frame: bool = False, ref=No
         ws = await http.ws_connect(ws_url(base), headers=auth_headers(token))
     ready = await next_frame(ws, "ready")
     return ws, ready
-
-
-async def receive_frame(ws, timeout: float = 10) -> dict:
-    msg = await asyncio.wait_for(ws.receive(), timeout)
-    assert msg.type == aiohttp.WSMsgType.TEXT, f"socket closed: {msg.type} {ws.close_code}"
-    return json.loads(msg.data)
-
-
-async def next_frame(ws, wanted: str, timeout: float = 10, **match) -> dict:
-    """The next frame of type ``wanted`` (with the given field values), skipping others."""
-    deadline = time.monotonic() + timeout
-    while True:
-        frame = await receive_frame(ws, max(deadline - time.monotonic(), 0.01))
-        if frame["type"] == wanted and all(frame.get(k) == v for k, v in match.items()):
-            return frame
 
 
 async def no_frame(ws, wanted: str, within: float, **match) -> None:
