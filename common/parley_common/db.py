@@ -14,9 +14,11 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def make_engine(url: str, *, pool_size: int = 10, pre_ping: bool = True) -> Engine:
+def make_engine(url: str, *, pool_size: int = 10, pre_ping: bool = True,
+                **options) -> Engine:
     """``pre_ping=False`` saves a round trip per checkout for hot paths; a connection that died
-    meanwhile then fails one call, and SQLAlchemy drops the whole pool on that disconnect."""
+    meanwhile then fails one call, and SQLAlchemy drops the whole pool on that disconnect.
+    ``options`` go to SQLAlchemy's create_engine for server databases (e.g. isolation_level)."""
     if is_sqlite(url):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -29,7 +31,8 @@ def make_engine(url: str, *, pool_size: int = 10, pre_ping: bool = True) -> Engi
             cursor.close()
 
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping)
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping,
+                         **options)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker:

@@ -40,7 +40,9 @@ class _ExpectedErrorsQuietly(logging.Filter):
 
 class Database(DependencyProvider):
     """Gives each worker its own SQLAlchemy session; closed (rolled back if still open) when
-    the worker ends, so a failed call never leaks a transaction."""
+    the worker ends, so a failed call never leaks a transaction. The pool is as large as the
+    worker count: every concurrent worker holds at most one connection, so none waits for
+    another's."""
 
     def __init__(self, service: str):
         self.service = service
@@ -49,8 +51,12 @@ class Database(DependencyProvider):
         self._open: dict = {}
 
     def setup(self):
-        self.engine = db.make_engine(config.database_url(self.service))
+        self.engine = db.make_engine(config.database_url(self.service), pool_size=self.pool_size)
         self.sessions = db.make_sessionmaker(self.engine)
+
+    @property
+    def pool_size(self) -> int:
+        return self.container.config.get("max_workers", 10) + 2
 
     def stop(self):
         if self.engine is not None:

@@ -9,7 +9,6 @@ import eventlet
 from nameko.events import event_handler
 from nameko.exceptions import RemoteError, UnknownService
 from nameko.rpc import RpcProxy
-from sqlalchemy import create_engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from parley_common import config, db, nameko_support
@@ -28,28 +27,24 @@ rpc = functools.partial(nameko_support.rpc, entrypoint=LeanRpc)
 
 
 class RoomsDatabase(Database):
-    """Database("rooms") with a pool as large as the worker count: every concurrent worker
-    holds at most one connection, so none waits for another's.
-
-    post_message, the hot path, runs on a second pool of autocommit connections without
-    pre-ping (a ping is a round trip per call, as much as the post itself): after a database
-    restart one post fails with `unavailable`, that pool is dropped, and retries succeed. The
-    session pool, used by everything else, keeps pre-ping: no post would ever notice its
-    connections died, and those calls are not hot enough for the extra round trip to matter."""
+    """Database("rooms"), plus a second pool for post_message, the hot path: autocommit
+    connections without pre-ping (a ping is a round trip per call, as much as the post itself).
+    After a database restart one post fails with `unavailable`, that pool is dropped, and
+    retries succeed. The session pool, used by everything else, keeps pre-ping: no post would
+    ever notice its connections died, and those calls are not hot enough for the extra round
+    trip to matter."""
 
     autocommit_engine = None
 
     def setup(self):
-        workers = self.container.config.get("max_workers", 10)
+        super().setup()
         url = config.database_url(self.service)
-        self.engine = db.make_engine(url, pool_size=workers + 2)
-        self.sessions = db.make_sessionmaker(self.engine)
         if not db.is_sqlite(url):
-            # post_message's single statement runs on these: autocommit makes it its own
-            # transaction, one round trip instead of statement + COMMIT. A pool of its own,
-            # set to autocommit once per connection (not toggled on every checkout).
-            self.autocommit_engine = create_engine(
-                url, pool_size=workers + 2, max_overflow=workers + 2, isolation_level="AUTOCOMMIT")
+            # Autocommit makes post_message's single statement its own transaction: one round
+            # trip instead of statement + COMMIT. A pool of its own, set to autocommit once per
+            # connection (not toggled on every checkout).
+            self.autocommit_engine = db.make_engine(url, pool_size=self.pool_size, pre_ping=False,
+                                                    isolation_level="AUTOCOMMIT")
 
     def stop(self):
         if self.autocommit_engine is not None:
