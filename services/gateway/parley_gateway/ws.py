@@ -336,9 +336,8 @@ class WsSession:
             return
         result = await self.rpc.call("rooms", "post_message", self.conn.user_id, room_id,
                                      text, client_id)
-        message = result.get("message", result) if isinstance(result, dict) else result
-        if isinstance(message, dict) and message.get("id"):
-            self.conn.remember_ack(message["id"])
+        message = result["message"]  # rooms.post_message -> {message, created}
+        self.conn.remember_ack(message["id"])
         await self.reply("ack", ref, client_id=client_id, message=message)
 
     async def on_typing(self, frame: dict, ref) -> None:
