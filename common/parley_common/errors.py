@@ -1,7 +1,8 @@
 """The error family shared by services and gateway.
 
 Services raise these; nameko serializes them with ``exc.args == (code, message, details)``;
-the gateway's RPC client rebuilds them with :func:`from_remote` and renders the public error
+the gateway's RPC client rebuilds them with :func:`from_remote` (or :func:`from_body`, for the
+per-item errors of a batch answer) and renders the public error
 shape ``{"error": {"code", "message", "details"}}`` with :data:`STATUS_BY_CODE`.
 """
 from __future__ import annotations
@@ -146,12 +147,25 @@ def from_remote(error: dict[str, Any]) -> ParleyError:
     args = error.get("exc_args") or []
     path = error.get("exc_path") or ""
     if path.startswith("parley_common.errors.") and len(args) == 3 and isinstance(args[0], str):
-        code, message, details = args
-        cls = _CLASS_BY_CODE.get(code)
-        if cls is None:
-            return Conflict(message, details, code=code) if STATUS_BY_CODE.get(code) == 409 \
-                else ParleyError(message, details, code=code)
-        if issubclass(cls, _RetryLater):
-            return cls(message, details, retry_after=(details or {}).get("retry_after", 1))
-        return cls(message, details)
+        return _rebuild(*args)
     return InternalError(details={"remote": error.get("exc_type", "unknown")})
+
+
+def from_body(body: Any) -> ParleyError:
+    """Rebuild an exception from its public shape ``{"error": {"code", "message", "details"}}``
+    (what :meth:`ParleyError.to_body` gives: e.g. one refused item of a batch answer)."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict) or not isinstance(error.get("code"), str):
+        return InternalError(details={"remote": "malformed error"})
+    details = error.get("details")
+    return _rebuild(error["code"], error.get("message"), details if isinstance(details, dict) else {})
+
+
+def _rebuild(code: str, message: str | None, details: dict[str, Any] | None) -> ParleyError:
+    cls = _CLASS_BY_CODE.get(code)
+    if cls is None:
+        return Conflict(message, details, code=code) if STATUS_BY_CODE.get(code) == 409 \
+            else ParleyError(message, details, code=code)
+    if issubclass(cls, _RetryLater):
+        return cls(message, details, retry_after=(details or {}).get("retry_after", 1))
+    return cls(message, details)
