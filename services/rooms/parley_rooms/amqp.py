@@ -1,16 +1,18 @@
-"""Leaner AMQP publishing for the rooms hot path (post_message): the RPC reply and the
-message_posted event.
+"""Leaner AMQP publishing for the rooms hot path (post_messages): the RPC reply and the
+message_posted events.
 
 nameko 2.14 builds a kombu Connection, looks up a producer pool, merges options and checks
 declarations on every publish, and serializes every RPC reply twice (once to check it can be,
 once to send it). Profiled, that was ~45% of the rooms process's CPU per post. Here each
 publishing greenthread borrows a long-lived kombu Producer with its own connection (one
 connection per concurrent publisher: py-amqp connections must not be shared between
-greenthreads that wait for confirms), and the body is JSON-encoded once.
+greenthreads that wait for confirms), and the body is JSON-encoded once. The events of one
+call go out pipelined on a channel in confirm mode: all published, then every confirm awaited
+once (instead of a round trip per event).
 
-Delivery guarantees are nameko's: kombu's `ensure` retries a publish across a reconnect with
-nameko's retry policy; events are persistent and published with confirms; replies are
-published WITHOUT confirms (see the README, "Throughput": the caller's reply queue is
+Delivery guarantees are nameko's: a publish is retried across a reconnect (nameko's retry
+policy: 3 retries); events are persistent and confirmed by the broker before the call answers;
+replies are published WITHOUT confirms (see the README, "Throughput": the caller's reply queue is
 transient, so a confirm cannot make a reply durable; a lost reply is a caller timeout and an
 idempotent retry with the same client_id).
 """
@@ -20,8 +22,12 @@ import json
 import sys
 from contextlib import contextmanager
 
+import amqp
+import amqp.exceptions
+import eventlet
 import kombu
 import kombu.serialization
+from amqp.exceptions import MessageNacked
 from eventlet.queue import LightQueue
 from nameko.constants import (AMQP_URI_CONFIG_KEY, DEFAULT_RETRY_POLICY,
                               DEFAULT_TRANSPORT_OPTIONS, PERSISTENT)
@@ -32,17 +38,15 @@ from nameko.rpc import Rpc, RpcConsumer, get_rpc_exchange
 
 
 class Producers:
-    """A free-list of kombu Producers, each on a connection of its own."""
+    """A free-list of kombu Producers (no publisher confirms), each on a connection of its own."""
 
-    def __init__(self, amqp_uri: str, confirms: bool):
+    def __init__(self, amqp_uri: str):
         self.amqp_uri = amqp_uri
-        self.confirms = confirms
         self.free: LightQueue = LightQueue()
         self.all: list[kombu.Producer] = []
 
     def _new(self) -> kombu.Producer:
-        options = {**DEFAULT_TRANSPORT_OPTIONS, "confirm_publish": self.confirms}
-        connection = kombu.Connection(self.amqp_uri, transport_options=options)
+        connection = kombu.Connection(self.amqp_uri, transport_options=DEFAULT_TRANSPORT_OPTIONS)
         producer = kombu.Producer(connection)
         self.all.append(producer)
         return producer
@@ -71,24 +75,108 @@ class Producers:
             self._discard(producer)
 
 
-class Publishing(SharedExtension):
-    """The process's producers: one set with confirms (events), one without (replies)."""
+CONFIRM_TIMEOUT_SECONDS = 10.0
 
-    confirmed: Producers
+
+class ConfirmingChannels:
+    """A free-list of py-amqp channels in publisher-confirm mode, each on its own connection.
+
+    `publish_all` writes every message, then waits once for the broker to confirm them all:
+    one round trip for a batch instead of one per message (py-amqp's `confirm_publish` waits
+    after each publish)."""
+
+    def __init__(self, amqp_uri: str):
+        self.amqp_uri = amqp_uri
+        self.free: LightQueue = LightQueue()
+
+    def _new(self) -> "_ConfirmingChannel":
+        connection = kombu.Connection(self.amqp_uri, transport_options=DEFAULT_TRANSPORT_OPTIONS)
+        return _ConfirmingChannel(connection)
+
+    def publish_all(self, messages: list[tuple[str, str, amqp.Message]]) -> None:
+        """Publish (exchange, routing_key, message) triples; return once all are confirmed.
+        A broken connection or a nack is retried on a fresh connection (the whole batch: a
+        redelivered event is harmless, a lost one is not), up to nameko's retry count."""
+        retries = DEFAULT_RETRY_POLICY["max_retries"]
+        for attempt in range(retries + 1):
+            channel = self.free.get_nowait() if self.free.qsize() else None
+            try:
+                channel = channel or self._new()
+                channel.publish_all(messages)
+            except (MessageNacked, OSError, amqp.exceptions.AMQPError):
+                if channel is not None:
+                    channel.close()
+                if attempt == retries:
+                    raise
+                eventlet.sleep(min(0.2 * (attempt + 1), 1.0))
+                continue
+            self.free.put(channel)
+            return
+
+    def close(self) -> None:
+        while self.free.qsize():
+            self.free.get_nowait().close()
+
+
+class _ConfirmingChannel:
+    def __init__(self, connection: kombu.Connection):
+        self.connection = connection
+        self.channel = connection.channel()
+        self.channel.confirm_select()
+        self.published = 0               # delivery tags count up from 1 per channel
+        self.outstanding: set[int] = set()
+        self.nacked = False
+        self.channel.events["basic_ack"].add(self._on_ack)
+        self.channel.events["basic_nack"].add(self._on_nack)
+
+    def _settle(self, delivery_tag: int, multiple: bool) -> None:
+        if multiple:
+            self.outstanding = {tag for tag in self.outstanding if tag > delivery_tag}
+        else:
+            self.outstanding.discard(delivery_tag)
+
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        self._settle(delivery_tag, multiple)
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self.nacked = True
+        self._settle(delivery_tag, multiple)
+
+    def publish_all(self, messages) -> None:
+        for exchange, routing_key, message in messages:
+            self.channel.basic_publish(message, exchange=exchange, routing_key=routing_key)
+            self.published += 1
+            self.outstanding.add(self.published)
+        while self.outstanding:
+            self.connection.drain_events(timeout=CONFIRM_TIMEOUT_SECONDS)
+        if self.nacked:
+            raise MessageNacked("the broker refused an event")
+
+    def close(self) -> None:
+        try:
+            self.connection.release()
+        except Exception:
+            pass
+
+
+class Publishing(SharedExtension):
+    """The process's publishers: confirming channels (events), producers without confirms
+    (replies)."""
+
+    confirmed: ConfirmingChannels
     unconfirmed: Producers
 
     def setup(self):
         uri = self.container.config[AMQP_URI_CONFIG_KEY]
-        self.confirmed = Producers(uri, confirms=True)
-        self.unconfirmed = Producers(uri, confirms=False)
+        self.confirmed = ConfirmingChannels(uri)
+        self.unconfirmed = Producers(uri)
 
     def stop(self):
         self.confirmed.close()
         self.unconfirmed.close()
 
-    def publish(self, producers: Producers, body: bytes, *, exchange, routing_key: str,
-                **properties) -> None:
-        with producers.acquire() as producer:
+    def reply(self, body: bytes, *, exchange, routing_key: str, **properties) -> None:
+        with self.unconfirmed.acquire() as producer:
             producer.publish(body, exchange=exchange, routing_key=routing_key,
                              content_type="application/json", content_encoding="utf-8",
                              retry=True, retry_policy=DEFAULT_RETRY_POLICY, **properties)
@@ -116,9 +204,8 @@ class LeanRpcConsumer(RpcConsumer):
             exc_info = sys.exc_info()
             body = _fast_json({"result": None, "error": serialize(UnserializableValueError(result))})
             result = None
-        self.publishing.publish(
-            self.publishing.unconfirmed, body,
-            exchange=get_rpc_exchange(self.container.config),
+        self.publishing.reply(
+            body, exchange=get_rpc_exchange(self.container.config),
             routing_key=message.properties["reply_to"],
             correlation_id=message.properties.get("correlation_id"),
             delivery_mode=PERSISTENT)
@@ -135,16 +222,29 @@ class LeanRpc(Rpc):
 
 class LeanEventDispatcher(EventDispatcher):
     """nameko's EventDispatcher (same exchange, declared once at setup by nameko; same routing
-    key, headers, persistence, confirms), publishing through `Publishing`."""
+    key, headers, persistence, confirms), publishing through `Publishing`. The dependency is
+    `dispatch.many([(event_type, data), ...])`: one confirm round trip for all of them."""
 
     publishing = Publishing()
 
     def get_dependency(self, worker_ctx):
-        extra_headers = self.get_message_headers(worker_ctx)
+        return Dispatch(self.publishing.confirmed, self.exchange.name,
+                        self.get_message_headers(worker_ctx))
 
-        def dispatch(event_type, event_data):
-            self.publishing.publish(self.publishing.confirmed, _fast_json(event_data),
-                                    exchange=self.exchange, routing_key=event_type,
-                                    headers=extra_headers, delivery_mode=PERSISTENT)
 
-        return dispatch
+class Dispatch:
+    def __init__(self, channels: ConfirmingChannels, exchange: str, headers: dict):
+        self.channels = channels
+        self.exchange = exchange
+        self.headers = headers
+
+    def many(self, events) -> None:
+        """Publish (event_type, data) pairs, persistent; return once the broker confirmed all."""
+        if not events:
+            return
+        self.channels.publish_all([
+            (self.exchange, event_type,
+             amqp.Message(_fast_json(data), content_type="application/json",
+                          content_encoding="utf-8", delivery_mode=PERSISTENT,
+                          application_headers=self.headers))
+            for event_type, data in events])

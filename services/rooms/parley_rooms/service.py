@@ -12,12 +12,12 @@ from nameko.rpc import RpcProxy
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from parley_common import config, db, nameko_support
-from parley_common.errors import ParleyError, Unavailable
+from parley_common.errors import ParleyError, Unavailable, ValidationFailed
 from parley_common.nameko_support import Database, Logger
 
 from . import validation as v
 from .amqp import LeanEventDispatcher, LeanRpc
-from .store import AUTOCOMMIT_ENGINE, PRIVATE, PUBLIC, Store
+from .store import AUTOCOMMIT_ENGINE, PRIVATE, PUBLIC, NewPost, Store
 
 RPC_TIMEOUT_SECONDS = config.env_float("RPC_TIMEOUT_SECONDS", 5.0)
 
@@ -77,6 +77,19 @@ def guarded(method):
     return wrapper
 
 
+def _checked_post(post) -> NewPost:
+    if not isinstance(post, dict):
+        raise ValidationFailed(details={"post": "must be an object with user_id, room_id, "
+                                                "text and client_id"})
+    check = v.Checker()
+    user_id = check.id("user_id", post.get("user_id"))
+    room_id = check.id("room_id", post.get("room_id"))
+    text = check.text("text", post.get("text"), maximum=v.MAX_TEXT)
+    client_id = check.client_id(post.get("client_id"))
+    check.done()
+    return NewPost(user_id, room_id, text, client_id)
+
+
 def _user_payload(payload) -> dict | None:
     user = payload.get("user") if isinstance(payload, dict) else None
     if isinstance(user, dict) and isinstance(user.get("id"), str) and user["id"] \
@@ -113,11 +126,12 @@ class RoomsService:
     def _emit(self, events) -> None:
         """Publish after the commit. A broker hiccup here must not turn a committed write into
         an error reply (the client would retry a write that already happened)."""
-        for event_type, payload in events:
-            try:
-                self.dispatch(event_type, payload)
-            except Exception as exc:
-                self.log.error("event_dispatch_failed", event_type=event_type, error=str(exc)[:200])
+        try:
+            self.dispatch.many(events)  # one confirm round trip for all of them
+        except Exception as exc:
+            self.log.error("event_dispatch_failed", count=len(events),
+                           event_types=sorted({event_type for event_type, _ in events}),
+                           error=str(exc)[:200])
 
     # --- rooms ------------------------------------------------------------------------------
 
@@ -256,15 +270,37 @@ class RoomsService:
 
     @rpc
     @guarded
+    def post_messages(self, posts):
+        """Several posts in one call and one transaction (the gateway batches the sends that
+        arrive while earlier batches are in flight). One answer per post, in order:
+        `{message, created}` or `{error: {code, message, details}}`; a refused post does not
+        fail the others."""
+        if not isinstance(posts, list) or not 1 <= len(posts) <= v.MAX_POSTS:
+            raise ValidationFailed(details={"posts": f"must be a list of 1 to {v.MAX_POSTS} posts"})
+        answers: list = [None] * len(posts)
+        accepted: list[tuple[int, NewPost]] = []
+        for index, post in enumerate(posts):
+            try:
+                accepted.append((index, _checked_post(post)))
+            except ParleyError as exc:
+                answers[index] = exc.to_body()
+        if accepted:
+            outcomes, events = self._store().post_messages([post for _, post in accepted])
+            self._emit(events)
+            for (index, _), outcome in zip(accepted, outcomes):
+                answers[index] = outcome.to_body() if isinstance(outcome, ParleyError) else outcome
+        return answers
+
+    @rpc
+    @guarded
     def post_message(self, user_id, room_id, text, client_id):
-        check = v.Checker()
-        user_id, room_id = check.id("user_id", user_id), check.id("room_id", room_id)
-        text = check.text("text", text, maximum=v.MAX_TEXT)
-        client_id = check.client_id(client_id)
-        check.done()
-        message, created, events = self._store().post_message(user_id, room_id, text, client_id)
+        post = _checked_post({"user_id": user_id, "room_id": room_id, "text": text,
+                              "client_id": client_id})
+        (outcome,), events = self._store().post_messages([post])
         self._emit(events)
-        return {"message": message, "created": created}
+        if isinstance(outcome, ParleyError):
+            raise outcome
+        return outcome
 
     @rpc
     @guarded

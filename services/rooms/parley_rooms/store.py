@@ -14,7 +14,8 @@ from sqlalchemy import and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from parley_common.errors import Conflict, Forbidden, NotFound, Unavailable, ValidationFailed
+from parley_common.errors import (Conflict, Forbidden, NotFound, ParleyError, Unavailable,
+                                   ValidationFailed)
 from parley_common.timeutil import iso, utcnow
 
 from .models import memberships, messages, rooms, users
@@ -522,14 +523,50 @@ class Store:
 
     # --- messages ---------------------------------------------------------------------------
 
-    def post_message(self, user_id: str, room_id: str, text: str,
-                     client_id: str) -> tuple[dict, bool, list[Event]]:
-        """One transaction: bump rooms.last_seq (the row lock orders concurrent posters of a
-        room; a rollback hands the number back, so seqs have no gaps), insert, move the
-        author's read marker, commit. A repeated (author, client_id) returns the first message."""
+    def post_messages(self, posts: list[NewPost]) -> tuple[list[dict | ParleyError], list[Event]]:
+        """Post a batch. Answers, in the order given, `{"message", "created"}` or the error that
+        refused that post (one refused post does not fail the others), and the message_posted
+        events of the new messages. A repeated (author, room, client_id), whether posted
+        earlier or repeated within the batch, answers the first message with created false."""
+        first_of: dict[tuple, int] = {}
+        distinct: list[NewPost] = []
+        for post in posts:
+            if post.key not in first_of:
+                first_of[post.key] = len(distinct)
+                distinct.append(post)
         autocommit = self.s.info.get(AUTOCOMMIT_ENGINE)
-        if autocommit is not None:  # PostgreSQL under RoomsDatabase: the one-round-trip path
-            return self._post_message_postgresql(autocommit, user_id, room_id, text, client_id)
+        if autocommit is not None:  # PostgreSQL under RoomsDatabase: one statement per batch
+            outcomes, events = self._post_batch_postgresql(autocommit, distinct)
+        else:
+            outcomes, events = self._post_each(distinct)
+        answers: list[dict | ParleyError] = []
+        answered: set[tuple] = set()
+        for post in posts:
+            outcome = outcomes[first_of[post.key]]
+            if post.key in answered and isinstance(outcome, dict):
+                outcome = {"message": outcome["message"], "created": False}
+            answered.add(post.key)
+            answers.append(outcome)
+        return answers, events
+
+    def _post_each(self, posts: list[NewPost]) -> tuple[list[dict | ParleyError], list[Event]]:
+        outcomes: list[dict | ParleyError] = []
+        events: list[Event] = []
+        for post in posts:
+            try:
+                message, created, posted = self._post_one(post)
+            except ParleyError as exc:
+                outcomes.append(exc)
+                continue
+            outcomes.append({"message": message, "created": created})
+            events.extend(posted)
+        return outcomes, events
+
+    def _post_one(self, post: NewPost) -> tuple[dict, bool, list[Event]]:
+        """One transaction on the session (SQLite): bump rooms.last_seq (the row lock orders
+        concurrent posters of a room; a rollback hands the number back, so seqs have no gaps),
+        insert, move the author's read marker, commit."""
+        user_id, room_id, text, client_id = post.user_id, post.room_id, post.text, post.client_id
         probe = self.s.execute(
             select(rooms.c.kind, memberships.c.user_id.label("member_user_id"),
                    messages.c.id.label("existing_id"), users.c.username, users.c.display_name)
@@ -542,7 +579,7 @@ class Store:
                 .outerjoin(users, users.c.id == memberships.c.user_id))
             .where(rooms.c.id == room_id)).first()
         if probe is None or (probe.member_user_id is None and probe.kind != PUBLIC):
-            raise NotFound("No such room.", {"room_id": "no such room"})
+            raise _no_such_room()
         if probe.member_user_id is None:
             raise Forbidden("Join this room first.")
         if probe.existing_id is not None:
@@ -557,7 +594,7 @@ class Store:
             .returning(rooms.c.last_seq)).scalar()
         if seq is None:  # deleted under our feet
             self.s.rollback()
-            raise NotFound("No such room.", {"room_id": "no such room"})
+            raise _no_such_room()
         message_id = new_id()
         try:
             self.s.execute(insert(messages).values(
@@ -579,83 +616,76 @@ class Store:
             existing = self.message(room_id, existing_id)
             self.s.rollback()
             return existing, False, []
-        message = {
-            "id": message_id, "room_id": room_id, "seq": seq,
-            "author": {"id": user_id, "username": probe.username, "display_name": probe.display_name},
-            "text": text, "client_id": client_id, "created_at": iso(now), "edited_at": None,
-            "deleted": False,
-        }
+        message = _new_message(post, message_id, seq, now, probe.username, probe.display_name)
         return message, True, [("message_posted", {"message": message, "member_ids": member_ids})]
 
-    def _post_message_postgresql(self, autocommit, user_id: str, room_id: str, text: str,
-                                 client_id: str) -> tuple[dict, bool, list[Event]]:
-        """The hot path on PostgreSQL in ONE round trip: a single statement on an autocommit
-        connection (so it is its own transaction: no separate COMMIT) that checks the room,
-        the membership and an earlier message with this client_id, and only if all is well
-        bumps the seq, inserts and moves the read marker; it returns what the reply and the
-        event need (author, member ids). Raw DBAPI cursor and a constant SQL string: no
-        SQLAlchemy compile/execute machinery per call (that was ~40% of the CPU per post)."""
-        now = utcnow()
-        message_id = new_id()
-        params = {"room": room_id, "user": user_id, "client": client_id, "id": message_id,
-                  "text": text, "now": now}
+    def _post_batch_postgresql(self, autocommit, posts: list[NewPost]
+                               ) -> tuple[list[dict | ParleyError], list[Event]]:
+        """The hot path on PostgreSQL: the whole batch in ONE statement on an autocommit
+        connection (its own transaction, no separate COMMIT; see _PG_POST_BATCH). Raw DBAPI
+        cursor and a constant SQL string: no SQLAlchemy compile/execute machinery per call."""
         import psycopg2.errors  # here, not at the top: SQLite-only installs have no psycopg2
 
-        connection = autocommit.raw_connection()
-        try:
-            cursor = connection.cursor()
+        now = utcnow()
+        message_ids = [new_id() for _ in posts]
+        params = {"ids": message_ids, "rooms": [post.room_id for post in posts],
+                  "authors": [post.user_id for post in posts],
+                  "clients": [post.client_id for post in posts],
+                  "texts": [post.text for post in posts], "now": now}
+        for _attempt in range(POST_ATTEMPTS):
+            connection = autocommit.raw_connection()
             try:
-                cursor.execute(_PG_POST, params)
-                row = cursor.fetchone()
-            finally:
-                cursor.close()
-        except psycopg2.errors.UniqueViolation:  # the same client_id raced us and won; the
-            connection.close()                      # statement wrote nothing, took no seq
-            return self._existing_post(user_id, room_id, client_id)
-        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
-            # A dead connection (database restarted, connection killed): drop it and every
-            # other pooled one of its age, like SQLAlchemy does for sessions; the caller retries.
-            connection.invalidate(exc)
-            autocommit.dispose()
-            raise Unavailable("The rooms database is not answering.", retry_after=2) from None
-        except BaseException:  # e.g. the worker killed mid-query: the connection's state is unknown
-            connection.invalidate()
-            raise
-        connection.close()
-        return self._post_outcome(row, user_id, room_id, text, client_id, message_id, now)
+                cursor = connection.cursor()
+                try:
+                    cursor.execute(_PG_POST_BATCH, params)
+                    rows = cursor.fetchall()
+                finally:
+                    cursor.close()
+            except (psycopg2.errors.UniqueViolation, psycopg2.errors.DeadlockDetected):
+                # A retry of one of these posts committed while we waited for a room lock
+                # (our snapshot predates it). The statement wrote nothing and took no seq;
+                # on a fresh snapshot that post is found as already posted.
+                connection.close()
+                continue
+            except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+                # A dead connection (database restarted, connection killed): drop it and every
+                # other pooled one of its age, like SQLAlchemy does for sessions; the caller retries.
+                connection.invalidate(exc)
+                autocommit.dispose()
+                raise Unavailable("The rooms database is not answering.", retry_after=2) from None
+            except BaseException:  # e.g. the worker killed mid-query: the connection's state is unknown
+                connection.invalidate()
+                raise
+            connection.close()
+            return self._batch_outcomes(posts, message_ids, rows, now)
+        raise Unavailable("The rooms database is too busy; try again.", retry_after=1)
 
-    def _post_outcome(self, row, user_id, room_id, text, client_id, message_id, now):
-        if row is None:
-            raise NotFound("No such room.", {"room_id": "no such room"})
-        kind, is_member, existing_id, seq, member_ids, username, display_name = row
-        if not is_member:
-            if kind != PUBLIC:
-                raise NotFound("No such room.", {"room_id": "no such room"})
-            raise Forbidden("Join this room first.")
-        if existing_id is not None:
-            existing = self.message(room_id, existing_id)
-            self.s.rollback()
-            return existing, False, []
-        if seq is None:  # deleted under our feet
-            raise NotFound("No such room.", {"room_id": "no such room"})
-        message = {
-            "id": message_id, "room_id": room_id, "seq": seq,
-            "author": {"id": user_id, "username": username, "display_name": display_name},
-            "text": text, "client_id": client_id, "created_at": iso(now), "edited_at": None,
-            "deleted": False,
-        }
-        return message, True, [("message_posted", {"message": message,
-                                                   "member_ids": list(member_ids or [])})]
-
-    def _existing_post(self, user_id: str, room_id: str, client_id: str):
-        existing_id = self.s.execute(select(messages.c.id).where(
-            messages.c.room_id == room_id, messages.c.author_id == user_id,
-            messages.c.client_id == client_id)).scalar()
-        if existing_id is None:
-            raise RuntimeError("unique violation on post_message without an earlier message")
-        existing = self.message(room_id, existing_id)
-        self.s.rollback()
-        return existing, False, []
+    def _batch_outcomes(self, posts: list[NewPost], message_ids: list[str], rows, now
+                        ) -> tuple[list[dict | ParleyError], list[Event]]:
+        if len(rows) != len(posts):
+            raise RuntimeError(f"post batch: {len(rows)} rows for {len(posts)} posts")
+        rosters = {post.room_id: list(row[4]) for post, row in zip(posts, rows) if row[4]}
+        outcomes: list[dict | ParleyError] = []
+        events: list[Event] = []
+        read_existing = False
+        for post, message_id, row in zip(posts, message_ids, rows):
+            kind, is_member, existing_id, seq, _roster, username, display_name = row
+            if kind is None or (not is_member and kind != PUBLIC):
+                outcomes.append(_no_such_room())
+            elif not is_member:
+                outcomes.append(Forbidden("Join this room first."))
+            elif existing_id is not None:
+                outcomes.append({"message": self.message(post.room_id, existing_id),
+                                 "created": False})
+                read_existing = True
+            else:
+                message = _new_message(post, message_id, seq, now, username, display_name)
+                outcomes.append({"message": message, "created": True})
+                events.append(("message_posted", {"message": message,
+                                                  "member_ids": rosters.get(post.room_id, [])}))
+        if read_existing:
+            self.s.rollback()  # end the read-only transaction those lookups opened
+        return outcomes, events
 
     def message(self, room_id: str, message_id: str) -> dict:
         row = self.s.execute(MESSAGE_WITH_AUTHOR.where(messages.c.id == message_id,
@@ -789,38 +819,97 @@ class Store:
 # Session.info key under which RoomsDatabase hands the store its autocommit engine.
 AUTOCOMMIT_ENGINE = "rooms_autocommit_engine"
 
-# One statement = one transaction on an autocommit connection. All CTEs share the snapshot of
-# the statement's start (so the probe sees what the old separate probe query saw). `bump` only
-# fires for a member with no earlier message of this client_id; its UPDATE takes the room's row
-# lock: concurrent posters of one room (on any replica) queue there and each re-reads the
-# last_seq its predecessor committed. A unique violation (the same client_id racing us) aborts
-# the whole statement, so the seq is handed back: no gaps.
-_PG_POST = """
-WITH probe AS (
-    SELECT r.kind,
+# How often a post batch is re-run after a unique violation (a racing retry of one of its
+# posts committed first) before the caller is told to try again.
+POST_ATTEMPTS = 3
+
+# A whole post batch in one statement = one transaction on an autocommit connection.
+# - `locked` takes the row lock of every room of the batch, in id order: concurrent batches
+#   (any replica) that share rooms queue up in the same order, so they cannot deadlock, and
+#   the lock orders posters of a room: each reads the last_seq its predecessor committed
+#   (FOR UPDATE returns the newest row version after waiting).
+# - `probe` checks membership and an earlier message with the same (author, client_id);
+#   `fresh` numbers the accepted posts of each room on from that room's last_seq, in batch
+#   order; then the seq bump, the inserts and the authors' read markers.
+# - Every CTE reads the snapshot of the statement's start. If a racing retry of one of these
+#   posts committed while we waited for a lock, the insert hits the unique constraint and the
+#   whole statement is undone (no seq taken, no gap); the caller re-runs it on a fresh snapshot.
+# - One row per post, in batch order; the first row of each room carries its member ids.
+_PG_POST_BATCH = """
+WITH input AS MATERIALIZED (
+    SELECT * FROM unnest(%(ids)s::text[], %(rooms)s::text[], %(authors)s::text[],
+                         %(clients)s::text[], %(texts)s::text[]) WITH ORDINALITY
+           AS t(id, room_id, author_id, client_id, text, ord)
+), locked AS MATERIALIZED (
+    SELECT id, kind, last_seq FROM rooms
+     WHERE id IN (SELECT room_id FROM input)
+     ORDER BY id FOR UPDATE
+), probe AS MATERIALIZED (
+    SELECT i.*, l.kind, l.last_seq AS base_seq,
            EXISTS (SELECT 1 FROM memberships m
-                    WHERE m.room_id = r.id AND m.user_id = %(user)s) AS is_member,
-           (SELECT id FROM messages WHERE room_id = r.id AND author_id = %(user)s
-                                      AND client_id = %(client)s) AS existing_id
-      FROM rooms r WHERE r.id = %(room)s
+                    WHERE m.room_id = i.room_id AND m.user_id = i.author_id) AS is_member,
+           (SELECT x.id FROM messages x
+             WHERE x.room_id = i.room_id AND x.author_id = i.author_id
+               AND x.client_id = i.client_id) AS existing_id
+      FROM input i LEFT JOIN locked l ON l.id = i.room_id
+), fresh AS MATERIALIZED (
+    SELECT p.ord, p.id, p.room_id, p.author_id, p.client_id, p.text,
+           p.base_seq + row_number() OVER (PARTITION BY p.room_id ORDER BY p.ord) AS seq
+      FROM probe p
+     WHERE p.kind IS NOT NULL AND p.is_member AND p.existing_id IS NULL
 ), bump AS (
-    UPDATE rooms SET last_seq = last_seq + 1, last_activity_at = %(now)s
-     WHERE id = %(room)s AND (SELECT is_member AND existing_id IS NULL FROM probe)
-    RETURNING last_seq
+    UPDATE rooms r SET last_seq = f.top, last_activity_at = %(now)s
+      FROM (SELECT room_id, max(seq) AS top FROM fresh GROUP BY room_id) f
+     WHERE r.id = f.room_id
 ), posted AS (
     INSERT INTO messages (id, room_id, seq, author_id, text, client_id, created_at)
-    SELECT %(id)s, %(room)s, last_seq, %(user)s, %(text)s, %(client)s, %(now)s FROM bump
-    RETURNING seq
+    SELECT id, room_id, seq, author_id, text, client_id, %(now)s FROM fresh
 ), marked AS (
-    UPDATE memberships SET last_read_seq = GREATEST(last_read_seq, posted.seq)
-      FROM posted WHERE room_id = %(room)s AND user_id = %(user)s
+    UPDATE memberships m SET last_read_seq = GREATEST(m.last_read_seq, f.top)
+      FROM (SELECT room_id, author_id, max(seq) AS top FROM fresh
+             GROUP BY room_id, author_id) f
+     WHERE m.room_id = f.room_id AND m.user_id = f.author_id
+), roster AS (
+    SELECT room_id, array_agg(user_id ORDER BY joined_at, user_id) AS member_ids
+      FROM memberships WHERE room_id IN (SELECT room_id FROM fresh)
+     GROUP BY room_id
 )
-SELECT probe.kind, probe.is_member, probe.existing_id, (SELECT seq FROM posted),
-       (SELECT array_agg(m.user_id ORDER BY m.joined_at, m.user_id)
-          FROM memberships m WHERE m.room_id = %(room)s),
+SELECT p.kind, p.is_member, p.existing_id, f.seq,
+       CASE WHEN p.ord = min(p.ord) OVER (PARTITION BY p.room_id) THEN r.member_ids END,
        u.username, u.display_name
-  FROM probe LEFT JOIN users u ON u.id = %(user)s
+  FROM probe p
+  LEFT JOIN fresh f ON f.ord = p.ord
+  LEFT JOIN roster r ON r.room_id = p.room_id
+  LEFT JOIN users u ON u.id = p.author_id
+ ORDER BY p.ord
 """
+
+
+@dataclass(frozen=True)
+class NewPost:
+    """A post as the caller gave it (validated): `user_id` is the author."""
+    user_id: str
+    room_id: str
+    text: str
+    client_id: str
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.user_id, self.room_id, self.client_id)
+
+
+def _new_message(post: NewPost, message_id: str, seq: int, now: datetime,
+                 username: str | None, display_name: str | None) -> dict:
+    return {
+        "id": message_id, "room_id": post.room_id, "seq": seq,
+        "author": {"id": post.user_id, "username": username, "display_name": display_name},
+        "text": post.text, "client_id": post.client_id, "created_at": iso(now),
+        "edited_at": None, "deleted": False,
+    }
+
+
+def _no_such_room() -> NotFound:
+    return NotFound("No such room.", {"room_id": "no such room"})
 
 
 @dataclass

@@ -13,6 +13,7 @@ MAX_NAME = 64
 MAX_TOPIC = 256
 MAX_TEXT = 4000
 MAX_CLIENT_ID = 64
+MAX_POSTS = 100  # posts in one post_messages call
 MAX_MEMBER_IDS = 100
 MAX_QUERY = 64
 

@@ -1,5 +1,5 @@
 """The developer default (`make run`): one replica on a SQLite file. PostgreSQL has its own
-post_message statement; this covers the portable path end to end. Own vhost, so this replica
+post batch statement; this covers the portable path end to end. Own vhost, so this replica
 never shares the rpc-rooms queue with the PostgreSQL replicas of the other tests."""
 from __future__ import annotations
 
@@ -68,17 +68,27 @@ async def test_sqlite_replica_end_to_end(sqlite_rooms):
     assert [reply["message"]["seq"] for reply in posted] == [1, 2, 3]
     repeat = await client.call("rooms", "post_message", bob["id"], first["id"], "m0", "c0")
     assert repeat["created"] is False and repeat["message"]["seq"] == 1
+    batch = await client.call("rooms", "post_messages", [
+        {"user_id": bob["id"], "room_id": first["id"], "text": "b1", "client_id": "b1"},
+        {"user_id": bob["id"], "room_id": first["id"], "text": "m1", "client_id": "c1"},
+        {"user_id": "stranger", "room_id": first["id"], "text": "no", "client_id": "s1"},
+        {"user_id": bob["id"], "room_id": first["id"], "text": "b1", "client_id": "b1"},
+    ])
+    assert batch[0]["created"] is True and batch[0]["message"]["seq"] == 4
+    assert batch[1] == {"message": posted[1]["message"], "created": False}
+    assert batch[2]["error"]["code"] == "not_found"
+    assert batch[3] == {"message": batch[0]["message"], "created": False}
     page = await client.call("rooms", "list_messages", alice["id"], first["id"], before_seq=3, limit=1)
     assert [m["seq"] for m in page["messages"]] == [2] and page["has_more"] is True
     read = await client.call("rooms", "mark_read", alice["id"], first["id"], 2)
-    assert read == {"room_id": first["id"], "last_read_seq": 2, "unread_count": 1}
+    assert read == {"room_id": first["id"], "last_read_seq": 2, "unread_count": 2}
     await client.call("rooms", "post_message", alice["id"], second["id"], "newest", "x1")
     conversations = await client.call("rooms", "list_conversations", bob["id"], limit=1)
     assert conversations["conversations"][0]["room"]["id"] == second["id"]
     rest = await client.call("rooms", "list_conversations", bob["id"], limit=1,
                              cursor=conversations["next_cursor"])
     assert rest["conversations"][0]["room"]["id"] == first["id"] and rest["next_cursor"] is None
-    assert rest["conversations"][0]["last_message"]["seq"] == 3
+    assert rest["conversations"][0]["last_message"]["seq"] == 4
     direct = await client.call("rooms", "open_direct", alice["id"], bob["id"])
     assert direct["created"] is True
     assert (await client.call("rooms", "open_direct", bob["id"], alice["id"]))["created"] is False
