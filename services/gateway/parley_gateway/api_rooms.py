@@ -81,8 +81,8 @@ async def set_muted(ctx: Ctx):
 async def post_message(ctx: Ctx):
     # Without a client id a redelivered RPC could post twice; with one it cannot.
     client_id = ctx.body.get("client_id") or uuid.uuid4().hex
-    result = await ctx.rpc("rooms", "post_message", ctx.user_id, ctx.path("room_id"),
-                           ctx.body["text"], client_id)
+    result = await ctx.app["posts"].post(ctx.user_id, ctx.path("room_id"), ctx.body["text"],
+                                         client_id)
     return json_response({"message": result["message"]}, 201 if result["created"] else 200)
 
 

@@ -20,6 +20,7 @@ from parley_common.rpc import AsyncRpcClient
 from . import api_auth, api_health, api_rooms, api_users, openapi
 from .http import add_security_headers, error_middleware, make_handler
 from .metrics import Metrics
+from .posting import PostBatcher
 from .ratelimit import RateLimiter
 from .settings import Settings
 from .tokens import TokenVerifier
@@ -77,6 +78,8 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app["keys"] = keys
     app["redis"] = redis_client
     app["rpc"] = rpc
+    app["posts"] = PostBatcher(rpc, max_batch=settings.post_batch_max,
+                               max_in_flight=settings.post_batches_in_flight)
     app["tokens"] = TokenVerifier(rpc, redis_client, keys,
                                   refresh_interval=settings.key_refresh_interval)
     app["ratelimit"] = RateLimiter(redis_client, keys, settings, metrics)

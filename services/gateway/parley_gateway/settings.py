@@ -18,6 +18,10 @@ class Settings:
     redis_url: str = config.DEFAULT_REDIS_URL
     redis_prefix: str = "parley:"
     rpc_timeout: float = 5.0
+    # Message posts are batched into rooms.post_messages (posting.py): at most this many
+    # posts per call, at most this many calls awaiting an answer at once.
+    post_batch_max: int = 100
+    post_batches_in_flight: int = 4
     max_body_bytes: int = 65536
     # WebSocket side (used by ws.py / hub.py / presence.py)
     ws_max_frame: int = 65536
@@ -48,6 +52,8 @@ class Settings:
             redis_url=config.redis_url(),
             redis_prefix=config.redis_prefix(),
             rpc_timeout=config.env_float("RPC_TIMEOUT_SECONDS", 5.0),
+            post_batch_max=min(100, max(1, config.env_int("POST_BATCH_MAX", 100))),
+            post_batches_in_flight=max(1, config.env_int("POST_BATCHES_IN_FLIGHT", 4)),
             max_body_bytes=config.env_int("MAX_BODY_BYTES", 65536),
             ws_max_frame=config.env_int("WS_MAX_FRAME_BYTES", 65536),
             ws_auth_timeout=config.env_float("WS_AUTH_TIMEOUT_SECONDS", 5.0),

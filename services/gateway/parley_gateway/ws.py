@@ -334,9 +334,8 @@ class WsSession:
             raise ValidationFailed(details=bad)
         if not await self.within_rate(ref):
             return
-        result = await self.rpc.call("rooms", "post_message", self.conn.user_id, room_id,
-                                     text, client_id)
-        message = result["message"]  # rooms.post_message -> {message, created}
+        result = await self.app["posts"].post(self.conn.user_id, room_id, text, client_id)
+        message = result["message"]  # {message, created}
         self.conn.remember_ack(message["id"])
         await self.reply("ack", ref, client_id=client_id, message=message)
 

@@ -1,0 +1,78 @@
+"""Message posts go to rooms in batches: `rooms.post_messages`.
+
+Every send (WebSocket `send`, REST `POST .../messages`) waits here for its answer. Posts that
+arrive while `max_in_flight` batches are already on their way to rooms wait and leave
+together in the next batch. So at low traffic every post is a call of its own (no timer, no
+added latency), and under load batches grow by themselves: one RPC, one rooms worker, one
+database transaction and one broker confirm are shared by many messages instead of paid by
+each. Each post still gets its own answer (its message, or the error that refused it), and
+every post keeps its client_id, so a retried send is as idempotent as before.
+"""
+from __future__ import annotations
+
+import asyncio
+
+from parley_common.errors import InternalError, ParleyError, from_body
+from parley_common.logs import get_logger
+from parley_common.rpc import AsyncRpcClient
+
+log = get_logger("parley_gateway.posting")
+
+Waiting = tuple[dict, asyncio.Future]
+
+
+class PostBatcher:
+    def __init__(self, rpc: AsyncRpcClient, *, max_batch: int = 100, max_in_flight: int = 4):
+        self.rpc = rpc
+        self.max_batch = max_batch          # rooms accepts at most 100 posts per call
+        self.max_in_flight = max_in_flight  # batches awaiting rooms' answer at once
+        self._waiting: list[Waiting] = []
+        self._in_flight = 0
+        self._scheduled = False
+        self._tasks: set[asyncio.Task] = set()
+
+    async def post(self, user_id: str, room_id: str, text: str, client_id: str) -> dict:
+        """Post one message; answers rooms' `{message, created}` or raises its ParleyError."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._waiting.append(({"user_id": user_id, "room_id": room_id, "text": text,
+                               "client_id": client_id}, future))
+        if not self._scheduled:
+            # Not right away: the posts that arrive in this same turn of the loop join in.
+            self._scheduled = True
+            loop.call_soon(self._send_batches)
+        return await future
+
+    def _send_batches(self) -> None:
+        self._scheduled = False
+        while self._waiting and self._in_flight < self.max_in_flight:
+            batch = self._waiting[:self.max_batch]
+            del self._waiting[:self.max_batch]
+            self._in_flight += 1
+            task = asyncio.create_task(self._send(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, batch: list[Waiting]) -> None:
+        try:
+            answers = await self.rpc.call("rooms", "post_messages", [post for post, _ in batch])
+            if not isinstance(answers, list) or len(answers) != len(batch):
+                raise InternalError(details={"remote": "rooms.post_messages answered badly"})
+        except Exception as exc:  # the whole call failed (timeout, rooms unavailable, ...)
+            if not isinstance(exc, ParleyError):  # never leave a sender waiting forever
+                log.exception("post_batch_failed", posts=len(batch))
+                exc = InternalError()
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(from_body(exc.to_body()))  # one instance per waiter
+        else:
+            for (_, future), answer in zip(batch, answers):
+                if future.done():  # the sender went away (socket closed); the post stands
+                    continue
+                if isinstance(answer, dict) and "message" in answer:
+                    future.set_result(answer)
+                else:
+                    future.set_exception(from_body(answer))
+        finally:
+            self._in_flight -= 1
+            self._send_batches()
