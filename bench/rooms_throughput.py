@@ -3,7 +3,8 @@
 Starts N real `python -m parley_rooms` replicas against a fresh RabbitMQ vhost and a fresh
 PostgreSQL database (the same servers and helpers the tests use), creates users (through
 user_registered events, as auth would) and rooms, then posts M messages with high
-concurrency through the asyncio RPC client, and prints:
+concurrency the way the gateway posts them (its PostBatcher: concurrent posts share
+`rooms.post_messages` calls; `--unbatched`: one `rooms.post_message` call per post), and prints:
 
     messages persisted per second per replica  (rows in the database / elapsed / replicas)
     p50 / p95 / p99 latency of post_message as the caller sees it
@@ -37,6 +38,7 @@ from parley_common import bus
 from parley_common.errors import ParleyError
 from parley_common.rpc import AsyncRpcClient
 from parley_common.testing import Isolation, Proc, isolated, queue_consumers, wait_until
+from parley_gateway.posting import PostBatcher
 
 
 def parse_args() -> argparse.Namespace:
@@ -48,6 +50,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=200, help="posts in flight (default 200)")
     parser.add_argument("--max-workers", type=int, default=None,
                         help="MAX_WORKERS of each replica (default: the service's own default)")
+    parser.add_argument("--unbatched", action="store_true",
+                        help="one post_message call per post instead of the gateway's batching")
+    parser.add_argument("--batches-in-flight", type=int, default=4,
+                        help="batched mode: calls awaiting an answer at once (gateway default 4)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the replicas' log files")
     return parser.parse_args()
 
@@ -87,7 +93,14 @@ async def setup_users_and_rooms(client: AsyncRpcClient, amqp_uri: str, users: in
     return people, created
 
 
-async def post_all(client: AsyncRpcClient, people, rooms, messages: int, concurrency: int):
+async def post_all(client: AsyncRpcClient, people, rooms, messages: int, concurrency: int,
+                   args: argparse.Namespace):
+    if args.unbatched:
+        async def send(author_id: str, room_id: str, text: str, client_id: str) -> None:
+            await client.call("rooms", "post_message", author_id, room_id, text, client_id,
+                              timeout=60)
+    else:
+        send = PostBatcher(client, max_in_flight=args.batches_in_flight).post
     latencies: list[float] = []
     failures: dict[str, int] = {}
     gate = asyncio.Semaphore(concurrency)
@@ -99,8 +112,8 @@ async def post_all(client: AsyncRpcClient, people, rooms, messages: int, concurr
         async with gate:
             started = time.perf_counter()
             try:
-                await client.call("rooms", "post_message", author["id"], room["id"],
-                                  f"benchmark message {index}", f"{run_tag}-{index}", timeout=60)
+                await send(author["id"], room["id"], f"benchmark message {index}",
+                           f"{run_tag}-{index}")
             except ParleyError as exc:
                 failures[exc.code] = failures.get(exc.code, 0) + 1
                 return
@@ -109,6 +122,28 @@ async def post_all(client: AsyncRpcClient, people, rooms, messages: int, concurr
     started = time.perf_counter()
     await asyncio.gather(*(post(index) for index in range(messages)))
     return time.perf_counter() - started, latencies, failures
+
+
+class EventCounter:
+    """A queue bound to rooms.events like a gateway's, read nowhere until the end."""
+
+    def __init__(self, connection, queue):
+        self.connection, self.queue = connection, queue
+
+    @classmethod
+    async def bound(cls, amqp_uri: str) -> "EventCounter":
+        connection = await aio_pika.connect_robust(amqp_uri)
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(bus.ROOMS_EVENTS, aio_pika.ExchangeType.TOPIC,
+                                                  durable=True)
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(exchange, routing_key="message_posted")
+        return cls(connection, queue)
+
+    async def count_and_close(self) -> int:
+        declared = await self.queue.declare()  # passive re-declare: reports the message count
+        await self.connection.close()
+        return declared.message_count
 
 
 async def bench(args: argparse.Namespace) -> int:
@@ -143,14 +178,17 @@ async def _bench(args: argparse.Namespace, iso: Isolation, workdir: Path) -> int
         await client.start()
         people, rooms = await setup_users_and_rooms(client, iso.amqp_uri, args.users, args.rooms)
         # a short warm-up so connection pools and statement caches are filled
-        await post_all(client, people, rooms, min(200, args.messages), args.concurrency)
+        await post_all(client, people, rooms, min(200, args.messages), args.concurrency, args)
+        # Where a gateway's queue would be: every message_posted event of the run lands here
+        # (the broker routes and stores them as it would for a gateway), and is counted.
+        events = await EventCounter.bound(iso.amqp_uri)
         with psycopg2.connect(_dsn(database_url)) as connection, connection.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM messages")
             before = cursor.fetchone()[0]
         cpu_before = [_process_cpu_seconds(proc) for proc in procs]
         client_cpu_before, machine_before = time.process_time(), _machine_cpu()
         elapsed, latencies, failures = await post_all(client, people, rooms, args.messages,
-                                                      args.concurrency)
+                                                      args.concurrency, args)
         client_cpu = time.process_time() - client_cpu_before
         machine_busy, machine_total = (after - before for after, before
                                        in zip(_machine_cpu(), machine_before))
@@ -161,10 +199,13 @@ async def _bench(args: argparse.Namespace, iso: Isolation, workdir: Path) -> int
             cursor.execute("SELECT room_id, count(*), max(seq), count(DISTINCT seq) FROM messages "
                            "GROUP BY room_id")
             gap_free = all(count == top == distinct for _, count, top, distinct in cursor.fetchall())
+        events_seen = await events.count_and_close()
         rate = persisted / elapsed
         print(f"replicas               {args.replicas}")
         print(f"messages posted        {args.messages} over {args.rooms} rooms, "
-              f"{args.concurrency} in flight")
+              f"{args.concurrency} in flight, "
+              + ("one post_message call each" if args.unbatched else
+                 f"batched as the gateway does ({args.batches_in_flight} calls in flight)"))
         print(f"messages persisted     {persisted} in {elapsed:.2f} s"
               + (f"  (failures: {failures})" if failures else ""))
         print(f"throughput             {rate:.0f} msg/s total, {rate / args.replicas:.0f} msg/s per replica")
@@ -173,6 +214,8 @@ async def _bench(args: argparse.Namespace, iso: Isolation, workdir: Path) -> int
                   f"{percentile(latencies, .95) * 1000:.1f} / {percentile(latencies, .99) * 1000:.1f} ms"
                   f"  (mean {statistics.fmean(latencies) * 1000:.1f} ms)")
         print(f"seq gap-free per room  {'yes' if gap_free else 'NO'}")
+        print(f"message_posted events  {events_seen} (one per message persisted: "
+              f"{'yes' if events_seen == persisted else 'NO'})")
         # Where the machine's CPU went: the replicas, this client, and everything together
         # (RabbitMQ, PostgreSQL, anything else running). A replica can serve at most about
         # 1 / (its CPU per message) messages per second on a core of its own.
@@ -184,7 +227,7 @@ async def _bench(args: argparse.Namespace, iso: Isolation, workdir: Path) -> int
         if machine_total:
             print(f"machine CPU busy       {100 * machine_busy / machine_total:.0f}% of "
                   f"{_cores()} cores during the run")
-        return 0 if persisted == args.messages and gap_free else 1
+        return 0 if persisted == args.messages == events_seen and gap_free else 1
     finally:
         await client.close()
         for proc in procs:
