@@ -19,7 +19,9 @@ class Base(DeclarativeBase):
 class User(Base):
     __tablename__ = "users"
     __table_args__ = (UniqueConstraint("username_lower", name="uq_users_username_lower"),
-                      UniqueConstraint("email_lower", name="uq_users_email_lower"))
+                      UniqueConstraint("email_lower", name="uq_users_email_lower"),
+                      # An index rather than a constraint: SQLite cannot add one to a table.
+                      Index("ix_users_registration_key", "registration_key", unique=True))
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     username: Mapped[str] = mapped_column(String(32))
@@ -33,6 +35,9 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The caller's id for the register request that made this user: a redelivered or retried
+    # request answers with this user instead of "username taken".
+    registration_key: Mapped[str | None] = mapped_column(String(64))
 
 
 class Session(Base):

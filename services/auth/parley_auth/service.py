@@ -62,33 +62,52 @@ class AuthService:
 
     # --- registration ----------------------------------------------------------------
     @rpc
-    def register(self, username, email, password, display_name=None, avatar_url=None):
+    def register(self, username, email, password, display_name=None, avatar_url=None,
+                 request_id=None):
+        """``request_id``, picked by the caller per request, makes a redelivered or retried call
+        answer with the user the first one made (instead of "username taken")."""
         errors: v.Errors = {}
         username = v.username(username, errors)
         email = v.email(email, errors)
         password = v.password(password, username, errors)
         display = v.display_name(display_name, errors) if display_name is not None else ""
         avatar = v.avatar_url(avatar_url, errors) if avatar_url is not None else ""
+        if request_id is not None:
+            request_id = v.identifier("request_id", request_id, errors)
         v.raise_if(errors)
 
+        made = self._registered_by(request_id, username.lower())
+        if made is not None:
+            self.log.info("registration_replayed", user_id=made.id)
+            return self_user(made)
         # The unique constraints decide; this check only spares a hash in the common case.
         self._raise_if_taken(username.lower(), email.lower())
         now = utcnow()
         user = User(id=new_id(), username=username, username_lower=username.lower(),
                     email=email, email_lower=email.lower(), display_name=display or username,
                     avatar_url=avatar or None, password_hash=self.crypto.passwords.hash(password),
-                    created_at=now, updated_at=now)
+                    created_at=now, updated_at=now, registration_key=request_id)
         self.db.add(user)
         try:
             self.db.commit()
         except IntegrityError:
-            self.db.rollback()  # lost a race with a concurrent registration
+            self.db.rollback()  # lost a race with a concurrent registration (or a twin request)
+            made = self._registered_by(request_id, username.lower())
+            if made is not None:
+                return self_user(made)
             self.log.info("registration_race_lost")
             self._raise_if_taken(username.lower(), email.lower())
             raise Conflict("That user already exists.")
         self.log.info("user_registered", user_id=user.id)
         self.dispatch("user_registered", {"user": public_user(user)})
         return self_user(user)
+
+    def _registered_by(self, request_id: str | None, username_lower: str) -> User | None:
+        if request_id is None:
+            return None
+        return self.db.scalar(select(User).where(User.registration_key == request_id,
+                                                 User.username_lower == username_lower,
+                                                 User.deleted_at.is_(None)))
 
     def _raise_if_taken(self, username_lower: str, email_lower: str) -> None:
         if self.db.scalar(select(User.id).where(User.username_lower == username_lower)):

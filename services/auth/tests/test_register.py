@@ -1,4 +1,5 @@
 import asyncio
+import uuid
 
 import pytest
 
@@ -156,6 +157,45 @@ async def test_concurrent_registrations_of_one_email(rpc, fresh):
         return_exceptions=True)
     assert sum(isinstance(r, dict) for r in results) == 1
     assert all(r.code == "email_taken" for r in results if not isinstance(r, dict)), results
+
+
+async def test_a_replayed_request_answers_with_the_user_it_made(rpc, fresh, auth_events):
+    # What a redelivered RPC (the first replica died after committing) looks like to auth.
+    name, request_id = fresh("replay"), uuid.uuid4().hex
+    first = await register(rpc, name, request_id=request_id)
+    again = await register(rpc, name, request_id=request_id)
+    assert again == first
+    await auth_events.wait_for(
+        lambda key, body: key == "user_registered" and body["user"]["id"] == first["id"])
+    await asyncio.sleep(0.3)  # a second event would have arrived by now
+    assert len(auth_events.matching(
+        lambda key, body: key == "user_registered" and body["user"]["id"] == first["id"])) == 1
+
+
+async def test_concurrent_twins_of_one_request_make_one_user(rpc, fresh):
+    name, request_id = fresh("twins"), uuid.uuid4().hex
+    results = await asyncio.gather(*(register(rpc, name, request_id=request_id) for _ in range(6)))
+    assert len({user["id"] for user in results}) == 1
+
+
+async def test_another_request_for_a_taken_name_still_conflicts(rpc, fresh):
+    name = fresh("newreq")
+    await register(rpc, name, request_id=uuid.uuid4().hex)
+    with pytest.raises(Conflict) as caught:
+        await register(rpc, name, request_id=uuid.uuid4().hex)
+    assert caught.value.code == "username_taken"
+    # A known request id with another username is not a replay either: that name is free.
+    request_id = uuid.uuid4().hex
+    await register(rpc, fresh("first"), request_id=request_id)
+    with pytest.raises(Conflict):
+        await register(rpc, fresh("second"), request_id=request_id)
+
+
+async def test_bad_request_id_is_a_validation_error(rpc, fresh):
+    name = fresh()
+    details = await validation_details(rpc, name, f"{name}@example.com", "long enough pw",
+                                       request_id="x" * 65)
+    assert set(details) == {"request_id"}
 
 
 async def test_registration_event_carries_public_user(rpc, fresh, auth_events):

@@ -1,6 +1,8 @@
 """POST /api/v1/auth/register, /login, /logout."""
 from __future__ import annotations
 
+import uuid
+
 from parley_common.errors import InvalidCredentials
 from parley_common.logs import get_logger
 
@@ -14,8 +16,9 @@ MAX_USER_AGENT = 256
 
 async def register(ctx: Ctx):
     body = ctx.body
+    # One request id per HTTP request: a redelivered RPC answers with the user it already made.
     user = await ctx.rpc("auth", "register", body["username"], body["email"], body["password"],
-                         body.get("display_name"))
+                         body.get("display_name"), request_id=uuid.uuid4().hex)
     return json_response({"user": user}, 201)
 
 
