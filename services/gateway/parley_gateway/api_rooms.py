@@ -15,8 +15,9 @@ WRITE_ERRORS = (400, 401, 403, 404, 413, 415, 422, 429, 503)
 
 async def create_room(ctx: Ctx):
     body = ctx.body
+    # One request id per HTTP request: a redelivered RPC answers with the room it already made.
     room = await ctx.rpc("rooms", "create_room", ctx.user_id, body["name"], body["kind"],
-                         body.get("topic"), body.get("member_ids"))
+                         body.get("topic"), body.get("member_ids"), request_id=uuid.uuid4().hex)
     return json_response({"room": room}, 201)
 
 

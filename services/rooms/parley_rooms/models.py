@@ -37,9 +37,14 @@ rooms = Table(
     Column("owner_id", ID),
     # "<min user id>:<max user id>" for direct rooms, NULL otherwise: one room per pair.
     Column("direct_key", String(140), unique=True),
+    # "<creator id>:<request id>" when the caller names its request: a redelivered or retried
+    # create_room finds the room it already made instead of making a second one.
+    Column("creation_key", String(160)),
     Column("created_at", Timestamp, nullable=False),
     Column("last_activity_at", Timestamp, nullable=False),
     Column("last_seq", BigInteger, nullable=False, default=0),
+    # An index rather than a constraint: SQLite cannot add a constraint to an existing table.
+    Index("ix_rooms_creation_key", "creation_key", unique=True),
 )
 
 memberships = Table(

@@ -137,17 +137,22 @@ class RoomsService:
 
     @rpc
     @guarded
-    def create_room(self, user_id, name, kind, topic=None, member_ids=None):
+    def create_room(self, user_id, name, kind, topic=None, member_ids=None, request_id=None):
+        """``request_id``, picked by the caller per request, makes a redelivered or retried call
+        answer with the room the first one made."""
         check = v.Checker()
         user_id = check.id("user_id", user_id)
         kind = check.choice("kind", kind, (PUBLIC, PRIVATE))
         name = check.text("name", name, maximum=v.MAX_NAME)
         topic = check.text("topic", topic, maximum=v.MAX_TOPIC, required=False, minimum=0) or ""
         member_ids = check.id_list("member_ids", member_ids, maximum=v.MAX_MEMBER_IDS)
+        request_id = None if request_id is None else check.id("request_id", request_id)
         check.done()
-        room, events = self._store().create_room(user_id, name, kind, topic, member_ids)
+        room, created, events = self._store().create_room(user_id, name, kind, topic, member_ids,
+                                                          request_id)
         self._emit(events)
-        self.log.info("room_created", room_id=room["id"], kind=kind, user_id=user_id)
+        self.log.info("room_created" if created else "room_create_replayed", room_id=room["id"],
+                      kind=kind, user_id=user_id)
         return room
 
     @rpc

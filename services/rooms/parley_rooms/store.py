@@ -244,8 +244,13 @@ class Store:
 
     # --- rooms ------------------------------------------------------------------------------
 
-    def create_room(self, user_id: str, name: str, kind: str, topic: str,
-                    member_ids: list[str]) -> tuple[dict, list[Event]]:
+    def create_room(self, user_id: str, name: str, kind: str, topic: str, member_ids: list[str],
+                    request_id: str | None = None) -> tuple[dict, bool, list[Event]]:
+        """The new room, or (created False, no events) the one this request already made."""
+        creation_key = f"{user_id}:{request_id}" if request_id else None
+        made = self._room_made_by(creation_key)
+        if made is not None:  # checked before the name: a replayed public room holds its name
+            return made, False, []
         member_ids = [member_id for member_id in member_ids if member_id != user_id]
         self.ensure_users([user_id], "user_id")
         self.ensure_users(member_ids, "member_ids")
@@ -258,17 +263,27 @@ class Store:
         try:
             self.s.execute(insert(rooms).values(
                 id=room_id, kind=kind, name=name, name_key=key, topic=topic, owner_id=user_id,
-                direct_key=None, created_at=now, last_activity_at=now, last_seq=0))
+                direct_key=None, creation_key=creation_key, created_at=now, last_activity_at=now,
+                last_seq=0))
             self.s.execute(insert(memberships), [
                 {"room_id": room_id, "user_id": member, "role": OWNER if member == user_id else MEMBER,
                  "joined_at": now, "last_read_seq": 0, "muted": False}
                 for member in [user_id, *member_ids]])
             self.s.commit()
-        except IntegrityError:  # another creator took the name a moment ago
+        except IntegrityError:  # another creator took the name, or a twin of this request won
             self.s.rollback()
+            made = self._room_made_by(creation_key)
+            if made is not None:
+                return made, False, []
             raise _room_exists() from None
         room = self.load_room(room_id)
-        return room, [("room_created", {"room": room, "member_ids": [user_id, *member_ids]})]
+        return room, True, [("room_created", {"room": room, "member_ids": [user_id, *member_ids]})]
+
+    def _room_made_by(self, creation_key: str | None) -> dict | None:
+        if creation_key is None:
+            return None
+        room_id = self.s.execute(select(rooms.c.id).where(rooms.c.creation_key == creation_key)).scalar()
+        return None if room_id is None else self.load_room(room_id)
 
     def open_direct(self, user_id: str, other_id: str) -> tuple[dict, bool, list[Event]]:
         self.ensure_users([user_id], "user_id")

@@ -67,6 +67,35 @@ async def test_public_names_are_unique_case_insensitively_even_when_racing(rooms
     assert error.code == "room_exists"
 
 
+async def test_a_replayed_create_answers_with_the_room_it_made(rooms):
+    # What a redelivered RPC (the first replica died after committing) looks like to rooms:
+    # the same request id again, even for a public name that is now taken by that very room.
+    owner, member = await rooms.user(), await rooms.user()
+    request_id, name = uuid.uuid4().hex, unique_name("Replay")
+    first = await rooms.call("create_room", owner["id"], name, "public", request_id=request_id)
+    again = await rooms.call("create_room", owner["id"], name, "public", request_id=request_id)
+    assert again == first
+    twins = await asyncio.gather(*(
+        rooms.call("create_room", owner["id"], "Twins", "private", member_ids=[member["id"]],
+                   request_id=twin_id) for twin_id in [uuid.uuid4().hex] * 6))
+    assert len({room["id"] for room in twins}) == 1
+    assert rooms.sql("SELECT count(*) FROM rooms WHERE creation_key LIKE %s",
+                     f"{owner['id']}:%")[0][0] == 2
+    await rooms.events.wait_for("room_created", lambda p: p["room"]["id"] == twins[0]["id"])
+    await asyncio.sleep(0.3)  # a second event would have arrived by now
+    for room in (first, twins[0]):
+        assert len(rooms.events.of("room_created", lambda p: p["room"]["id"] == room["id"])) == 1
+    # The request id is the creator's own: another user's request with it is a new request.
+    other = await rooms.user()
+    theirs = await rooms.call("create_room", other["id"], "Theirs", "private", request_id=request_id)
+    assert theirs["id"] != first["id"] and theirs["owner_id"] == other["id"]
+    # A new request for the taken public name still conflicts.
+    error = await rooms.error("create_room", owner["id"], name, "public", request_id=uuid.uuid4().hex)
+    assert error.code == "room_exists"
+    error = await rooms.error("create_room", owner["id"], "ok", "private", request_id="")
+    assert error.code == "validation_failed" and set(error.details) == {"request_id"}
+
+
 async def test_private_and_direct_rooms_are_invisible_to_outsiders(rooms):
     owner, member, outsider = await rooms.user(), await rooms.user(), await rooms.user()
     private = await rooms.room(owner, members=[member])
