@@ -1,5 +1,5 @@
 """The nameko service "rooms": RPC methods of docs/internals.md, auth.events handlers, and
-rooms.events published after each commit."""
+rooms.events published after each commit (through the outbox, relayed if a publisher died)."""
 from __future__ import annotations
 
 import functools
@@ -9,6 +9,7 @@ import eventlet
 from nameko.events import event_handler
 from nameko.exceptions import RemoteError, UnknownService
 from nameko.rpc import RpcProxy
+from nameko.timer import timer
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from parley_common import config, db, nameko_support
@@ -20,6 +21,11 @@ from .amqp import LeanEventDispatcher, LeanRpc
 from .store import AUTOCOMMIT_ENGINE, PRIVATE, PUBLIC, NewPost, Store
 
 RPC_TIMEOUT_SECONDS = config.env_float("RPC_TIMEOUT_SECONDS", 5.0)
+# The relay publishes outbox rows older than the grace period (their publisher died or lost the
+# broker); younger ones are still being published by the call that wrote them.
+OUTBOX_RELAY_SECONDS = config.env_float("OUTBOX_RELAY_SECONDS", 2.0)
+OUTBOX_GRACE_SECONDS = config.env_float("OUTBOX_GRACE_SECONDS", 10.0)
+OUTBOX_RELAY_BATCH = 500
 
 # parley_common's @rpc on our leaner entrypoint (replies published once-encoded, on reused
 # producers, without confirms; see amqp.py and the README's "Throughput").
@@ -109,7 +115,12 @@ class RoomsService:
     # --- plumbing ---------------------------------------------------------------------------
 
     def _store(self) -> Store:
-        return Store(self.db, self._fetch_users)
+        """One Store per worker (nameko makes a service instance per worker): _emit releases
+        the outbox rows that this worker's store committed."""
+        store = self.__dict__.get("_worker_store")
+        if store is None:
+            store = self.__dict__["_worker_store"] = Store(self.db, self._fetch_users)
+        return store
 
     def _fetch_users(self, user_ids: list[str]) -> dict[str, dict]:
         """auth.get_users for ids our replica has not seen yet (e.g. registered a moment ago)."""
@@ -124,14 +135,33 @@ class RoomsService:
         return found if isinstance(found, dict) else {}
 
     def _emit(self, events) -> None:
-        """Publish after the commit. A broker hiccup here must not turn a committed write into
-        an error reply (the client would retry a write that already happened)."""
+        """Publish after the commit, then drop the events' outbox rows. A broker hiccup here must
+        not turn a committed write into an error reply (the client would retry a write that
+        already happened): the rows stay and the relay publishes them."""
+        if not events:
+            return
         try:
             self.dispatch.many(events)  # one confirm round trip for all of them
         except Exception as exc:
-            self.log.error("event_dispatch_failed", count=len(events),
+            self.log.error("event_dispatch_failed", count=len(events), relayed_later=True,
                            event_types=sorted({event_type for event_type, _ in events}),
                            error=str(exc)[:200])
+            return
+        try:
+            self._store().release_outbox()
+        except Exception as exc:  # the relay will publish them again: a duplicate, not a loss
+            self.log.warning("outbox_release_failed", count=len(events), error=str(exc)[:200])
+
+    @timer(interval=OUTBOX_RELAY_SECONDS)
+    def relay_outbox(self):
+        try:
+            relayed = self._store().relay_outbox(OUTBOX_GRACE_SECONDS, OUTBOX_RELAY_BATCH,
+                                                 self.dispatch.many)
+        except Exception as exc:  # database or broker away: the rows wait for the next tick
+            self.log.error("outbox_relay_failed", error=str(exc)[:200])
+            return
+        if relayed:
+            self.log.warning("outbox_relayed", count=relayed)
 
     # --- rooms ------------------------------------------------------------------------------
 

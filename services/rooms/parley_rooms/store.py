@@ -1,13 +1,16 @@
 """The rooms domain on one SQLAlchemy session: every operation commits its own transaction and
-returns the events to publish once that commit has happened (never before).
+returns the events to publish once that commit has happened (never before). The events are
+also written to the outbox in that transaction, so a process dying before it published them
+loses nothing: the relay publishes them later.
 
 Arguments arrive already validated (see validation.py); authorization happens here.
 """
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from sqlalchemy import and_, case, delete, func, insert, or_, select, update
@@ -18,7 +21,7 @@ from parley_common.errors import (Conflict, Forbidden, NotFound, ParleyError, Un
                                    ValidationFailed)
 from parley_common.timeutil import iso, utcnow
 
-from .models import memberships, messages, rooms, users
+from .models import memberships, messages, outbox, rooms, users
 from .validation import encode_cursor
 
 Event = tuple[str, dict]
@@ -118,6 +121,68 @@ class Store:
     def __init__(self, session: Session, fetch_users: FetchUsers):
         self.s = session
         self.fetch_users = fetch_users
+        self.outboxed: list[str] = []  # outbox rows committed by this store, not yet released
+
+    # --- outbox -----------------------------------------------------------------------------
+
+    def _commit(self, events: list[Event]) -> None:
+        """Commit the session's transaction with ``events`` in the outbox."""
+        if events:
+            now = utcnow()
+            rows = [{"id": new_id(), "event_type": event_type, "payload": json.dumps(payload),
+                     "position": position, "created_at": now}
+                    for position, (event_type, payload) in enumerate(events)]
+            self.s.execute(insert(outbox), rows)
+        self.s.commit()
+        if events:
+            self.outboxed.extend(row["id"] for row in rows)
+
+    def release_outbox(self) -> None:
+        """The broker confirmed this store's events: their outbox rows can go."""
+        ids, self.outboxed = self.outboxed, []
+        if not ids:
+            return
+        autocommit = self.s.info.get(AUTOCOMMIT_ENGINE)
+        if autocommit is not None:  # one round trip, no BEGIN/COMMIT (the post hot path)
+            with autocommit.connect() as connection:
+                connection.exec_driver_sql("DELETE FROM outbox WHERE id = ANY(%(ids)s)", {"ids": ids})
+            return
+        self.s.execute(delete(outbox).where(outbox.c.id.in_(ids)))
+        self.s.commit()
+
+    def relay_outbox(self, older_than: float, limit: int,
+                     publish: Callable[[list[Event]], None]) -> int:
+        """Publish (and then delete) outbox rows older than ``older_than`` seconds: events whose
+        publisher died or lost the broker after its commit. Rows another replica is relaying
+        right now are skipped (SKIP LOCKED). Returns how many events went out."""
+        cutoff = utcnow() - timedelta(seconds=older_than)
+        try:
+            rows = self.s.execute(
+                select(outbox).where(outbox.c.created_at < cutoff)
+                .order_by(outbox.c.created_at, outbox.c.position, outbox.c.id).limit(limit)
+                .with_for_update(skip_locked=True)).all()
+            events = [event for event in map(self._outboxed_event, rows) if event is not None]
+            if events:
+                publish(events)
+            if rows:
+                self.s.execute(delete(outbox).where(outbox.c.id.in_([row.id for row in rows])))
+            self.s.commit()
+        except BaseException:
+            self.s.rollback()
+            raise
+        return len(events)
+
+    def _outboxed_event(self, row) -> Event | None:
+        if row.payload is None:  # message_posted: the message as it is now, to its members now
+            room_id = self.s.execute(select(messages.c.room_id).where(messages.c.id == row.id)).scalar()
+            if room_id is None:  # gone with its room: nobody is left to tell
+                return None
+            return row.event_type, {"message": self.message(room_id, row.id),
+                                    "member_ids": self.member_ids(room_id)}
+        try:
+            return row.event_type, json.loads(row.payload)
+        except ValueError:  # never written by us; relaying it would fail every time
+            return None
 
     @property
     def dialect(self) -> str:
@@ -269,7 +334,6 @@ class Store:
                 {"room_id": room_id, "user_id": member, "role": OWNER if member == user_id else MEMBER,
                  "joined_at": now, "last_read_seq": 0, "muted": False}
                 for member in [user_id, *member_ids]])
-            self.s.commit()
         except IntegrityError:  # another creator took the name, or a twin of this request won
             self.s.rollback()
             made = self._room_made_by(creation_key)
@@ -277,7 +341,9 @@ class Store:
                 return made, False, []
             raise _room_exists() from None
         room = self.load_room(room_id)
-        return room, True, [("room_created", {"room": room, "member_ids": [user_id, *member_ids]})]
+        events = [("room_created", {"room": room, "member_ids": [user_id, *member_ids]})]
+        self._commit(events)
+        return room, True, events
 
     def _room_made_by(self, creation_key: str | None) -> dict | None:
         if creation_key is None:
@@ -301,7 +367,6 @@ class Store:
             self.s.execute(insert(memberships), [
                 {"room_id": room_id, "user_id": member, "role": MEMBER, "joined_at": now,
                  "last_read_seq": 0, "muted": False} for member in (user_id, other_id)])
-            self.s.commit()
         except IntegrityError:  # the other side (or a retry) created it first: that one wins
             self.s.rollback()
             existing = self.s.execute(select(rooms.c.id).where(rooms.c.direct_key == key)).scalar()
@@ -309,7 +374,9 @@ class Store:
                 raise
             return self.load_room(existing), False, []
         room = self.load_room(room_id)
-        return room, True, [("room_created", {"room": room, "member_ids": [user_id, other_id]})]
+        events = [("room_created", {"room": room, "member_ids": [user_id, other_id]})]
+        self._commit(events)
+        return room, True, events
 
     def get_room(self, user_id: str, room_id: str) -> dict:
         access = self.access(user_id, room_id, need_member=False)
@@ -338,12 +405,13 @@ class Store:
             raise _room_exists()
         try:
             self.s.execute(update(rooms).where(rooms.c.id == room_id).values(**values))
-            self.s.commit()
         except IntegrityError:
             self.s.rollback()
             raise _room_exists() from None
         updated = self.load_room(room_id)
-        return updated, [("room_updated", {"room": updated, "member_ids": self.member_ids(room_id)})]
+        events = [("room_updated", {"room": updated, "member_ids": self.member_ids(room_id)})]
+        self._commit(events)
+        return updated, events
 
     def delete_room(self, user_id: str, room_id: str) -> list[Event]:
         access = self.access(user_id, room_id, need_member=False, lock=True)
@@ -351,8 +419,9 @@ class Store:
             raise Forbidden("Only the room's owner may delete it.")
         member_ids = self.member_ids(room_id)
         self._delete_room_rows(room_id)
-        self.s.commit()
-        return [("room_deleted", {"room_id": room_id, "member_ids": member_ids})]
+        events = [("room_deleted", {"room_id": room_id, "member_ids": member_ids})]
+        self._commit(events)
+        return events
 
     def _delete_room_rows(self, room_id: str) -> None:
         self.s.execute(delete(messages).where(messages.c.room_id == room_id))
@@ -379,7 +448,6 @@ class Store:
                 joined_at=now, last_read_seq=access.room.last_seq, muted=False))
             if becomes_owner:
                 self.s.execute(update(rooms).where(rooms.c.id == room_id).values(owner_id=user_id))
-            self.s.commit()
         except IntegrityError:  # a concurrent join of the same user won
             self.s.rollback()
             return self.get_room(user_id, room_id), []
@@ -389,6 +457,7 @@ class Store:
                                      "member_ids": member_ids})]
         if becomes_owner:
             events.append(("room_updated", {"room": room, "member_ids": member_ids}))
+        self._commit(events)
         return room, events
 
     def add_member(self, user_id: str, room_id: str, member_id: str) -> tuple[dict, list[Event]]:
@@ -406,13 +475,14 @@ class Store:
             self.s.execute(insert(memberships).values(
                 room_id=room_id, user_id=member_id, role=MEMBER, joined_at=utcnow(),
                 last_read_seq=access.room.last_seq, muted=False))
-            self.s.commit()
         except IntegrityError:
             self.s.rollback()
             return self.get_room(user_id, room_id), []
         room = self.load_room(room_id)
-        return room, [("member_joined", {"room_id": room_id, "user": public_user(member_id, user),
-                                         "member_ids": self.member_ids(room_id)})]
+        events = [("member_joined", {"room_id": room_id, "user": public_user(member_id, user),
+                                     "member_ids": self.member_ids(room_id)})]
+        self._commit(events)
+        return room, events
 
     def leave_room(self, user_id: str, room_id: str) -> list[Event]:
         access = self.access(user_id, room_id, need_member=False)
@@ -439,13 +509,14 @@ class Store:
             self.s.rollback()
             return []
         remaining = [member for member in member_ids if member != user_id]
-        events: list[Event] = []
         user = public_user(user_id, self.user_rows([user_id]).get(user_id))
+        events: list[Event] = [("member_left", {"room_id": room_id, "user": user,
+                                                "member_ids": member_ids})]
         if not remaining and room.kind != PUBLIC:
             self._delete_room_rows(room_id)
-            self.s.commit()
-            return [("member_left", {"room_id": room_id, "user": user, "member_ids": member_ids}),
-                    ("room_deleted", {"room_id": room_id, "member_ids": member_ids})]
+            events.append(("room_deleted", {"room_id": room_id, "member_ids": member_ids}))
+            self._commit(events)
+            return events
         owner_changed = False
         if room.owner_id == user_id:
             successor = remaining[0] if remaining else None  # member_ids is ordered by joined_at
@@ -455,10 +526,9 @@ class Store:
                     memberships.c.room_id == room_id, memberships.c.user_id == successor)
                     .values(role=OWNER))
             owner_changed = True
-        self.s.commit()
-        events.append(("member_left", {"room_id": room_id, "user": user, "member_ids": member_ids}))
         if owner_changed:
             events.append(("room_updated", {"room": self.load_room(room_id), "member_ids": remaining}))
+        self._commit(events)
         return events
 
     def list_members(self, user_id: str, room_id: str) -> list[dict]:
@@ -620,6 +690,9 @@ class Store:
                 .where(memberships.c.room_id == room_id, memberships.c.user_id == user_id)
                 .values(last_read_seq=case((memberships.c.last_read_seq < seq, seq),
                                            else_=memberships.c.last_read_seq)))
+            # Like the PostgreSQL statement: a payload-less row, rebuilt from the message if relayed.
+            self.s.execute(insert(outbox).values(id=message_id, event_type="message_posted",
+                                                 payload=None, position=0, created_at=now))
             self.s.commit()
         except IntegrityError:  # the same client_id raced us and won: that message is the answer
             self.s.rollback()
@@ -631,6 +704,7 @@ class Store:
             existing = self.message(room_id, existing_id)
             self.s.rollback()
             return existing, False, []
+        self.outboxed.append(message_id)
         message = _new_message(post, message_id, seq, now, probe.username, probe.display_name)
         return message, True, [("message_posted", {"message": message, "member_ids": member_ids})]
 
@@ -696,6 +770,7 @@ class Store:
             else:
                 message = _new_message(post, message_id, seq, now, username, display_name)
                 outcomes.append({"message": message, "created": True})
+                self.outboxed.append(message_id)  # the statement wrote its outbox row
                 events.append(("message_posted", {"message": message,
                                                   "member_ids": rosters.get(post.room_id, [])}))
         if read_existing:
@@ -744,9 +819,10 @@ class Store:
             return message, []
         self.s.execute(update(messages).where(messages.c.id == message_id)
                        .values(text=text, edited_at=utcnow()))
-        self.s.commit()
         message = self.message(room_id, message_id)
-        return message, [("message_edited", {"message": message, "member_ids": self.member_ids(room_id)})]
+        events = [("message_edited", {"message": message, "member_ids": self.member_ids(room_id)})]
+        self._commit(events)
+        return message, events
 
     def delete_message(self, user_id: str, room_id: str, message_id: str) -> list[Event]:
         access = self.access(user_id, room_id, need_member=True)
@@ -762,11 +838,13 @@ class Store:
         done = self.s.execute(update(messages).where(messages.c.id == message_id,
                                                      messages.c.deleted_at.is_(None))
                               .values(text="", deleted_at=utcnow()))
-        self.s.commit()
-        if done.rowcount == 0:
+        if done.rowcount == 0:  # a concurrent delete won
+            self.s.rollback()
             return []
-        return [("message_deleted", {"room_id": room_id, "message_id": message_id, "seq": row.seq,
-                                     "member_ids": self.member_ids(room_id)})]
+        events = [("message_deleted", {"room_id": room_id, "message_id": message_id, "seq": row.seq,
+                                       "member_ids": self.member_ids(room_id)})]
+        self._commit(events)
+        return events
 
     # --- read state -------------------------------------------------------------------------
 
@@ -786,25 +864,23 @@ class Store:
     def mark_read(self, user_id: str, room_id: str, seq: int) -> tuple[dict, list[Event]]:
         access = self.access(user_id, room_id, need_member=True)
         target = min(seq, access.room.last_seq)  # never past the room's newest message
-        moved = False
+        events: list[Event] = []
         if target > access.member.last_read_seq:
             moved = self.s.execute(
                 update(memberships)
                 .where(memberships.c.room_id == room_id, memberships.c.user_id == user_id,
                        memberships.c.last_read_seq < target)  # forward only, even when racing
                 .values(last_read_seq=target)).rowcount == 1
-            self.s.commit()
+            if moved:
+                events.append(("messages_read", {"room_id": room_id, "user_id": user_id,
+                                                 "seq": target, "member_ids": self.member_ids(room_id)}))
+            self._commit(events)
         last_read = self.s.execute(select(memberships.c.last_read_seq).where(
             memberships.c.room_id == room_id, memberships.c.user_id == user_id)).scalar()
         if last_read is None:  # left meanwhile
             raise NotFound("No such room.", {"room_id": "no such room"})
         unread = self.unread_counts(user_id, [room_id]).get(room_id, 0)
         self.s.rollback()
-        events: list[Event] = []
-        if moved:
-            events.append(("messages_read", {"room_id": room_id, "user_id": user_id, "seq": target,
-                                             "member_ids": self.member_ids(room_id)}))
-            self.s.rollback()
         return {"room_id": room_id, "last_read_seq": last_read, "unread_count": unread}, events
 
     def list_conversations(self, user_id: str, limit: int, cursor: list | None) -> dict:
@@ -879,6 +955,9 @@ WITH input AS MATERIALIZED (
 ), posted AS (
     INSERT INTO messages (id, room_id, seq, author_id, text, client_id, created_at)
     SELECT id, room_id, seq, author_id, text, client_id, %(now)s FROM fresh
+), outboxed AS (
+    INSERT INTO outbox (id, event_type, position, created_at)
+    SELECT id, 'message_posted', ord, %(now)s FROM fresh
 ), marked AS (
     UPDATE memberships m SET last_read_seq = GREATEST(m.last_read_seq, f.top)
       FROM (SELECT room_id, author_id, max(seq) AS top FROM fresh

@@ -141,7 +141,7 @@ def rooms_procs(isolation, rooms_database):
     users_file = isolation.workdir / "standin-auth-users.json"
     users_file.write_text("{}")
     env = isolation.env(DATABASE_URL=rooms_database, RPC_TIMEOUT_SECONDS="3", LOG_SHIP="0",
-                        STANDIN_USERS_FILE=str(users_file))
+                        STANDIN_USERS_FILE=str(users_file), OUTBOX_RELAY_SECONDS="0.5")
     standin_env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))}
     standin = Proc("standin-auth", "standin_auth", standin_env, isolation.workdir).start()
     # The first replica migrates alone, so the others never race on an empty database.
