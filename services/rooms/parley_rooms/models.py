@@ -1,8 +1,10 @@
 """The rooms database: rooms, memberships, messages, and a replica of public user profiles."""
 from __future__ import annotations
 
-from sqlalchemy import (BigInteger, Boolean, Column, DateTime, ForeignKey, Index, Integer,
-                        MetaData, String, Table, Text, UniqueConstraint)
+from sqlalchemy import (BigInteger, Boolean, Column, DateTime, ForeignKey, Index, MetaData,
+                        String, Table, Text, UniqueConstraint)
+
+from parley_common.outbox import outbox_table
 
 metadata = MetaData(naming_convention={
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -74,17 +76,6 @@ messages = Table(
     UniqueConstraint("room_id", "author_id", "client_id", name="uq_messages_room_author_client"),
 )
 
-# The transactional outbox: each event is written in the transaction of the change it
-# announces and deleted once the broker has confirmed it. What a process that died between
-# commit and publish left behind, the relay (RoomsService.relay_outbox) publishes later.
-outbox = Table(
-    "outbox", metadata,
-    Column("id", ID, primary_key=True),  # for message_posted: the message's id
-    Column("event_type", String(64), nullable=False),
-    # The event as JSON; NULL for message_posted, rebuilt from the message when relayed (the
-    # post statement inserts these rows itself, before any payload exists in Python).
-    Column("payload", Text),
-    Column("position", Integer, nullable=False, default=0),  # order within one transaction
-    Column("created_at", Timestamp, nullable=False),
-    Index("ix_outbox_created_at", "created_at"),
-)
+# Events committed with their change (parley_common.outbox). message_posted rows are written by
+# the post statement itself, keyed by the message id, with no payload: rebuilt if relayed.
+outbox = outbox_table(metadata)

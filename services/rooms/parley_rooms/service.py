@@ -12,7 +12,7 @@ from nameko.rpc import RpcProxy
 from nameko.timer import timer
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from parley_common import config, db, nameko_support
+from parley_common import config, db, nameko_support, outbox
 from parley_common.errors import ParleyError, Unavailable, ValidationFailed
 from parley_common.nameko_support import Database, Logger
 
@@ -21,11 +21,6 @@ from .amqp import LeanEventDispatcher, LeanRpc
 from .store import AUTOCOMMIT_ENGINE, PRIVATE, PUBLIC, NewPost, Store
 
 RPC_TIMEOUT_SECONDS = config.env_float("RPC_TIMEOUT_SECONDS", 5.0)
-# The relay publishes outbox rows older than the grace period (their publisher died or lost the
-# broker); younger ones are still being published by the call that wrote them.
-OUTBOX_RELAY_SECONDS = config.env_float("OUTBOX_RELAY_SECONDS", 2.0)
-OUTBOX_GRACE_SECONDS = config.env_float("OUTBOX_GRACE_SECONDS", 10.0)
-OUTBOX_RELAY_BATCH = 500
 
 # parley_common's @rpc on our leaner entrypoint (replies published once-encoded, on reused
 # producers, without confirms; see amqp.py and the README's "Throughput").
@@ -135,33 +130,13 @@ class RoomsService:
         return found if isinstance(found, dict) else {}
 
     def _emit(self, events) -> None:
-        """Publish after the commit, then drop the events' outbox rows. A broker hiccup here must
-        not turn a committed write into an error reply (the client would retry a write that
-        already happened): the rows stay and the relay publishes them."""
-        if not events:
-            return
-        try:
-            self.dispatch.many(events)  # one confirm round trip for all of them
-        except Exception as exc:
-            self.log.error("event_dispatch_failed", count=len(events), relayed_later=True,
-                           event_types=sorted({event_type for event_type, _ in events}),
-                           error=str(exc)[:200])
-            return
-        try:
-            self._store().release_outbox()
-        except Exception as exc:  # the relay will publish them again: a duplicate, not a loss
-            self.log.warning("outbox_release_failed", count=len(events), error=str(exc)[:200])
+        """After the commit: publish (one confirm round trip for all), then drop the events'
+        outbox rows; if publishing fails the call still succeeds and the relay sends them."""
+        outbox.publish_committed(self._store().outbox, events, self.dispatch.many, self.log)
 
-    @timer(interval=OUTBOX_RELAY_SECONDS)
+    @timer(interval=outbox.RELAY_SECONDS)
     def relay_outbox(self):
-        try:
-            relayed = self._store().relay_outbox(OUTBOX_GRACE_SECONDS, OUTBOX_RELAY_BATCH,
-                                                 self.dispatch.many)
-        except Exception as exc:  # database or broker away: the rows wait for the next tick
-            self.log.error("outbox_relay_failed", error=str(exc)[:200])
-            return
-        if relayed:
-            self.log.warning("outbox_relayed", count=relayed)
+        outbox.relay_tick(self._store().outbox, self.dispatch.many, self.log)
 
     # --- rooms ------------------------------------------------------------------------------
 

@@ -7,10 +7,9 @@ Arguments arrive already validated (see validation.py); authorization happens he
 """
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 from sqlalchemy import and_, case, delete, func, insert, or_, select, update
@@ -19,12 +18,12 @@ from sqlalchemy.orm import Session
 
 from parley_common.errors import (Conflict, Forbidden, NotFound, ParleyError, Unavailable,
                                    ValidationFailed)
+from parley_common.outbox import Event, Outbox
 from parley_common.timeutil import iso, utcnow
 
 from .models import memberships, messages, outbox, rooms, users
 from .validation import encode_cursor
 
-Event = tuple[str, dict]
 FetchUsers = Callable[[list[str]], dict[str, dict]]
 
 PUBLIC, PRIVATE, DIRECT = "public", "private", "direct"
@@ -121,68 +120,23 @@ class Store:
     def __init__(self, session: Session, fetch_users: FetchUsers):
         self.s = session
         self.fetch_users = fetch_users
-        self.outboxed: list[str] = []  # outbox rows committed by this store, not yet released
-
-    # --- outbox -----------------------------------------------------------------------------
+        # PostgreSQL: releases go through the autocommit pool, one round trip per call.
+        self.outbox = Outbox(outbox, session, rebuild=self._rebuild_posted,
+                             fast_delete=session.info.get(AUTOCOMMIT_ENGINE))
 
     def _commit(self, events: list[Event]) -> None:
         """Commit the session's transaction with ``events`` in the outbox."""
-        if events:
-            now = utcnow()
-            rows = [{"id": new_id(), "event_type": event_type, "payload": json.dumps(payload),
-                     "position": position, "created_at": now}
-                    for position, (event_type, payload) in enumerate(events)]
-            self.s.execute(insert(outbox), rows)
-        self.s.commit()
-        if events:
-            self.outboxed.extend(row["id"] for row in rows)
-
-    def release_outbox(self) -> None:
-        """The broker confirmed this store's events: their outbox rows can go."""
-        ids, self.outboxed = self.outboxed, []
-        if not ids:
-            return
-        autocommit = self.s.info.get(AUTOCOMMIT_ENGINE)
-        if autocommit is not None:  # one round trip, no BEGIN/COMMIT (the post hot path)
-            with autocommit.connect() as connection:
-                connection.exec_driver_sql("DELETE FROM outbox WHERE id = ANY(%(ids)s)", {"ids": ids})
-            return
-        self.s.execute(delete(outbox).where(outbox.c.id.in_(ids)))
+        self.outbox.stage(events)
         self.s.commit()
 
-    def relay_outbox(self, older_than: float, limit: int,
-                     publish: Callable[[list[Event]], None]) -> int:
-        """Publish (and then delete) outbox rows older than ``older_than`` seconds: events whose
-        publisher died or lost the broker after its commit. Rows another replica is relaying
-        right now are skipped (SKIP LOCKED). Returns how many events went out."""
-        cutoff = utcnow() - timedelta(seconds=older_than)
-        try:
-            rows = self.s.execute(
-                select(outbox).where(outbox.c.created_at < cutoff)
-                .order_by(outbox.c.created_at, outbox.c.position, outbox.c.id).limit(limit)
-                .with_for_update(skip_locked=True)).all()
-            events = [event for event in map(self._outboxed_event, rows) if event is not None]
-            if events:
-                publish(events)
-            if rows:
-                self.s.execute(delete(outbox).where(outbox.c.id.in_([row.id for row in rows])))
-            self.s.commit()
-        except BaseException:
-            self.s.rollback()
-            raise
-        return len(events)
-
-    def _outboxed_event(self, row) -> Event | None:
-        if row.payload is None:  # message_posted: the message as it is now, to its members now
-            room_id = self.s.execute(select(messages.c.room_id).where(messages.c.id == row.id)).scalar()
-            if room_id is None:  # gone with its room: nobody is left to tell
-                return None
-            return row.event_type, {"message": self.message(room_id, row.id),
-                                    "member_ids": self.member_ids(room_id)}
-        try:
-            return row.event_type, json.loads(row.payload)
-        except ValueError:  # never written by us; relaying it would fail every time
+    def _rebuild_posted(self, row) -> Event | None:
+        """A relayed message_posted: the message as it is now, to its members now; nothing if
+        it went with its room."""
+        room_id = self.s.execute(select(messages.c.room_id).where(messages.c.id == row.id)).scalar()
+        if room_id is None:
             return None
+        return row.event_type, {"message": self.message(room_id, row.id),
+                                "member_ids": self.member_ids(room_id)}
 
     @property
     def dialect(self) -> str:
@@ -704,7 +658,7 @@ class Store:
             existing = self.message(room_id, existing_id)
             self.s.rollback()
             return existing, False, []
-        self.outboxed.append(message_id)
+        self.outbox.adopt([message_id])
         message = _new_message(post, message_id, seq, now, probe.username, probe.display_name)
         return message, True, [("message_posted", {"message": message, "member_ids": member_ids})]
 
@@ -770,7 +724,7 @@ class Store:
             else:
                 message = _new_message(post, message_id, seq, now, username, display_name)
                 outcomes.append({"message": message, "created": True})
-                self.outboxed.append(message_id)  # the statement wrote its outbox row
+                self.outbox.adopt([message_id])  # the statement wrote its outbox row
                 events.append(("message_posted", {"message": message,
                                                   "member_ids": rosters.get(post.room_id, [])}))
         if read_existing:

@@ -53,7 +53,7 @@ async def test_the_relay_publishes_what_a_dead_publisher_left(rooms, stranded_st
         [NewPost(owner["id"], room["id"], "stranded", uuid.uuid4().hex)])
     message = answer["message"]
     stranded_store.update_room(owner["id"], room["id"], "Renamed " + room["id"][:6], None)
-    stranded = list(stranded_store.outboxed)
+    stranded = list(stranded_store.outbox.staged)
     assert len(stranded) == 2 and message["id"] in stranded
     assert not rooms.events.of("message_posted", lambda p: p["message"]["id"] == message["id"])
     # Past the grace period, as if the replica had died a while ago.
@@ -87,19 +87,19 @@ def test_sqlite_outbox_keeps_events_until_released_and_relays_them(tmp_path):
         session.commit()
         room, _, created = store.create_room("ada", "Lab", "private", "", ["bob"])
         (answer,), posted = store.post_messages([NewPost("ada", room["id"], "hi", "c1")])
-        assert len(store.outboxed) == 2
+        assert len(store.outbox.staged) == 2
         assert session.execute(select(outbox.c.event_type).order_by(outbox.c.event_type)
                                ).scalars().all() == ["message_posted", "room_created"]
 
         relayed = []
-        assert store.relay_outbox(-1, 100, relayed.extend) == 2  # everything is "old"
+        assert store.outbox.relay(-1, 100, relayed.extend) == 2  # everything is "old"
         assert relayed == created + posted  # the post's event rebuilt from the message
         assert session.execute(select(outbox)).all() == []
 
-        store.outboxed.clear()
+        store.outbox.staged.clear()
         store.delete_room("ada", room["id"])
-        store.release_outbox()  # what _emit does once the broker confirmed
-        assert session.execute(select(outbox)).all() == [] and store.outboxed == []
+        store.outbox.release()  # what _emit does once the broker confirmed
+        assert session.execute(select(outbox)).all() == [] and store.outbox.staged == []
     finally:
         session.close()
         engine.dispose()

@@ -5,7 +5,8 @@ Revises: 0002
 Create Date: 2026-12-01
 """
 from alembic import op
-import sqlalchemy as sa
+
+from parley_common.outbox import create_outbox_table, drop_outbox_table
 
 revision = "0003"
 down_revision = "0002"
@@ -14,18 +15,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.String(64), nullable=False),
-        sa.Column("event_type", sa.String(64), nullable=False),
-        sa.Column("payload", sa.Text()),
-        sa.Column("position", sa.Integer(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id", name="pk_outbox"),
-    )
-    op.create_index("ix_outbox_created_at", "outbox", ["created_at"])
+    create_outbox_table(op)
 
 
 def downgrade() -> None:
-    op.drop_index("ix_outbox_created_at", table_name="outbox")
-    op.drop_table("outbox")
+    drop_outbox_table(op)
