@@ -11,6 +11,8 @@ from datetime import datetime
 from sqlalchemy import DateTime, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from parley_common.outbox import outbox_table
+
 
 class Base(DeclarativeBase):
     pass
@@ -50,3 +52,7 @@ class Session(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     user_agent: Mapped[str | None] = mapped_column(String(512))
+
+
+# Events committed with their change, relayed if their publisher died (parley_common.outbox).
+outbox = outbox_table(Base.metadata)

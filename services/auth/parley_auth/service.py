@@ -9,15 +9,17 @@ from typing import Any
 import jwt
 from nameko.events import EventDispatcher
 from nameko.extensions import DependencyProvider
+from nameko.timer import timer
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from parley_common import config
+from parley_common import config, outbox
 from parley_common.errors import Conflict, InvalidCredentials, NotFound
 from parley_common.nameko_support import Database, Logger, rpc
 from parley_common.timeutil import iso, utcnow
 from parley_common.text import PROBLEM, storable
 
+from . import models
 from . import validation as v
 from .keys import Keyring
 from .models import Session, User
@@ -60,6 +62,29 @@ class AuthService:
     crypto = Crypto()
     dispatch = EventDispatcher()  # exchange "auth.events", routing key = event type
 
+    # --- events: committed with their change in the outbox, published after the commit ------
+    def _outbox(self) -> outbox.Outbox:
+        """One per worker (nameko makes a service instance per worker)."""
+        box = self.__dict__.get("_worker_outbox")
+        if box is None:
+            box = self.__dict__["_worker_outbox"] = outbox.Outbox(models.outbox, self.db)
+        return box
+
+    def _publish(self, events: list[outbox.Event]) -> None:
+        for event_type, payload in events:
+            self.dispatch(event_type, payload)  # nameko waits for the broker's confirm
+
+    def _commit(self, events: list[outbox.Event]) -> None:
+        self._outbox().stage(events)
+        self.db.commit()
+
+    def _emit(self, events: list[outbox.Event]) -> None:
+        outbox.publish_committed(self._outbox(), events, self._publish, self.log)
+
+    @timer(interval=outbox.RELAY_SECONDS)
+    def relay_outbox(self):
+        outbox.relay_tick(self._outbox(), self._publish, self.log)
+
     # --- registration ----------------------------------------------------------------
     @rpc
     def register(self, username, email, password, display_name=None, avatar_url=None,
@@ -88,8 +113,9 @@ class AuthService:
                     avatar_url=avatar or None, password_hash=self.crypto.passwords.hash(password),
                     created_at=now, updated_at=now, registration_key=request_id)
         self.db.add(user)
+        events = [("user_registered", {"user": public_user(user)})]
         try:
-            self.db.commit()
+            self._commit(events)  # a taken name fails when the commit flushes the user
         except IntegrityError:
             self.db.rollback()  # lost a race with a concurrent registration (or a twin request)
             made = self._registered_by(request_id, username.lower())
@@ -99,7 +125,7 @@ class AuthService:
             self._raise_if_taken(username.lower(), email.lower())
             raise Conflict("That user already exists.")
         self.log.info("user_registered", user_id=user.id)
-        self.dispatch("user_registered", {"user": public_user(user)})
+        self._emit(events)
         return self_user(user)
 
     def _registered_by(self, request_id: str | None, username_lower: str) -> User | None:
@@ -173,20 +199,18 @@ class AuthService:
         session = self.db.get(Session, session_id)
         if session is None or session.user_id != user_id:
             raise NotFound("No such session.")
-        if session.revoked_at is None:
+        newly = session.revoked_at is None
+        if newly:
             self.db.execute(update(Session).where(Session.id == session_id,
                                                   Session.revoked_at.is_(None))
                             .values(revoked_at=utcnow()))
-            self.db.commit()
+        # Sent on a repeated logout too: consumers are idempotent.
+        events = [_session_revoked(session)]
+        self._commit(events)
+        if newly:
             self.log.info("logged_out", user_id=user_id, session_id=session_id)
-        # Sent on a repeated logout too: consumers are idempotent, and a redelivered call
-        # then repairs an event lost between the commit and the dispatch.
-        self._session_revoked(session)
+        self._emit(events)
         return None
-
-    def _session_revoked(self, session: Session) -> None:
-        self.dispatch("session_revoked", {"session_id": session.id, "user_id": session.user_id,
-                                          "expires_at": iso(session.expires_at)})
 
     @rpc
     def session_active(self, session_id):
@@ -236,8 +260,9 @@ class AuthService:
             user.avatar_url = avatar
         if changed:
             user.updated_at = utcnow()
-            self.db.commit()
-            self.dispatch("user_updated", {"user": public_user(user)})
+            events = [("user_updated", {"user": public_user(user)})]
+            self._commit(events)
+            self._emit(events)
         return self_user(user)
 
     @rpc
@@ -246,23 +271,24 @@ class AuthService:
         user = self.db.get(User, user_id)
         if user is None:
             raise NotFound("No such user.")
-        if user.deleted_at is None:
+        newly = user.deleted_at is None
+        if newly:
             now = utcnow()
             user.deleted_at = now
             self.db.execute(update(Session).where(Session.user_id == user_id,
                                                   Session.revoked_at.is_(None))
                             .values(revoked_at=now))
-            self.db.commit()
-            self.log.info("user_deleted", user_id=user_id)
-        # A repeat (redelivery) re-sends the events of the deletion: harmless, and it repairs
-        # a crash between commit and dispatch. Only sessions that still matter are announced.
+        # A repeat (redelivery) re-sends the events of the deletion: harmless. Only sessions
+        # that still matter are announced.
         revoked = self.db.scalars(
             select(Session).where(Session.user_id == user_id,
                                   Session.revoked_at >= user.deleted_at,
                                   Session.expires_at > utcnow())).all()
-        for session in revoked:
-            self._session_revoked(session)
-        self.dispatch("user_deleted", {"user": public_user(user)})
+        events = [*map(_session_revoked, revoked), ("user_deleted", {"user": public_user(user)})]
+        self._commit(events)
+        if newly:
+            self.log.info("user_deleted", user_id=user_id)
+        self._emit(events)
         return None
 
     # --- other users -----------------------------------------------------------------
@@ -307,6 +333,11 @@ class AuthService:
             .order_by(User.username_lower, User.id)
             .limit(limit)).all()
         return [public_user(user) for user in users]
+
+
+def _session_revoked(session: Session) -> outbox.Event:
+    return "session_revoked", {"session_id": session.id, "user_id": session.user_id,
+                               "expires_at": iso(session.expires_at)}
 
 
 def _like_escape(text: str) -> str:

@@ -80,7 +80,8 @@ def auth_database_url(isolation) -> str:
 def auth(isolation, auth_keyfile, auth_database_url):
     env = isolation.env(DATABASE_URL=auth_database_url, JWT_PRIVATE_KEY_FILE=str(auth_keyfile),
                         ARGON2_TIME_COST="1", ARGON2_MEMORY_COST="8192",
-                        ARGON2_PARALLELISM="1", INSTANCE_ID="auth-test")
+                        ARGON2_PARALLELISM="1", INSTANCE_ID="auth-test",
+                        OUTBOX_RELAY_SECONDS="0.5")
     process = AuthProcess(isolation, env)
     process.start()
     yield process
