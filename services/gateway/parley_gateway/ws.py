@@ -290,16 +290,16 @@ class WsSession:
         last = after_seq
         try:
             try:
-                # list_messages enforces membership (403 public / 404 hidden rooms).
+                # One call: list_messages enforces membership (403 public / 404 hidden rooms)
+                # and answers the room's last_seq too.
                 page = await self.rpc.call(
                     "rooms", "list_messages", uid, room_id,
                     **({"limit": 1} if after_seq is None
                        else {"after_seq": after_seq, "limit": REPLAY_PAGE}))
-                room = await self.rpc.call("rooms", "get_room", uid, room_id)
             except ParleyError:
                 self.hub.unsubscribe(conn, room_id)
                 raise
-            await self.reply("subscribed", ref, room_id=room_id, last_seq=room.get("last_seq"))
+            await self.reply("subscribed", ref, room_id=room_id, last_seq=page.get("last_seq"))
             if after_seq is not None:
                 while True:
                     messages = page.get("messages") or []

@@ -740,7 +740,7 @@ class Store:
 
     def list_messages(self, user_id: str, room_id: str, before_seq: int | None,
                       after_seq: int | None, limit: int) -> dict:
-        self.access(user_id, room_id, need_member=True)
+        access = self.access(user_id, room_id, need_member=True)
         statement = MESSAGE_WITH_AUTHOR.where(messages.c.room_id == room_id)
         if after_seq is not None:
             statement = statement.where(messages.c.seq > after_seq).order_by(messages.c.seq)
@@ -754,7 +754,11 @@ class Store:
         if after_seq is None:
             rows.reverse()
         self.s.rollback()
-        return {"messages": [_message_from_joined(row) for row in rows], "has_more": has_more}
+        # The room's newest seq too, so a WebSocket subscribe needs this one call (a post that
+        # committed between the two reads shows in the page: take whichever is newer).
+        last_seq = max([access.room.last_seq, *(row.seq for row in rows)])
+        return {"messages": [_message_from_joined(row) for row in rows], "has_more": has_more,
+                "last_seq": last_seq}
 
     def edit_message(self, user_id: str, room_id: str, message_id: str,
                      text: str) -> tuple[dict, list[Event]]:

@@ -90,7 +90,7 @@ async def test_history_pages(rooms):
     author = await rooms.user()
     room = await rooms.room(author)
     empty = await rooms.call("list_messages", author["id"], room["id"])
-    assert empty == {"messages": [], "has_more": False}
+    assert empty == {"messages": [], "has_more": False, "last_seq": 0}
     for index in range(7):
         await rooms.post(author, room, f"m{index + 1}")
 
@@ -101,10 +101,11 @@ async def test_history_pages(rooms):
     assert seqs(newest) == [5, 6, 7] and newest["has_more"] is True
     older = await rooms.call("list_messages", author["id"], room["id"], before_seq=5, limit=3)
     assert seqs(older) == [2, 3, 4] and older["has_more"] is True
+    assert older["last_seq"] == newest["last_seq"] == 7  # the room's newest, whatever the page
     oldest = await rooms.call("list_messages", author["id"], room["id"], before_seq=2, limit=3)
     assert seqs(oldest) == [1] and oldest["has_more"] is False
     nothing = await rooms.call("list_messages", author["id"], room["id"], before_seq=1)
-    assert nothing == {"messages": [], "has_more": False}
+    assert nothing == {"messages": [], "has_more": False, "last_seq": 7}
     exactly = await rooms.call("list_messages", author["id"], room["id"], limit=7)
     assert seqs(exactly) == [1, 2, 3, 4, 5, 6, 7] and exactly["has_more"] is False
     newer = await rooms.call("list_messages", author["id"], room["id"], after_seq=2, limit=3)
@@ -112,7 +113,7 @@ async def test_history_pages(rooms):
     tail = await rooms.call("list_messages", author["id"], room["id"], after_seq=4, limit=3)
     assert seqs(tail) == [5, 6, 7] and tail["has_more"] is False
     past_end = await rooms.call("list_messages", author["id"], room["id"], after_seq=7)
-    assert past_end == {"messages": [], "has_more": False}
+    assert past_end == {"messages": [], "has_more": False, "last_seq": 7}
     for kwargs, field in (({"limit": 0}, "limit"), ({"limit": 101}, "limit"),
                           ({"limit": "5"}, "limit"), ({"before_seq": 0}, "before_seq"),
                           ({"after_seq": -1}, "after_seq"),
