@@ -58,6 +58,7 @@ function init() {
   setupAuth({ onLoggedIn: (user) => showChat(user) });
   setupChat({
     onLogout: logout,
+    onAccountDeleted: () => showAuth('Your account has been deleted.'),
     onAuthLost: (code) => showAuth(code === 4001
       ? 'Your session was revoked. Please log in again.'
       : 'Your session has expired. Please log in again.'),

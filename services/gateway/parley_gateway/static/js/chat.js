@@ -5,7 +5,8 @@ import {
   $, h, uuid, displayName, toTime, shortTime, fullTime, avatar, charCount, toast, lockIcon,
 } from './util.js';
 import {
-  setupDialogs, openCreateRoom, openBrowse, refreshBrowseIfOpen, openUserPicker, closeAllDialogs,
+  setupDialogs, openCreateRoom, openEditRoom, openProfile, openBrowse, refreshBrowseIfOpen, openUserPicker,
+  closeAllDialogs,
 } from './dialogs.js';
 
 const PAGE = 50;
@@ -97,6 +98,10 @@ export function setupChat(hooks) {
   setupDialogs();
 
   $('#logout-btn').addEventListener('click', () => S.hooks.onLogout());
+  $('#profile-btn').addEventListener('click', () => openProfile(S.me, {
+    onSaved: onProfileSaved,
+    onDeleted: () => S.hooks.onAccountDeleted(),
+  }));
   $('#new-room-btn').addEventListener('click', () => openCreateRoom((room) => {
     addRoom(room);
     openRoom(room.id);
@@ -130,6 +135,10 @@ export function setupChat(hooks) {
   $('#mute-btn').addEventListener('click', toggleMute);
   dom.infoBtn.addEventListener('click', () => setInfoOpen(dom.info.hidden));
   $('#info-close').addEventListener('click', () => setInfoOpen(false));
+  $('#edit-room-btn').addEventListener('click', () => {
+    const r = openRoomState();
+    if (r) openEditRoom(r.room, onRoomUpdated);
+  });
   $('#add-member-btn').addEventListener('click', addMemberFlow);
   $('#leave-btn').addEventListener('click', leaveRoom);
   $('#delete-room-btn').addEventListener('click', deleteRoom);
@@ -203,6 +212,19 @@ function renderMe() {
   $('#me-name').textContent = displayName(S.me);
   $('#me-name').title = `@${S.me.username}`;
   $('#me-avatar').replaceChildren(avatar(S.me));
+}
+
+function onProfileSaved(user) {
+  if (!S.running) return;
+  S.me = { ...S.me, ...user };
+  renderMe();
+  // Member lists are cached per room; let "you" show the new name there too.
+  for (const r of S.rooms.values()) {
+    const m = r.members && r.members.get(S.me.id);
+    if (m) m.user = { ...m.user, display_name: user.display_name, avatar_url: user.avatar_url };
+  }
+  const r = openRoomState();
+  if (r) renderMembers(r);
 }
 
 function onStatus(state, info) {
@@ -464,6 +486,7 @@ function renderRoomHeader(r) {
   mute.title = r.muted ? 'Muted: unread messages do not count in the tab title' : 'Mute this conversation';
   $('#info-topic').textContent = r.room.topic || (kind === 'direct' ? 'Direct message' : '');
   const owner = S.me && r.room.owner_id === S.me.id;
+  $('#edit-room-btn').hidden = !(owner && kind !== 'direct');
   $('#add-member-btn').hidden = kind !== 'private';
   $('#leave-btn').hidden = kind === 'direct';
   $('#delete-room-btn').hidden = !(owner && kind !== 'direct');

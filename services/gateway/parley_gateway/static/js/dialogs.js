@@ -1,4 +1,5 @@
-// Modal dialogs: create room, browse public rooms, find people (DMs and adding members).
+// Modal dialogs: create and edit rooms, your profile, browse public rooms, find people (DMs and
+// adding members).
 import { api, ApiError, detailText, describeError, enc } from './api.js';
 import { $, h, debounce, displayName, avatar, charCount } from './util.js';
 
@@ -65,12 +66,7 @@ function wireCreate() {
         setErr('create-name', 'A public room with this name already exists.');
         name.focus();
       } else if (e instanceof ApiError && e.status === 422) {
-        const rest = [];
-        for (const [k, v] of Object.entries(e.details || {})) {
-          if (k === 'name' || k === 'topic') setErr(`create-${k}`, detailText(v));
-          else rest.push(`${k}: ${detailText(v)}`);
-        }
-        formErr.textContent = rest.join('; ') || (Object.keys(e.details || {}).length ? '' : e.message);
+        showDetails(e, { name: 'create-name', topic: 'create-topic' }, formErr);
       } else {
         formErr.textContent = describeError(e);
       }
@@ -85,6 +81,168 @@ function validateName(v) {
   if (!n) return 'Give the room a name.';
   if (n > 64) return 'Use at most 64 characters.';
   return '';
+}
+
+/** 422 details go under their fields (fields: API name -> input id), the rest to formErr. */
+function showDetails(e, fields, formErr) {
+  const rest = [];
+  let first = null;
+  for (const [k, v] of Object.entries(e.details || {})) {
+    if (fields[k]) { setErr(fields[k], detailText(v)); first = first || fields[k]; }
+    else rest.push(`${k}: ${detailText(v)}`);
+  }
+  formErr.textContent = rest.join('; ') || (first ? '' : e.message);
+  if (first) document.getElementById(first).focus();
+}
+
+/** Check [input id, rule] pairs, show each message under its field, focus the first bad one. */
+function validateFields(pairs) {
+  let first = null;
+  for (const [id, rule] of pairs) {
+    const msg = rule(document.getElementById(id).value);
+    setErr(id, msg);
+    if (msg && !first) first = id;
+  }
+  if (first) document.getElementById(first).focus();
+  return !first;
+}
+
+/** Once a field shows an error, re-check it as the user types. */
+function revalidateOnInput(id, rule) {
+  const input = document.getElementById(id);
+  input.addEventListener('input', () => { if (input.getAttribute('aria-invalid') === 'true') setErr(id, rule(input.value)); });
+}
+
+// ---------------------------------------------------------------- edit room (owner)
+
+let editRoom = { room: null, onSaved: null };
+
+function validateTopic(v) {
+  return charCount(v.trim()) > 256 ? 'Use at most 256 characters.' : '';
+}
+
+export function openEditRoom(room, onSaved) {
+  editRoom = { room, onSaved };
+  const form = $('#edit-room-form');
+  $('#edit-room-name').value = room.name || '';
+  $('#edit-room-topic').value = room.topic || '';
+  setErr('edit-room-name', '');
+  setErr('edit-room-topic', '');
+  $('.form-error', form).textContent = '';
+  openDialog($('#edit-room-dialog'));
+  $('#edit-room-name').focus();
+}
+
+function wireEditRoom() {
+  const form = $('#edit-room-form');
+  const name = $('#edit-room-name');
+  const topic = $('#edit-room-topic');
+  revalidateOnInput('edit-room-name', validateName);
+  revalidateOnInput('edit-room-topic', validateTopic);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const formErr = $('.form-error', form);
+    formErr.textContent = '';
+    if (!validateFields([['edit-room-name', validateName], ['edit-room-topic', validateTopic]])) return;
+    const { room, onSaved } = editRoom;
+    const body = {};
+    if (name.value.trim() !== room.name) body.name = name.value.trim();
+    if (topic.value.trim() !== (room.topic || '')) body.topic = topic.value.trim();
+    if (!Object.keys(body).length) { closeDialog($('#edit-room-dialog')); return; }
+    const button = $('button[type=submit]', form);
+    button.disabled = true;
+    try {
+      const res = await api('PATCH', `/rooms/${enc(room.id)}`, body);
+      closeDialog($('#edit-room-dialog'));
+      if (onSaved && res && res.room) onSaved(res.room);
+    } catch (e) {
+      if (e instanceof ApiError && e.code === 'room_exists') {
+        setErr('edit-room-name', 'A public room with this name already exists.');
+        name.focus();
+      } else if (e instanceof ApiError && e.status === 422) {
+        showDetails(e, { name: 'edit-room-name', topic: 'edit-room-topic' }, formErr);
+      } else {
+        formErr.textContent = describeError(e);
+      }
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
+// ---------------------------------------------------------------- profile
+
+let profile = { onSaved: null, onDeleted: null };
+
+function validateDisplayName(v) {
+  return charCount(v.trim()) > 64 ? 'Use at most 64 characters.' : '';
+}
+
+function validateAvatarUrl(v) {
+  const t = v.trim();
+  if (t && !/^https?:\/\/\S+$/.test(t)) return 'Use an address that starts with http:// or https://.';
+  if (charCount(t) > 512) return 'Use at most 512 characters.';
+  return '';
+}
+
+/** handlers: onSaved(user) after a successful PATCH, onDeleted() once the account is gone. */
+export function openProfile(me, handlers) {
+  profile = { ...handlers };
+  const form = $('#profile-form');
+  $('#profile-who').textContent = [`@${me.username}`, me.email].filter(Boolean).join(' · ');
+  $('#profile-display').value = me.display_name || '';
+  $('#profile-avatar').value = me.avatar_url || '';
+  setErr('profile-display', '');
+  setErr('profile-avatar', '');
+  $('.form-error', form).textContent = '';
+  openDialog($('#profile-dialog'));
+  $('#profile-display').focus();
+}
+
+function wireProfile() {
+  const form = $('#profile-form');
+  const dlg = $('#profile-dialog');
+  const formErr = $('.form-error', form);
+  const save = $('button[type=submit]', form);
+  const del = $('#delete-account-btn');
+  revalidateOnInput('profile-display', validateDisplayName);
+  revalidateOnInput('profile-avatar', validateAvatarUrl);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    formErr.textContent = '';
+    if (!validateFields([['profile-display', validateDisplayName], ['profile-avatar', validateAvatarUrl]])) return;
+    const body = { display_name: $('#profile-display').value.trim(), avatar_url: $('#profile-avatar').value.trim() };
+    save.disabled = true;
+    try {
+      const res = await api('PATCH', '/users/me', body);
+      closeDialog(dlg);
+      if (profile.onSaved && res && res.user) profile.onSaved(res.user);
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 422) {
+        showDetails(e, { display_name: 'profile-display', avatar_url: 'profile-avatar' }, formErr);
+      } else {
+        formErr.textContent = describeError(e);
+      }
+    } finally {
+      save.disabled = false;
+    }
+  });
+  del.addEventListener('click', async () => {
+    if (!window.confirm('Delete your account? You will be signed out everywhere. This cannot be undone.')) return;
+    formErr.textContent = '';
+    del.disabled = true;
+    save.disabled = true;
+    try {
+      await api('DELETE', '/users/me');
+      closeDialog(dlg);
+      if (profile.onDeleted) profile.onDeleted();
+    } catch (e) {
+      formErr.textContent = describeError(e);
+    } finally {
+      del.disabled = false;
+      save.disabled = false;
+    }
+  });
 }
 
 // ---------------------------------------------------------------- browse public rooms
@@ -224,6 +382,8 @@ export function setupDialogs() {
     dlg.addEventListener('click', (ev) => { if (ev.target === dlg) closeDialog(dlg); });
   }
   wireCreate();
+  wireEditRoom();
+  wireProfile();
   wireBrowse();
   wireUsers();
 }
