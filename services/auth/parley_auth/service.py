@@ -14,7 +14,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from parley_common import config, outbox
-from parley_common.errors import Conflict, InvalidCredentials, NotFound
+from parley_common.errors import Conflict, InvalidCredentials, NotFound, Unauthenticated
 from parley_common.nameko_support import Database, Logger, rpc
 from parley_common.timeutil import iso, utcnow
 from parley_common.text import PROBLEM, storable
@@ -49,6 +49,8 @@ class Crypto(DependencyProvider):
         self.keyring = Keyring.from_env()
         self.passwords = Passwords()
         self.token_ttl = config.env_int("ACCESS_TOKEN_TTL_SECONDS", 900)
+        # refresh() slides a session forward by token_ttl at a time, up to this long after login.
+        self.session_max = config.env_int("SESSION_MAX_SECONDS", 30 * 24 * 3600)
 
     def get_dependency(self, worker_ctx):
         return self
@@ -181,14 +183,50 @@ class AuthService:
                           user_agent=(user_agent or "")[:v.MAX_USER_AGENT] or None)
         self.db.add(session)
         self.db.commit()
+        self.log.info("logged_in", user_id=user.id, session_id=session.id)
+        return self._token_reply(user, session.id, issued, expires)
+
+    def _token_reply(self, user: User, session_id: str, issued: int, expires: int) -> dict:
         keyring = self.crypto.keyring
-        token = jwt.encode({"sub": user.id, "sid": session.id, "iat": issued, "exp": expires,
+        token = jwt.encode({"sub": user.id, "sid": session_id, "iat": issued, "exp": expires,
                             "jti": new_id()},
                            keyring.private_key, algorithm="EdDSA", headers={"kid": keyring.kid})
-        self.log.info("logged_in", user_id=user.id, session_id=session.id)
-        return {"access_token": token, "token_type": "Bearer",
-                "expires_in": self.crypto.token_ttl, "user": self_user(user),
-                "session_id": session.id}
+        return {"access_token": token, "token_type": "Bearer", "expires_in": expires - issued,
+                "user": self_user(user), "session_id": session_id}
+
+    @rpc
+    def refresh(self, user_id, session_id):
+        """A new access token for a live session (the caller's current token is still valid):
+        the session's expiry slides forward by the token lifetime, never further than
+        SESSION_MAX_SECONDS after the login. Unauthenticated once the session has ended."""
+        errors: v.Errors = {}
+        user_id = v.identifier("user_id", user_id, errors)
+        session_id = v.identifier("session_id", session_id, errors)
+        v.raise_if(errors)
+        found = self.db.execute(
+            select(Session.created_at, User).join(User, User.id == Session.user_id)
+            .where(Session.id == session_id, Session.user_id == user_id,
+                   Session.revoked_at.is_(None), Session.expires_at > utcnow(),
+                   User.deleted_at.is_(None))).first()
+        if found is None:
+            raise Unauthenticated("This session has ended; log in again.")
+        created_at, user = found
+        if created_at.tzinfo is None:  # SQLite hands back naive datetimes; we store UTC
+            created_at = created_at.replace(tzinfo=timezone.utc)
+        issued = int(time.time())
+        expires = min(issued + self.crypto.token_ttl,
+                      int(created_at.timestamp()) + self.crypto.session_max)
+        if expires <= issued:
+            raise Unauthenticated("This session has reached its maximum age; log in again.")
+        # Conditional, so a logout that commits first wins: no token for a revoked session.
+        moved = self.db.execute(
+            update(Session).where(Session.id == session_id, Session.revoked_at.is_(None))
+            .values(expires_at=datetime.fromtimestamp(expires, timezone.utc))).rowcount
+        self.db.commit()
+        if moved != 1:
+            raise Unauthenticated("This session has ended; log in again.")
+        self.log.info("token_refreshed", user_id=user_id, session_id=session_id)
+        return self._token_reply(user, session_id, issued, expires)
 
     @rpc
     def logout(self, user_id, session_id):
@@ -204,6 +242,9 @@ class AuthService:
             self.db.execute(update(Session).where(Session.id == session_id,
                                                   Session.revoked_at.is_(None))
                             .values(revoked_at=utcnow()))
+            # Holding the row now: read the expiry a racing refresh may have moved, so the
+            # event keeps its tokens refused for as long as the newest of them lives.
+            self.db.refresh(session)
         # Sent on a repeated logout too: consumers are idempotent.
         events = [_session_revoked(session)]
         self._commit(events)

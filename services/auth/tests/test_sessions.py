@@ -1,7 +1,11 @@
+import asyncio
+from datetime import datetime, timezone
+
+import jwt
 import pytest
 from sqlalchemy import text
 
-from parley_common.errors import InvalidCredentials, NotFound, ValidationFailed
+from parley_common.errors import InvalidCredentials, NotFound, Unauthenticated, ValidationFailed
 from parley_common.timeutil import iso
 
 PUBLIC_KEYS = {"id", "username", "display_name", "avatar_url", "created_at"}
@@ -94,6 +98,7 @@ async def test_delete_me_revokes_every_session_and_announces(rpc, logged_in, pas
 @pytest.mark.parametrize("method,args", [
     ("session_active", (None,)), ("session_active", (42,)), ("session_active", ("",)),
     ("logout", (None, "sid")), ("logout", ("uid", ["sid"])),
+    ("refresh", ("uid", None)), ("refresh", (7, "sid")),
     ("get_me", (1,)), ("delete_me", ({},)), ("update_me", (None,)),
 ])
 async def test_session_methods_reject_wrong_types(rpc, method, args):
@@ -117,3 +122,87 @@ async def test_domain_errors_are_logged_as_expected_not_as_errors(rpc, auth):
 
 async def test_ping_answers_for_readiness(rpc):
     assert await rpc.call("auth", "ping") == "pong"
+
+
+# --- refresh -----------------------------------------------------------------------------
+
+def claims(reply: dict) -> dict:
+    return jwt.decode(reply["access_token"], options={"verify_signature": False})
+
+
+def session_row(auth_db, sid: str):
+    with auth_db.connect() as connection:
+        return connection.execute(text("SELECT created_at, expires_at FROM sessions WHERE id = :id"),
+                                  {"id": sid}).one()
+
+
+async def test_refresh_slides_the_session_and_issues_a_new_token(rpc, logged_in, auth_db):
+    user, reply = await logged_in()
+    sid = reply["session_id"]
+    _, before = session_row(auth_db, sid)
+    await asyncio.sleep(1.1)  # token times are whole seconds
+    fresh = await rpc.call("auth", "refresh", user["id"], sid)
+    assert set(fresh) == {"access_token", "token_type", "expires_in", "user", "session_id"}
+    assert fresh["session_id"] == sid and fresh["user"]["id"] == user["id"]
+    assert fresh["access_token"] != reply["access_token"] and fresh["expires_in"] > 0
+    old, new = claims(reply), claims(fresh)
+    assert new["sub"] == user["id"] and new["sid"] == sid and new["exp"] > old["exp"]
+    assert new["exp"] - new["iat"] == fresh["expires_in"]
+    _, after = session_row(auth_db, sid)
+    assert after > before and int(after.timestamp()) == new["exp"]
+    assert await rpc.call("auth", "session_active", sid) is True
+
+
+async def test_refresh_ends_with_the_session(rpc, logged_in, auth_db):
+    user, reply = await logged_in()
+    intruder, _ = await logged_in()
+    with pytest.raises(Unauthenticated):  # somebody else's session
+        await rpc.call("auth", "refresh", intruder["id"], reply["session_id"])
+    with pytest.raises(Unauthenticated):
+        await rpc.call("auth", "refresh", user["id"], "no-such-session")
+
+    await rpc.call("auth", "logout", user["id"], reply["session_id"])
+    with pytest.raises(Unauthenticated):  # logged out
+        await rpc.call("auth", "refresh", user["id"], reply["session_id"])
+
+    user, reply = await logged_in()
+    with auth_db.begin() as connection:  # lapsed: the token ran out before it was refreshed
+        connection.execute(text("UPDATE sessions SET expires_at = now() - interval '1 second' "
+                                "WHERE id = :id"), {"id": reply["session_id"]})
+    with pytest.raises(Unauthenticated):
+        await rpc.call("auth", "refresh", user["id"], reply["session_id"])
+
+    user, reply = await logged_in()
+    await rpc.call("auth", "delete_me", user["id"])
+    with pytest.raises(Unauthenticated):  # account deleted
+        await rpc.call("auth", "refresh", user["id"], reply["session_id"])
+
+
+async def test_refresh_never_goes_past_the_session_maximum_age(rpc, logged_in, auth_db):
+    user, reply = await logged_in()
+    sid = reply["session_id"]
+    with auth_db.begin() as connection:  # logged in 30 days minus 100 s ago (the default cap)
+        connection.execute(text("UPDATE sessions SET created_at = now() - interval '30 days' "
+                                "+ interval '100 seconds' WHERE id = :id"), {"id": sid})
+    created_at, _ = session_row(auth_db, sid)
+    capped = await rpc.call("auth", "refresh", user["id"], sid)
+    assert claims(capped)["exp"] == int(created_at.timestamp()) + 30 * 24 * 3600
+    assert 0 < capped["expires_in"] <= 100
+    with auth_db.begin() as connection:
+        connection.execute(text("UPDATE sessions SET created_at = now() - interval '31 days' "
+                                "WHERE id = :id"), {"id": sid})
+    with pytest.raises(Unauthenticated):
+        await rpc.call("auth", "refresh", user["id"], sid)
+
+
+async def test_logout_announces_the_expiry_a_refresh_moved(rpc, logged_in, auth_events):
+    user, reply = await logged_in()
+    sid = reply["session_id"]
+    await asyncio.sleep(1.1)
+    fresh = await rpc.call("auth", "refresh", user["id"], sid)
+    await rpc.call("auth", "logout", user["id"], sid)
+    _, body = await auth_events.wait_for(
+        lambda key, body: key == "session_revoked" and body["session_id"] == sid)
+    # The gateways keep the session refused until its newest token has expired.
+    assert body["expires_at"].startswith(iso(
+        datetime.fromtimestamp(claims(fresh)["exp"], timezone.utc))[:19])
