@@ -214,9 +214,14 @@ async def test_auth_by_first_frame_echoes_ref(suite, http):
     ws, ready = await connect(http, gw, token, by_frame=True, ref="hello")
     assert ready["ref"] == "hello" and ready["user"]["id"] == user["id"]
     assert ready["user"]["username"] == user["username"]
+    # A second auth frame renews the socket's token (test_token_refresh.py); the same token
+    # changes nothing, and a frame without one is refused.
     await ws.send_json({"type": "auth", "token": token, "ref": "again"})
-    error = await next_frame(ws, "error", ref="again")
-    assert error["code"] == "validation_failed"
+    renewed = await next_frame(ws, "renewed", ref="again")
+    assert 0 < renewed["expires_in"] <= 900
+    await ws.send_json({"type": "auth", "ref": "empty"})
+    error = await next_frame(ws, "error", ref="empty")
+    assert error["code"] == "validation_failed" and "token" in error["details"]
     await ws.close()
 
 

@@ -39,6 +39,13 @@ async def login(ctx: Ctx):
                           ("access_token", "token_type", "expires_in", "user")})
 
 
+async def refresh(ctx: Ctx):
+    principal = ctx.principal
+    result = await ctx.rpc("auth", "refresh", principal.user_id, principal.session_id)
+    return json_response({key: result[key] for key in
+                          ("access_token", "token_type", "expires_in", "user")})
+
+
 async def logout(ctx: Ctx):
     principal = ctx.principal
     # The shared cache first: every gateway refuses the token from this moment on.
@@ -63,6 +70,16 @@ ENDPOINTS = [
              description="Failed logins are counted per account and per client address; past "
                          "the limit the gateway answers 429 with Retry-After without asking "
                          "auth. A wrong name and a wrong password give the same 401."),
+    Endpoint("POST", "/api/v1/auth/refresh", refresh, "A new token for this session.", "auth",
+             responses={200: s.obj(access_token={"type": "string"},
+                                   token_type={"type": "string", "enum": ["Bearer"]},
+                                   expires_in={"type": "integer"}, user=s.ref("SelfUser"))},
+             errors=(401, 429, 503),
+             description="Call with the current, still valid token: the session's expiry "
+                         "slides forward by one token lifetime, up to SESSION_MAX_SECONDS "
+                         "(default 30 days) after the login; then, or once the token has "
+                         "expired, log in again. Older tokens stay valid until their own "
+                         "expiry. A WebSocket takes the new token as a second `auth` frame."),
     Endpoint("POST", "/api/v1/auth/logout", logout, "End this session.", "auth",
              responses={204: None}, errors=(401, 503),
              description="The token and every socket of the session stop working at once."),

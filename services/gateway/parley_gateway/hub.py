@@ -178,6 +178,8 @@ class Connection:
                 return
 
     def expire_at(self, loop_delay: float) -> None:
+        if self._expiry is not None:  # a renewed token replaces the earlier deadline
+            self._expiry.cancel()
         self._expiry = asyncio.get_running_loop().call_later(
             max(loop_delay, 0.0), self.close, CLOSE_UNAUTHENTICATED, "token expired")
 

@@ -150,7 +150,7 @@ class WsSession:
             "typing": self.on_typing,
             "read": self.on_read,
             "ping": self.on_ping,
-            "auth": self.on_auth_again,
+            "auth": self.on_renew,
         }
 
     # --- life cycle --------------------------------------------------------------------
@@ -275,9 +275,20 @@ class WsSession:
     async def on_ping(self, frame: dict, ref) -> None:
         await self.reply("pong", ref)
 
-    async def on_auth_again(self, frame: dict, ref) -> None:
-        raise ValidationFailed("This socket is already authenticated.",
-                               {"type": "auth is only valid as the first frame"})
+    async def on_renew(self, frame: dict, ref) -> None:
+        """A second ``auth {token}``: a refreshed token of the same session keeps the socket
+        open past the first token's expiry (POST /auth/refresh issues it)."""
+        token = frame.get("token")
+        if not isinstance(token, str) or not token:
+            raise ValidationFailed(details={"token": "must be a refreshed access token"})
+        principal = await self.app["tokens"].verify(token)  # expired or revoked: an error frame
+        conn = self.conn
+        if (principal.user_id, principal.session_id) != (conn.user_id, conn.session_id):
+            raise Forbidden("A socket keeps the session it was opened with.")
+        if principal.expires_at > conn.expires_at:
+            conn.expires_at = float(principal.expires_at)
+            conn.expire_at(conn.expires_at - time.time())
+        await self.reply("renewed", ref, expires_in=max(0, int(conn.expires_at - time.time())))
 
     async def on_subscribe(self, frame: dict, ref) -> None:
         room_id = _room_id(frame)

@@ -1,0 +1,134 @@
+"""POST /api/v1/auth/refresh and the WebSocket's second `auth` frame: a session outlives its
+first token for as long as the client keeps renewing it (up to SESSION_MAX_SECONDS), and ends
+at once on logout."""
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from helpers import PASSWORD, Client, auth_headers, login, new_user, next_frame, receive_frame, register
+from parley_common.testing import start_suite
+
+
+def ws_url(base: str) -> str:
+    return base.replace("http://", "ws://") + "/api/v1/ws"
+
+
+async def refresh(http, base: str, token: str):
+    async with http.post(f"{base}/api/v1/auth/refresh", headers=auth_headers(token)) as response:
+        return response.status, await response.json()
+
+
+async def test_refresh_issues_a_working_token_until_logout(suite, http):
+    gw = suite.gateway_urls[0]
+    user = await new_user(http, gw)
+    status, body = await refresh(http, gw, user.token)
+    assert status == 200, body
+    assert set(body) == {"access_token", "token_type", "expires_in", "user"}
+    assert body["token_type"] == "Bearer" and body["expires_in"] > 0
+    assert body["user"]["id"] == user.user["id"] and body["access_token"] != user.token
+    renewed = Client(http, suite.gateway_urls[1], body["access_token"], body["user"])
+    assert (await renewed.get("/api/v1/users/me")).status == 200
+    assert (await user.get("/api/v1/users/me")).status == 200  # the old one lives out its time
+
+    assert (await renewed.post("/api/v1/auth/logout")).status == 204
+    for token in (user.token, body["access_token"]):  # one session: both end together
+        status, error = await refresh(http, gw, token)
+        assert status == 401 and error["error"]["code"] == "unauthenticated", error
+    status, error = await refresh(http, gw, "not-a-token")
+    assert status == 401
+
+
+async def test_a_socket_takes_a_renewed_token_of_its_own_session_only(suite, http):
+    gw = suite.gateway_urls[1]
+    user = await new_user(http, gw)
+    other_session = await login(http, gw, user.user["username"])
+    ws = await http.ws_connect(ws_url(gw), headers=auth_headers(user.token))
+    await next_frame(ws, "ready")
+    _, body = await refresh(http, gw, user.token)
+    await ws.send_json({"type": "auth", "token": body["access_token"], "ref": "renew"})
+    renewed = await next_frame(ws, "renewed", ref="renew")
+    assert renewed["expires_in"] > 0
+    await ws.send_json({"type": "auth", "token": other_session["access_token"], "ref": "other"})
+    assert (await next_frame(ws, "error", ref="other"))["code"] == "forbidden"
+    await ws.send_json({"type": "auth", "token": "eyJhbGciOiJFZERTQSJ9.e30.c2ln", "ref": "bad"})
+    assert (await next_frame(ws, "error", ref="bad"))["code"] == "unauthenticated"
+    await ws.send_json({"type": "ping", "ref": "still"})  # refused renewals leave it open
+    await next_frame(ws, "pong", ref="still")
+    await ws.close()
+
+
+@pytest.fixture(scope="module")
+def short_tokens(isolation):
+    """A suite of its own whose tokens live 6 seconds."""
+    with isolation.child("shorttokens") as own:
+        running = start_suite(own, gateways=1, extra_env={
+            "ACCESS_TOKEN_TTL_SECONDS": "6", "ARGON2_TIME_COST": "1",
+            "ARGON2_MEMORY_COST": "8192", "ARGON2_PARALLELISM": "1"})
+        yield running.gateway_urls[0]
+        for proc in reversed(list(running.procs.values())):
+            proc.stop()
+
+
+async def test_a_renewed_socket_outlives_its_first_token_and_then_expires(short_tokens, http):
+    gw = short_tokens
+    user = await register(http, gw)
+    body = await login(http, gw, user["username"])
+    started = time.monotonic()
+    ws = await http.ws_connect(ws_url(gw), headers=auth_headers(body["access_token"]))
+    await next_frame(ws, "ready")
+    await asyncio.sleep(3)
+    status, fresh = await refresh(http, gw, body["access_token"])
+    assert status == 200, fresh
+    await ws.send_json({"type": "auth", "token": fresh["access_token"], "ref": "renew"})
+    await next_frame(ws, "renewed", ref="renew")
+    # Whole-second token times: the first expires by 6 s after the socket opened, the
+    # refreshed one no sooner than 8 s after.
+    await asyncio.sleep(max(0.0, 7 - (time.monotonic() - started)))
+    await ws.send_json({"type": "ping", "ref": "alive"})
+    await next_frame(ws, "pong", ref="alive")
+    # Not renewed again: the socket closes when the refreshed token expires.
+    with pytest.raises(AssertionError, match="socket closed"):
+        while True:
+            await receive_frame(ws, timeout=8)
+    assert ws.close_code == 4401
+    status, _ = await refresh(http, gw, fresh["access_token"])  # and the session lapsed
+    assert status == 401
+
+
+async def test_the_terminal_client_keeps_its_session_while_chatting(short_tokens, http, tmp_path):
+    gw, token_file = short_tokens, tmp_path / "token"
+    env = {**os.environ, "PARLEY_TOKEN_FILE": str(token_file)}
+
+    def cli(*args, stdin=""):
+        return subprocess.run([sys.executable, "-m", "parley_cli", "--url", gw, *args],
+                              input=stdin, capture_output=True, text=True, env=env, timeout=60)
+
+    user = await register(http, gw)
+    assert cli("login", user["username"], stdin=PASSWORD + "\n").returncode == 0
+    first_token = token_file.read_text()
+    created = cli("create", "long chat")
+    assert created.returncode == 0, created.stderr
+    listed = cli("rooms")
+    room_id = next(line.split()[0] for line in listed.stdout.splitlines() if "long chat" in line)
+
+    chat = subprocess.Popen([sys.executable, "-m", "parley_cli", "--url", gw, "chat", room_id],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        await asyncio.sleep(9)  # past the first token's 6 s
+        out, err = chat.communicate("typed after the first token expired\n/quit\n", timeout=30)
+    finally:
+        if chat.poll() is None:
+            chat.kill()
+    assert chat.returncode == 0, (out, err)
+    assert token_file.read_text() != first_token  # the renewed token was kept
+    history = requests.get(f"{gw}/api/v1/rooms/{room_id}/messages",
+                           headers=auth_headers(token_file.read_text()), timeout=10).json()
+    assert [m["text"] for m in history["messages"]] == ["typed after the first token expired"]
