@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import getpass
 import json
 import os
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -54,6 +56,31 @@ async def api(http: aiohttp.ClientSession, method: str, url: str, token: str | N
         return body
 
 
+def token_expiry(token: str) -> float | None:
+    """The token's `exp` (seconds since the epoch). Unverified: only the server judges it."""
+    try:
+        payload = token.split(".")[1]
+        return float(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["exp"])
+    except (IndexError, KeyError, TypeError, ValueError):
+        return None
+
+
+async def keep_session(http: aiohttp.ClientSession, base: str, token: str, ws) -> None:
+    """While chatting: refresh the token halfway through its life, store it, and hand it to
+    the socket (which would otherwise close when the first token expires)."""
+    while (expiry := token_expiry(token)) is not None:
+        await asyncio.sleep(max(1.0, (expiry - time.time()) / 2))
+        try:
+            body = await api(http, "POST", f"{base}/api/v1/auth/refresh", token)
+        except CliError:
+            return  # the session ended: the socket closes with 4401 and says so
+        except aiohttp.ClientError:
+            continue  # the server is away for now: try again, sooner, while the token lives
+        token = body["access_token"]
+        save_token(token)
+        await ws.send_json({"type": "auth", "token": token})
+
+
 async def chat(http: aiohttp.ClientSession, base: str, token: str, room_id: str) -> None:
     ws_url = base.replace("http", "ws", 1) + "/api/v1/ws"
     async with http.ws_connect(ws_url, headers={"Authorization": f"Bearer {token}"}) as ws:
@@ -89,6 +116,7 @@ async def chat(http: aiohttp.ClientSession, base: str, token: str, room_id: str)
             await ws.close()
 
         sender = asyncio.create_task(typed())
+        renewer = asyncio.create_task(keep_session(http, base, token, ws))
         async for frame in ws:
             if frame.type != aiohttp.WSMsgType.TEXT:
                 break
@@ -106,6 +134,7 @@ async def chat(http: aiohttp.ClientSession, base: str, token: str, room_id: str)
             elif event["type"] == "error":
                 print(f"!! {event['message']}")
         sender.cancel()
+        renewer.cancel()
         if ws.close_code in (4401, 4001):
             raise CliError("session ended: log in again")
 

@@ -1,13 +1,15 @@
 // Parley web client entry point: decides between the sign-in screen and the chat.
 import { api, loadToken, clearToken, onUnauthorized, describeError } from './js/api.js';
 import { setupAuth, showNotice, resetAuthForms } from './js/auth.js';
-import { setupChat, startChat, stopChat } from './js/chat.js';
+import { setupChat, startChat, stopChat, renewSocketToken } from './js/chat.js';
+import { startTokenRenewal, stopTokenRenewal } from './js/session.js';
 import { $ } from './js/util.js';
 
 let inChat = false;
 let bootTimer = null;
 
 function showAuth(notice) {
+  stopTokenRenewal();
   if (inChat) stopChat();
   inChat = false;
   clearToken();
@@ -28,6 +30,7 @@ function showChat(user) {
   $('#app-view').hidden = false;
   inChat = true;
   startChat(user);
+  startTokenRenewal(renewSocketToken);
 }
 
 async function logout() {

@@ -2,17 +2,34 @@
 
 const KEY = 'parley.token';
 let token = null;
+let remembered = false; // kept in localStorage (survives the browser) rather than sessionStorage
 let unauthorizedHandler = () => {};
 
 export function loadToken() {
-  try { token = sessionStorage.getItem(KEY) || localStorage.getItem(KEY); } catch { token = null; }
+  try {
+    remembered = !sessionStorage.getItem(KEY) && !!localStorage.getItem(KEY);
+    token = sessionStorage.getItem(KEY) || localStorage.getItem(KEY);
+  } catch { token = null; }
   return token;
 }
 
 export function saveToken(t, remember) {
   token = t;
+  remembered = !!remember;
   clearStored();
   try { (remember ? localStorage : sessionStorage).setItem(KEY, t); } catch { /* storage disabled */ }
+}
+
+/** A refreshed token of the same session replaces the current one where it was kept. */
+export function replaceToken(t) { saveToken(t, remembered); }
+
+/** When the current token expires (ms since the epoch, from its `exp` claim), or null. */
+export function tokenExpiresAt() {
+  try {
+    const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const exp = JSON.parse(atob(part)).exp;
+    return typeof exp === 'number' ? exp * 1000 : null;
+  } catch { return null; }
 }
 
 function clearStored() {

@@ -190,6 +190,11 @@ export async function startChat(me) {
   if (last && S.rooms.has(last) && !S.openId) openRoom(last);
 }
 
+/** A refreshed token: the open socket takes it too, or it would close when the old one expires. */
+export function renewSocketToken(token) {
+  if (S.socket) S.socket.send({ type: 'auth', token, ref: 'renew' });
+}
+
 export function stopChat() {
   S.running = false;
   if (S.socket) S.socket.stop();
