@@ -500,6 +500,29 @@ async def test_a_connected_newcomer_shows_online_in_the_room_they_join(suite, ht
 
 # --- malformed input and limits ----------------------------------------------------------
 
+async def test_a_new_display_name_reaches_whoever_shows_it(suite, http):
+    gw_a, gw_b = suite.gateway_urls[:2]
+    alice_token, alice = await register_and_login(gw_a, http)
+    bob_token, _ = await register_and_login(gw_b, http)
+    carol_token, _ = await register_and_login(gw_b, http)
+    room = await public_room(http, gw_a, alice_token, bob_token)
+    bob_ws, _ = await connect(http, gw_b, bob_token)
+    await subscribe(bob_ws, room["id"])
+    alice_ws, _ = await connect(http, gw_a, alice_token)  # her own other tab
+    carol_ws, _ = await connect(http, gw_b, carol_token)  # shares no room with her
+
+    status, body = await call(http, "PATCH", f"{gw_a}/api/v1/users/me", alice_token,
+                              {"display_name": "Alice Renamed"})
+    assert status == 200, body
+    for ws in (bob_ws, alice_ws):
+        frame = await next_frame(ws, "user_updated")
+        assert frame["user"] == {"id": alice["id"], "username": alice["username"],
+                                 "display_name": "Alice Renamed", "avatar_url": None}
+    await no_frame(carol_ws, "user_updated", 1.5)
+    for ws in (alice_ws, bob_ws, carol_ws):
+        await ws.close()
+
+
 async def test_malformed_frames_get_error_frames_and_the_socket_stays_usable(suite, http):
     gw = suite.gateway_urls[0]
     token, _ = await register_and_login(gw, http)

@@ -16,6 +16,7 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
 from parley_common import bus
+from parley_common.errors import ParleyError
 from parley_common.logs import get_logger
 
 from .hub import CLOSE_SESSION_REVOKED, Frame, Hub
@@ -25,6 +26,7 @@ log = get_logger("parley_gateway.events")
 
 MAX_PREFETCH = 64
 DEFAULT_SESSION_TTL = 900.0  # when an event names no expiry: the access-token lifetime
+PROFILE_LOOKUP_SECONDS = 3.0  # rooms.room_ids_for_user for a user_updated fan-out
 
 
 def parse_time(value: Any) -> float | None:
@@ -240,6 +242,26 @@ class EventConsumer:
         if tokens is not None:
             await tokens.revoke_local(session_id, expires_at)
         await self.hub.close_session(session_id, CLOSE_SESSION_REVOKED)
+
+    async def _on_user_updated(self, payload: dict) -> None:
+        """A new display name or avatar: to everyone on this instance who shows that user,
+        i.e. the subscribers of the user's rooms (the web client subscribes to all of its
+        rooms) and the user's own other sockets."""
+        user = payload.get("user") or {}
+        user_id = user.get("id")
+        if not user_id:
+            return
+        try:
+            room_ids = await self.app["rpc"].call("rooms", "room_ids_for_user", user_id,
+                                                  timeout=PROFILE_LOOKUP_SECONDS)
+        except ParleyError as exc:  # rooms away: the new name shows on the next load instead
+            log.warning("profile_fanout_skipped", user_id=user_id, error=exc.code)
+            room_ids = []
+        targets = self.hub.of_users([user_id])
+        for room_id in room_ids:
+            targets |= self.hub.subscribers(room_id)
+        public = {key: user.get(key) for key in ("id", "username", "display_name", "avatar_url")}
+        self.hub.deliver(Frame.of("user_updated", user=public), targets)
 
     async def _on_user_deleted(self, payload: dict) -> None:
         user = payload.get("user") or {}

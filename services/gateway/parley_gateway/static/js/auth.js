@@ -213,7 +213,9 @@ export function resetAuthForms() {
     for (const input of form.querySelectorAll('input:not([type=checkbox])')) {
       setFieldError(input, '');
       delete input.dataset.touched;
-      if (input.type === 'password') input.value = '';
+      // The login name may help whoever logs in next; a half-filled registration would not.
+      if (input.type === 'password' || form.id === 'register-form') input.value = '';
     }
   }
+  $('#tab-login').click(); // after a logout the next step is logging in
 }

@@ -220,16 +220,28 @@ function renderMe() {
 }
 
 function onProfileSaved(user) {
-  if (!S.running) return;
-  S.me = { ...S.me, ...user };
-  renderMe();
-  // Member lists are cached per room; let "you" show the new name there too.
+  if (S.running) onUserUpdated(user);
+}
+
+/** Someone's new display name or avatar (yours included): everywhere it is shown. */
+function onUserUpdated(user) {
+  const profile = { display_name: user.display_name, avatar_url: user.avatar_url };
+  if (S.me && user.id === S.me.id) { S.me = { ...S.me, ...profile }; renderMe(); }
   for (const r of S.rooms.values()) {
-    const m = r.members && r.members.get(S.me.id);
-    if (m) m.user = { ...m.user, display_name: user.display_name, avatar_url: user.avatar_url };
+    const m = r.members && r.members.get(user.id);
+    if (m) m.user = { ...m.user, ...profile };
+    if (r.peer && r.peer.id === user.id) r.peer = { ...r.peer, ...profile };
+    const authored = (msg) => msg && msg.author && msg.author.id === user.id;
+    if (authored(r.lastMessage)) r.lastMessage = { ...r.lastMessage, author: { ...r.lastMessage.author, ...profile } };
+    for (const msg of r.messages.values()) {
+      if (!authored(msg)) continue;
+      msg.author = { ...msg.author, display_name: user.display_name };
+      if (S.openId === r.room.id && els.has(msg.seq)) upsertMessageEl(r, msg); // not while editing it
+    }
   }
+  renderSidebar();
   const r = openRoomState();
-  if (r) renderMembers(r);
+  if (r) { renderRoomHeader(r); renderMembers(r); }
 }
 
 function onStatus(state, info) {
@@ -953,6 +965,7 @@ function onFrame(f) {
     case 'room_created': if (f.room) onRoomCreated(f.room); break;
     case 'room_updated': if (f.room) onRoomUpdated(f.room); break;
     case 'room_deleted': removeRoom(f.room_id, 'This room was deleted.'); break;
+    case 'user_updated': if (f.user && f.user.id) onUserUpdated(f.user); break;
     case 'error': onError(f); break;
     default: break; // subscribed, unsubscribed and future frame types
   }
