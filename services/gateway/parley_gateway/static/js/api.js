@@ -7,8 +7,9 @@ let unauthorizedHandler = () => {};
 
 export function loadToken() {
   try {
-    remembered = !sessionStorage.getItem(KEY) && !!localStorage.getItem(KEY);
-    token = sessionStorage.getItem(KEY) || localStorage.getItem(KEY);
+    const forThisTab = sessionStorage.getItem(KEY);
+    token = forThisTab || localStorage.getItem(KEY);
+    remembered = !forThisTab && !!token;
   } catch { token = null; }
   return token;
 }

@@ -29,13 +29,17 @@ function setErr(id, msg) {
   if (input) input.setAttribute('aria-invalid', msg ? 'true' : 'false');
 }
 
+/** A dialog's form as it opens: no field errors (``ids``), no form error. */
+function clearErrors(form, ...ids) {
+  for (const id of ids) setErr(id, '');
+  $('.form-error', form).textContent = '';
+}
+
 export function openCreateRoom(onCreated) {
   createHandler = onCreated;
   const form = $('#create-form');
   form.reset();
-  setErr('create-name', '');
-  setErr('create-topic', '');
-  $('.form-error', form).textContent = '';
+  clearErrors(form, 'create-name', 'create-topic');
   openDialog($('#create-dialog'));
   $('#create-name').focus();
 }
@@ -43,15 +47,13 @@ export function openCreateRoom(onCreated) {
 function wireCreate() {
   const form = $('#create-form');
   const name = $('#create-name');
-  name.addEventListener('input', () => { if (name.getAttribute('aria-invalid') === 'true') setErr('create-name', validateName(name.value)); });
+  revalidateOnInput('create-name', validateName);
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const formErr = $('.form-error', form);
     formErr.textContent = '';
-    const nameErr = validateName(name.value);
-    setErr('create-name', nameErr);
-    setErr('create-topic', '');
-    if (nameErr) { name.focus(); return; }
+    // The topic input's maxlength keeps it within 256: its check only clears an old error.
+    if (!validateFields([['create-name', validateName], ['create-topic', validateTopic]])) return;
     const body = { name: name.value.trim(), kind: form.elements.kind.value || 'public' };
     const topic = $('#create-topic').value.trim();
     if (topic) body.topic = topic;
@@ -62,14 +64,7 @@ function wireCreate() {
       closeDialog($('#create-dialog'));
       if (createHandler) createHandler(res.room);
     } catch (e) {
-      if (e instanceof ApiError && e.code === 'room_exists') {
-        setErr('create-name', 'A public room with this name already exists.');
-        name.focus();
-      } else if (e instanceof ApiError && e.status === 422) {
-        showDetails(e, { name: 'create-name', topic: 'create-topic' }, formErr);
-      } else {
-        formErr.textContent = describeError(e);
-      }
+      showRoomError(e, { name: 'create-name', topic: 'create-topic' }, formErr);
     } finally {
       button.disabled = false;
     }
@@ -83,7 +78,23 @@ function validateName(v) {
   return '';
 }
 
-/** 422 details go under their fields (fields: API name -> input id), the rest to formErr. */
+/** A failed save: 422 details under their fields (fields: API name -> input id), the rest
+ * and any other error on the form-error line. */
+function showSaveError(e, fields, formErr) {
+  if (e instanceof ApiError && e.status === 422) showDetails(e, fields, formErr);
+  else formErr.textContent = describeError(e);
+}
+
+/** showSaveError, plus a taken public name under the name field. */
+function showRoomError(e, fields, formErr) {
+  if (e instanceof ApiError && e.code === 'room_exists') {
+    setErr(fields.name, 'A public room with this name already exists.');
+    document.getElementById(fields.name).focus();
+  } else {
+    showSaveError(e, fields, formErr);
+  }
+}
+
 function showDetails(e, fields, formErr) {
   const rest = [];
   let first = null;
@@ -126,9 +137,7 @@ export function openEditRoom(room, onSaved) {
   const form = $('#edit-room-form');
   $('#edit-room-name').value = room.name || '';
   $('#edit-room-topic').value = room.topic || '';
-  setErr('edit-room-name', '');
-  setErr('edit-room-topic', '');
-  $('.form-error', form).textContent = '';
+  clearErrors(form, 'edit-room-name', 'edit-room-topic');
   openDialog($('#edit-room-dialog'));
   $('#edit-room-name').focus();
 }
@@ -156,14 +165,7 @@ function wireEditRoom() {
       closeDialog($('#edit-room-dialog'));
       if (onSaved && res && res.room) onSaved(res.room);
     } catch (e) {
-      if (e instanceof ApiError && e.code === 'room_exists') {
-        setErr('edit-room-name', 'A public room with this name already exists.');
-        name.focus();
-      } else if (e instanceof ApiError && e.status === 422) {
-        showDetails(e, { name: 'edit-room-name', topic: 'edit-room-topic' }, formErr);
-      } else {
-        formErr.textContent = describeError(e);
-      }
+      showRoomError(e, { name: 'edit-room-name', topic: 'edit-room-topic' }, formErr);
     } finally {
       button.disabled = false;
     }
@@ -192,9 +194,7 @@ export function openProfile(me, handlers) {
   $('#profile-who').textContent = [`@${me.username}`, me.email].filter(Boolean).join(' · ');
   $('#profile-display').value = me.display_name || '';
   $('#profile-avatar').value = me.avatar_url || '';
-  setErr('profile-display', '');
-  setErr('profile-avatar', '');
-  $('.form-error', form).textContent = '';
+  clearErrors(form, 'profile-display', 'profile-avatar');
   openDialog($('#profile-dialog'));
   $('#profile-display').focus();
 }
@@ -218,11 +218,7 @@ function wireProfile() {
       closeDialog(dlg);
       if (profile.onSaved && res && res.user) profile.onSaved(res.user);
     } catch (e) {
-      if (e instanceof ApiError && e.status === 422) {
-        showDetails(e, { display_name: 'profile-display', avatar_url: 'profile-avatar' }, formErr);
-      } else {
-        formErr.textContent = describeError(e);
-      }
+      showSaveError(e, { display_name: 'profile-display', avatar_url: 'profile-avatar' }, formErr);
     } finally {
       save.disabled = false;
     }
