@@ -12,6 +12,15 @@ from .ratelimit import client_address
 
 log = get_logger("parley_gateway.auth")
 MAX_USER_AGENT = 256
+TOKEN_REPLY = s.obj(access_token={"type": "string"},
+                    token_type={"type": "string", "enum": ["Bearer"]},
+                    expires_in={"type": "integer"}, user=s.ref("SelfUser"))
+
+
+def token_reply(result: dict):
+    """auth's login/refresh answer as the API shows it (the session id stays inside the token)."""
+    return json_response({key: result[key] for key in
+                          ("access_token", "token_type", "expires_in", "user")})
 
 
 async def register(ctx: Ctx):
@@ -35,15 +44,12 @@ async def login(ctx: Ctx):
         await limiter.login_failed(login_name, address)
         raise
     await limiter.login_succeeded(login_name)
-    return json_response({key: result[key] for key in
-                          ("access_token", "token_type", "expires_in", "user")})
+    return token_reply(result)
 
 
 async def refresh(ctx: Ctx):
     principal = ctx.principal
-    result = await ctx.rpc("auth", "refresh", principal.user_id, principal.session_id)
-    return json_response({key: result[key] for key in
-                          ("access_token", "token_type", "expires_in", "user")})
+    return token_reply(await ctx.rpc("auth", "refresh", principal.user_id, principal.session_id))
 
 
 async def logout(ctx: Ctx):
@@ -62,18 +68,13 @@ ENDPOINTS = [
              auth=False, body=s.REGISTER, responses={201: s.obj(user=s.ref("SelfUser"))},
              errors=(400, 409, 413, 415, 422, 429, 503)),
     Endpoint("POST", "/api/v1/auth/login", login, "Log in with username or email.", "auth",
-             auth=False, body=s.LOGIN,
-             responses={200: s.obj(access_token={"type": "string"},
-                                   token_type={"type": "string", "enum": ["Bearer"]},
-                                   expires_in={"type": "integer"}, user=s.ref("SelfUser"))},
+             auth=False, body=s.LOGIN, responses={200: TOKEN_REPLY},
              errors=(400, 401, 413, 415, 422, 429, 503),
              description="Failed logins are counted per account and per client address; past "
                          "the limit the gateway answers 429 with Retry-After without asking "
                          "auth. A wrong name and a wrong password give the same 401."),
     Endpoint("POST", "/api/v1/auth/refresh", refresh, "A new token for this session.", "auth",
-             responses={200: s.obj(access_token={"type": "string"},
-                                   token_type={"type": "string", "enum": ["Bearer"]},
-                                   expires_in={"type": "integer"}, user=s.ref("SelfUser"))},
+             responses={200: TOKEN_REPLY},
              errors=(401, 429, 503),
              description="Call with the current, still valid token: the session's expiry "
                          "slides forward by one token lifetime, up to SESSION_MAX_SECONDS "
