@@ -70,6 +70,11 @@ class Outbox:
         self.session.execute(insert(self.table), rows)
         self.adopt(row["id"] for row in rows)
 
+    def commit(self, events: list[Event]) -> None:
+        """Commit the session's transaction with ``events`` in it."""
+        self.stage(events)
+        self.session.commit()
+
     def adopt(self, ids: Iterable[str]) -> None:
         """Rows the caller wrote itself (in a statement of its own) that this worker publishes."""
         self.staged.extend(ids)

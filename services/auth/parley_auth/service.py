@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import datetime, timezone
+from functools import cached_property
 from typing import Any
 
 import jwt
@@ -65,27 +66,21 @@ class AuthService:
     dispatch = EventDispatcher()  # exchange "auth.events", routing key = event type
 
     # --- events: committed with their change in the outbox, published after the commit ------
+    @cached_property
     def _outbox(self) -> outbox.Outbox:
         """One per worker (nameko makes a service instance per worker)."""
-        box = self.__dict__.get("_worker_outbox")
-        if box is None:
-            box = self.__dict__["_worker_outbox"] = outbox.Outbox(models.outbox, self.db)
-        return box
+        return outbox.Outbox(models.outbox, self.db)
 
     def _publish(self, events: list[outbox.Event]) -> None:
         for event_type, payload in events:
             self.dispatch(event_type, payload)  # nameko waits for the broker's confirm
 
-    def _commit(self, events: list[outbox.Event]) -> None:
-        self._outbox().stage(events)
-        self.db.commit()
-
     def _emit(self, events: list[outbox.Event]) -> None:
-        outbox.publish_committed(self._outbox(), events, self._publish, self.log)
+        outbox.publish_committed(self._outbox, events, self._publish, self.log)
 
     @timer(interval=outbox.RELAY_SECONDS)
     def relay_outbox(self):
-        outbox.relay_tick(self._outbox(), self._publish, self.log)
+        outbox.relay_tick(self._outbox, self._publish, self.log)
 
     # --- registration ----------------------------------------------------------------
     @rpc
@@ -117,7 +112,7 @@ class AuthService:
         self.db.add(user)
         events = [("user_registered", {"user": public_user(user)})]
         try:
-            self._commit(events)  # a taken name fails when the commit flushes the user
+            self._outbox.commit(events)  # a taken name fails when the commit flushes the user
         except IntegrityError:
             self.db.rollback()  # lost a race with a concurrent registration (or a twin request)
             made = self._registered_by(request_id, username.lower())
@@ -247,7 +242,7 @@ class AuthService:
             self.db.refresh(session)
         # Sent on a repeated logout too: consumers are idempotent.
         events = [_session_revoked(session)]
-        self._commit(events)
+        self._outbox.commit(events)
         if newly:
             self.log.info("logged_out", user_id=user_id, session_id=session_id)
         self._emit(events)
@@ -302,7 +297,7 @@ class AuthService:
         if changed:
             user.updated_at = utcnow()
             events = [("user_updated", {"user": public_user(user)})]
-            self._commit(events)
+            self._outbox.commit(events)
             self._emit(events)
         return self_user(user)
 
@@ -326,7 +321,7 @@ class AuthService:
                                   Session.revoked_at >= user.deleted_at,
                                   Session.expires_at > utcnow())).all()
         events = [*map(_session_revoked, revoked), ("user_deleted", {"user": public_user(user)})]
-        self._commit(events)
+        self._outbox.commit(events)
         if newly:
             self.log.info("user_deleted", user_id=user_id)
         self._emit(events)

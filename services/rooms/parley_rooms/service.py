@@ -109,13 +109,11 @@ class RoomsService:
 
     # --- plumbing ---------------------------------------------------------------------------
 
-    def _store(self) -> Store:
+    @functools.cached_property
+    def store(self) -> Store:
         """One Store per worker (nameko makes a service instance per worker): _emit releases
         the outbox rows that this worker's store committed."""
-        store = self.__dict__.get("_worker_store")
-        if store is None:
-            store = self.__dict__["_worker_store"] = Store(self.db, self._fetch_users)
-        return store
+        return Store(self.db, self._fetch_users)
 
     def _fetch_users(self, user_ids: list[str]) -> dict[str, dict]:
         """auth.get_users for ids our replica has not seen yet (e.g. registered a moment ago)."""
@@ -132,11 +130,11 @@ class RoomsService:
     def _emit(self, events) -> None:
         """After the commit: publish (one confirm round trip for all), then drop the events'
         outbox rows; if publishing fails the call still succeeds and the relay sends them."""
-        outbox.publish_committed(self._store().outbox, events, self.dispatch.many, self.log)
+        outbox.publish_committed(self.store.outbox, events, self.dispatch.many, self.log)
 
     @timer(interval=outbox.RELAY_SECONDS)
     def relay_outbox(self):
-        outbox.relay_tick(self._store().outbox, self.dispatch.many, self.log)
+        outbox.relay_tick(self.store.outbox, self.dispatch.many, self.log)
 
     # --- rooms ------------------------------------------------------------------------------
 
@@ -153,7 +151,7 @@ class RoomsService:
         member_ids = check.id_list("member_ids", member_ids, maximum=v.MAX_MEMBER_IDS)
         request_id = None if request_id is None else check.id("request_id", request_id)
         check.done()
-        room, created, events = self._store().create_room(user_id, name, kind, topic, member_ids,
+        room, created, events = self.store.create_room(user_id, name, kind, topic, member_ids,
                                                           request_id)
         self._emit(events)
         self.log.info("room_created" if created else "room_create_replayed", room_id=room["id"],
@@ -169,7 +167,7 @@ class RoomsService:
         if user_id and user_id == other_user_id:
             check.fail("other_user_id", "must be someone other than yourself")
         check.done()
-        room, created, events = self._store().open_direct(user_id, other_user_id)
+        room, created, events = self.store.open_direct(user_id, other_user_id)
         self._emit(events)
         return {"room": room, "created": created}
 
@@ -183,7 +181,7 @@ class RoomsService:
         limit = check.limit(limit)
         key = v.decode_cursor(check, cursor, (str, str, str))
         check.done()
-        return self._store().list_rooms(user_id, PUBLIC if scope == "public" else "joined",
+        return self.store.list_rooms(user_id, PUBLIC if scope == "public" else "joined",
                                         q or None, limit, key)
 
     @rpc
@@ -192,7 +190,7 @@ class RoomsService:
         check = v.Checker()
         user_id, room_id = check.id("user_id", user_id), check.id("room_id", room_id)
         check.done()
-        return self._store().get_room(user_id, room_id)
+        return self.store.get_room(user_id, room_id)
 
     @rpc
     @guarded
@@ -202,7 +200,7 @@ class RoomsService:
         name = check.text("name", name, maximum=v.MAX_NAME, required=False)
         topic = check.text("topic", topic, maximum=v.MAX_TOPIC, required=False, minimum=0)
         check.done()
-        room, events = self._store().update_room(user_id, room_id, name, topic)
+        room, events = self.store.update_room(user_id, room_id, name, topic)
         self._emit(events)
         return room
 
@@ -212,7 +210,7 @@ class RoomsService:
         check = v.Checker()
         user_id, room_id = check.id("user_id", user_id), check.id("room_id", room_id)
         check.done()
-        self._emit(self._store().delete_room(user_id, room_id))
+        self._emit(self.store.delete_room(user_id, room_id))
         self.log.info("room_deleted", room_id=room_id, user_id=user_id)
         return None
 
@@ -222,7 +220,7 @@ class RoomsService:
         check = v.Checker()
         user_id, room_id = check.id("user_id", user_id), check.id("room_id", room_id)
         check.done()
-        room, events = self._store().join_room(user_id, room_id)
+        room, events = self.store.join_room(user_id, room_id)
         self._emit(events)
         return room
 
@@ -232,7 +230,7 @@ class RoomsService:
         check = v.Checker()
         user_id, room_id = check.id("user_id", user_id), check.id("room_id", room_id)
         check.done()
-        self._emit(self._store().leave_room(user_id, room_id))
+        self._emit(self.store.leave_room(user_id, room_id))
         return None
 
     @rpc
@@ -242,7 +240,7 @@ class RoomsService:
         user_id, room_id = check.id("user_id", user_id), check.id("room_id", room_id)
         member_id = check.id("member_id", member_id)
         check.done()
-        room, events = self._store().add_member(user_id, room_id, member_id)
+        room, events = self.store.add_member(user_id, room_id, member_id)
         self._emit(events)
         return room
 
@@ -252,7 +250,7 @@ class RoomsService:
         check = v.Checker()
         user_id, room_id = check.id("user_id", user_id), check.id("room_id", room_id)
         check.done()
-        return self._store().list_members(user_id, room_id)
+        return self.store.list_members(user_id, room_id)
 
     @rpc
     @guarded
@@ -261,7 +259,7 @@ class RoomsService:
         user_id, room_id = check.id("user_id", user_id), check.id("room_id", room_id)
         muted = check.bool("muted", muted)
         check.done()
-        return self._store().set_muted(user_id, room_id, muted)
+        return self.store.set_muted(user_id, room_id, muted)
 
     @rpc
     def ping(self):
@@ -274,7 +272,7 @@ class RoomsService:
         check = v.Checker()
         user_id = check.id("user_id", user_id)
         check.done()
-        return self._store().room_ids_for_user(user_id)
+        return self.store.room_ids_for_user(user_id)
 
     # --- messages ---------------------------------------------------------------------------
 
@@ -295,7 +293,7 @@ class RoomsService:
             except ParleyError as exc:
                 answers[index] = exc.to_body()
         if accepted:
-            outcomes, events = self._store().post_messages([post for _, post in accepted])
+            outcomes, events = self.store.post_messages([post for _, post in accepted])
             self._emit(events)
             for (index, _), outcome in zip(accepted, outcomes):
                 answers[index] = outcome.to_body() if isinstance(outcome, ParleyError) else outcome
@@ -306,7 +304,7 @@ class RoomsService:
     def post_message(self, user_id, room_id, text, client_id):
         post = _checked_post({"user_id": user_id, "room_id": room_id, "text": text,
                               "client_id": client_id})
-        (outcome,), events = self._store().post_messages([post])
+        (outcome,), events = self.store.post_messages([post])
         self._emit(events)
         if isinstance(outcome, ParleyError):
             raise outcome
@@ -323,7 +321,7 @@ class RoomsService:
         if before_seq is not None and after_seq is not None:
             check.fail("before_seq", "give before_seq or after_seq, not both")
         check.done()
-        return self._store().list_messages(user_id, room_id, before_seq, after_seq, limit)
+        return self.store.list_messages(user_id, room_id, before_seq, after_seq, limit)
 
     @rpc
     @guarded
@@ -333,7 +331,7 @@ class RoomsService:
         message_id = check.id("message_id", message_id)
         text = check.text("text", text, maximum=v.MAX_TEXT)
         check.done()
-        message, events = self._store().edit_message(user_id, room_id, message_id, text)
+        message, events = self.store.edit_message(user_id, room_id, message_id, text)
         self._emit(events)
         return message
 
@@ -344,7 +342,7 @@ class RoomsService:
         user_id, room_id = check.id("user_id", user_id), check.id("room_id", room_id)
         message_id = check.id("message_id", message_id)
         check.done()
-        self._emit(self._store().delete_message(user_id, room_id, message_id))
+        self._emit(self.store.delete_message(user_id, room_id, message_id))
         return None
 
     @rpc
@@ -354,7 +352,7 @@ class RoomsService:
         user_id, room_id = check.id("user_id", user_id), check.id("room_id", room_id)
         seq = check.int("seq", seq, minimum=0)
         check.done()
-        result, events = self._store().mark_read(user_id, room_id, seq)
+        result, events = self.store.mark_read(user_id, room_id, seq)
         self._emit(events)
         return result
 
@@ -366,7 +364,7 @@ class RoomsService:
         limit = check.limit(limit)
         key = v.decode_cursor(check, cursor, (str, str, str))
         check.done()
-        return self._store().list_conversations(user_id, limit, key)
+        return self.store.list_conversations(user_id, limit, key)
 
     # --- auth.events: the users replica -----------------------------------------------------
     # Redelivery is harmless: upserts converge, and removing a user who is in no room is a no-op.
@@ -386,7 +384,7 @@ class RoomsService:
         if user is None:
             self.log.warning("event_ignored", event_type="user_deleted", reason="no user id")
             return
-        events = self._store().remove_user(user["id"])
+        events = self.store.remove_user(user["id"])
         self._emit(events)
         self.log.info("user_removed", user_id=user["id"], rooms_left=sum(
             1 for event_type, _ in events if event_type == "member_left"))
@@ -396,6 +394,6 @@ class RoomsService:
         if user is None:
             self.log.warning("event_ignored", event_type=event_type, reason="no user id")
             return
-        store = self._store()
+        store = self.store
         store.upsert_user(user)
         self.db.commit()

@@ -124,11 +124,6 @@ class Store:
         self.outbox = Outbox(outbox, session, rebuild=self._rebuild_posted,
                              fast_delete=session.info.get(AUTOCOMMIT_ENGINE))
 
-    def _commit(self, events: list[Event]) -> None:
-        """Commit the session's transaction with ``events`` in the outbox."""
-        self.outbox.stage(events)
-        self.s.commit()
-
     def _rebuild_posted(self, row) -> Event | None:
         """A relayed message_posted: the message as it is now, to its members now; nothing if
         it went with its room."""
@@ -296,7 +291,7 @@ class Store:
             raise _room_exists() from None
         room = self.load_room(room_id)
         events = [("room_created", {"room": room, "member_ids": [user_id, *member_ids]})]
-        self._commit(events)
+        self.outbox.commit(events)
         return room, True, events
 
     def _room_made_by(self, creation_key: str | None) -> dict | None:
@@ -329,7 +324,7 @@ class Store:
             return self.load_room(existing), False, []
         room = self.load_room(room_id)
         events = [("room_created", {"room": room, "member_ids": [user_id, other_id]})]
-        self._commit(events)
+        self.outbox.commit(events)
         return room, True, events
 
     def get_room(self, user_id: str, room_id: str) -> dict:
@@ -364,7 +359,7 @@ class Store:
             raise _room_exists() from None
         updated = self.load_room(room_id)
         events = [("room_updated", {"room": updated, "member_ids": self.member_ids(room_id)})]
-        self._commit(events)
+        self.outbox.commit(events)
         return updated, events
 
     def delete_room(self, user_id: str, room_id: str) -> list[Event]:
@@ -374,7 +369,7 @@ class Store:
         member_ids = self.member_ids(room_id)
         self._delete_room_rows(room_id)
         events = [("room_deleted", {"room_id": room_id, "member_ids": member_ids})]
-        self._commit(events)
+        self.outbox.commit(events)
         return events
 
     def _delete_room_rows(self, room_id: str) -> None:
@@ -411,7 +406,7 @@ class Store:
                                      "member_ids": member_ids})]
         if becomes_owner:
             events.append(("room_updated", {"room": room, "member_ids": member_ids}))
-        self._commit(events)
+        self.outbox.commit(events)
         return room, events
 
     def add_member(self, user_id: str, room_id: str, member_id: str) -> tuple[dict, list[Event]]:
@@ -435,7 +430,7 @@ class Store:
         room = self.load_room(room_id)
         events = [("member_joined", {"room_id": room_id, "user": public_user(member_id, user),
                                      "member_ids": self.member_ids(room_id)})]
-        self._commit(events)
+        self.outbox.commit(events)
         return room, events
 
     def leave_room(self, user_id: str, room_id: str) -> list[Event]:
@@ -469,7 +464,7 @@ class Store:
         if not remaining and room.kind != PUBLIC:
             self._delete_room_rows(room_id)
             events.append(("room_deleted", {"room_id": room_id, "member_ids": member_ids}))
-            self._commit(events)
+            self.outbox.commit(events)
             return events
         owner_changed = False
         if room.owner_id == user_id:
@@ -482,7 +477,7 @@ class Store:
             owner_changed = True
         if owner_changed:
             events.append(("room_updated", {"room": self.load_room(room_id), "member_ids": remaining}))
-        self._commit(events)
+        self.outbox.commit(events)
         return events
 
     def list_members(self, user_id: str, room_id: str) -> list[dict]:
@@ -779,7 +774,7 @@ class Store:
                        .values(text=text, edited_at=utcnow()))
         message = self.message(room_id, message_id)
         events = [("message_edited", {"message": message, "member_ids": self.member_ids(room_id)})]
-        self._commit(events)
+        self.outbox.commit(events)
         return message, events
 
     def delete_message(self, user_id: str, room_id: str, message_id: str) -> list[Event]:
@@ -801,7 +796,7 @@ class Store:
             return []
         events = [("message_deleted", {"room_id": room_id, "message_id": message_id, "seq": row.seq,
                                        "member_ids": self.member_ids(room_id)})]
-        self._commit(events)
+        self.outbox.commit(events)
         return events
 
     # --- read state -------------------------------------------------------------------------
@@ -832,7 +827,7 @@ class Store:
             if moved:
                 events.append(("messages_read", {"room_id": room_id, "user_id": user_id,
                                                  "seq": target, "member_ids": self.member_ids(room_id)}))
-            self._commit(events)
+            self.outbox.commit(events)
         last_read = self.s.execute(select(memberships.c.last_read_seq).where(
             memberships.c.room_id == room_id, memberships.c.user_id == user_id)).scalar()
         if last_read is None:  # left meanwhile
