@@ -26,6 +26,11 @@ def unique(prefix: str = "u") -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
 
 
+def ws_url(base: str) -> str:
+    """The WebSocket endpoint of a gateway at ``base`` (http://host:port)."""
+    return base.replace("http://", "ws://") + "/api/v1/ws"
+
+
 def auth_headers(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

@@ -12,12 +12,9 @@ import time
 import pytest
 import requests
 
-from helpers import PASSWORD, Client, auth_headers, login, new_user, next_frame, receive_frame, register
+from helpers import (PASSWORD, Client, auth_headers, login, new_user, next_frame, receive_frame,
+                     register, ws_url)
 from parley_common.testing import start_suite
-
-
-def ws_url(base: str) -> str:
-    return base.replace("http://", "ws://") + "/api/v1/ws"
 
 
 async def refresh(http, base: str, token: str):

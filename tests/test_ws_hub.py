@@ -17,17 +17,13 @@ import redis.asyncio as aioredis
 
 
 from helpers import (PASSWORD, auth_headers, next_frame, register_and_login, start_extra_gateway,
-                     unique)
+                     unique, ws_url)
 
 TIGHT_QUEUE = 16
 TIGHT_RATE = 5
 
 
 # --- helpers -----------------------------------------------------------------------------
-
-def ws_url(base: str) -> str:
-    return base.replace("http://", "ws://") + "/api/v1/ws"
-
 
 async def call(http, method: str, url: str, token: str | None = None, body=None):
     async with http.request(method, url, json=body,
