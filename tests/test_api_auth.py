@@ -125,7 +125,7 @@ async def test_bad_tokens_are_401(suite, http):
 def proxied_gateway(suite):
     """A gateway behind a (pretend) trusted proxy: failed logins count against the address in
     X-Forwarded-For, so these tests never use up the limit of the suite's own 127.0.0.1."""
-    proc, url = start_extra_gateway(suite, "gateway-proxied", TRUST_PROXY_HEADERS="1",
+    proc, url = start_extra_gateway(suite, "gateway-proxied", TRUSTED_PROXIES="127.0.0.0/8",
                                     LOGIN_FAILURES_PER_ADDRESS="3", WRITE_RATE_PER_MINUTE="4")
     yield url
     proc.stop()

@@ -9,6 +9,7 @@ stalling the service (stdout still has them).
 from __future__ import annotations
 
 import atexit
+import hashlib
 import json
 import logging
 import queue
@@ -21,6 +22,14 @@ import structlog
 import structlog.tracebacks
 
 from . import bus, config
+
+def redacted(secret: str | None) -> str | None:
+    """A short, stable label for a value that must never be logged in clear (a session id is
+    a bearer of the session): the same session gives the same label, so logs still correlate."""
+    if secret is None:
+        return None
+    return hashlib.sha256(secret.encode()).hexdigest()[:12]
+
 
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 # Libraries whose INFO chatter is noise (and pika's would echo the shipper's own traffic).

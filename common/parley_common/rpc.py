@@ -19,6 +19,9 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from . import bus
 from .errors import Unavailable, from_remote
+from .logs import get_logger
+
+log = get_logger("parley_common.rpc")
 
 
 class AsyncRpcClient:
@@ -64,9 +67,11 @@ class AsyncRpcClient:
             future.set_result({"result": None, "error": {"exc_type": "BadReply"}})
 
     async def call(self, service: str, method: str, *args: Any, timeout: float | None = None,
-                   **kwargs: Any) -> Any:
+                   persistent: bool = True, **kwargs: Any) -> Any:
         """Call ``service.method(*args, **kwargs)``; raise the remote ParleyError, or
-        Unavailable on timeout or a broken connection."""
+        Unavailable on timeout or a broken connection. ``persistent=False`` publishes the
+        request transient: for calls that carry a password, which must never reach the
+        broker's disk (such a call is simply retried by its user if the broker restarts)."""
         timeout = self.timeout if timeout is None else timeout
         name = f"{service}.{method}"
         if self._exchange is None or not self.connected:
@@ -84,7 +89,8 @@ class AsyncRpcClient:
                     content_encoding="utf-8",
                     correlation_id=correlation_id,
                     reply_to=self._reply_key,
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    delivery_mode=(aio_pika.DeliveryMode.PERSISTENT if persistent
+                                   else aio_pika.DeliveryMode.NOT_PERSISTENT),
                     expiration=timeout,
                 ),
                 routing_key=name,
@@ -101,7 +107,11 @@ class AsyncRpcClient:
         error = reply.get("error")
         self._record(name, time.perf_counter() - started, "error" if error else "ok")
         if error:
-            raise from_remote(error)
+            exc = from_remote(error)
+            remote = getattr(exc, "remote", None)
+            if remote is not None:  # not one of our errors: a fault worth a log line
+                log.error("rpc_remote_fault", call=name, remote=remote)
+            raise exc
         return reply.get("result")
 
     def _record(self, name: str, seconds: float, outcome: str) -> None:

@@ -374,7 +374,8 @@ def suite(isolation) -> Suite:
     # throttling tests run their own gateway with tight limits.
     running = start_suite(isolation, extra_env={"ARGON2_TIME_COST": "1", "ARGON2_MEMORY_COST": "8192",
                                                 "ARGON2_PARALLELISM": "1",
-                                                "LOGIN_FAILURES_PER_ADDRESS": "500"})
+                                                "LOGIN_FAILURES_PER_ADDRESS": "500",
+                                                "REGISTRATIONS_PER_ADDRESS": "0"})
     yield running
     for proc in reversed(list(running.procs.values())):
         proc.stop()

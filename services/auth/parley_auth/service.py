@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from parley_common import config, outbox
 from parley_common.errors import Conflict, InvalidCredentials, NotFound, Unauthenticated
+from parley_common.logs import redacted
 from parley_common.nameko_support import Database, Logger, rpc
 from parley_common.timeutil import iso, utcnow
 from parley_common.text import PROBLEM, storable
@@ -143,6 +144,21 @@ class AuthService:
 
     # --- login, sessions, tokens -----------------------------------------------------
     @rpc
+    def login_account(self, login):
+        """The account id a login (username or e-mail, any case, padded) names, or None: the
+        gateway counts login attempts per account with it. No hash, one indexed lookup."""
+        if not isinstance(login, str):
+            return None
+        user = self._user_by_login(login.strip().lower())
+        return user.id if user is not None else None
+
+    def _user_by_login(self, key: str) -> User | None:
+        if not key or len(key) > v.MAX_EMAIL or not storable(key):
+            return None
+        column = User.email_lower if "@" in key else User.username_lower
+        return self.db.scalar(select(User).where(column == key, User.deleted_at.is_(None)))
+
+    @rpc
     def login(self, login, password, user_agent=None):
         errors: v.Errors = {}
         if not isinstance(login, str):
@@ -159,8 +175,7 @@ class AuthService:
             raise InvalidCredentials()  # no account can match: not worth a hash
         if user_agent is not None and not storable(user_agent):
             user_agent = None  # informational only; not worth refusing a login over
-        column = User.email_lower if "@" in key else User.username_lower
-        user = self.db.scalar(select(User).where(column == key, User.deleted_at.is_(None)))
+        user = self._user_by_login(key)
         passwords = self.crypto.passwords
         # Unknown user: verify against a dummy hash so both failures take the same time.
         if not passwords.verify(user.password_hash if user else None, password):
@@ -178,7 +193,7 @@ class AuthService:
                           user_agent=(user_agent or "")[:v.MAX_USER_AGENT] or None)
         self.db.add(session)
         self.db.commit()
-        self.log.info("logged_in", user_id=user.id, session_id=session.id)
+        self.log.info("logged_in", user_id=user.id, session=redacted(session.id))
         return self._token_reply(user, session.id, issued, expires)
 
     def _token_reply(self, user: User, session_id: str, issued: int, expires: int) -> dict:
@@ -220,7 +235,7 @@ class AuthService:
         self.db.commit()
         if moved != 1:
             raise Unauthenticated("This session has ended; log in again.")
-        self.log.info("token_refreshed", user_id=user_id, session_id=session_id)
+        self.log.info("token_refreshed", user_id=user_id, session=redacted(session_id))
         return self._token_reply(user, session_id, issued, expires)
 
     @rpc
@@ -244,7 +259,7 @@ class AuthService:
         events = [_session_revoked(session)]
         self._outbox.commit(events)
         if newly:
-            self.log.info("logged_out", user_id=user_id, session_id=session_id)
+            self.log.info("logged_out", user_id=user_id, session=redacted(session_id))
         self._emit(events)
         return None
 

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import uuid
 
-from parley_common.errors import InvalidCredentials
+from parley_common.errors import InvalidCredentials, ParleyError
 from parley_common.logs import get_logger
 
 from . import schemas as s
 from .http import Ctx, Endpoint, json_response, no_content
-from .ratelimit import client_address
+from .ratelimit import client_address, login_key
 
 log = get_logger("parley_gateway.auth")
 MAX_USER_AGENT = 256
@@ -25,9 +25,13 @@ def token_reply(result: dict):
 
 async def register(ctx: Ctx):
     body = ctx.body
+    await ctx.app["ratelimit"].reserve_registration(
+        client_address(ctx.request, ctx.app["settings"]))
     # One request id per HTTP request: a redelivered RPC answers with the user it already made.
+    # Transient: the password must never be written to the broker's disk.
     user = await ctx.rpc("auth", "register", body["username"], body["email"], body["password"],
-                         body.get("display_name"), request_id=uuid.uuid4().hex)
+                         body.get("display_name"), request_id=uuid.uuid4().hex,
+                         persistent=False)
     return json_response({"user": user}, 201)
 
 
@@ -35,15 +39,20 @@ async def login(ctx: Ctx):
     login_name, password = ctx.body["username"], ctx.body["password"]
     limiter = ctx.app["ratelimit"]
     address = client_address(ctx.request, ctx.app["settings"])
-    # Checked before auth is asked, so a password guesser is slowed down for good.
-    await limiter.check_login(login_name, address)
+    # The attempt is reserved before any password is hashed, per account as auth resolves
+    # the login (username and e-mail of one account share a counter) and per address.
+    account = await ctx.rpc("auth", "login_account", login_name) or login_key(login_name)[:254]
+    await limiter.reserve_login(account, address)
     user_agent = ctx.request.headers.get("User-Agent", "")[:MAX_USER_AGENT] or None
     try:
-        result = await ctx.rpc("auth", "login", login_name, password, user_agent)
+        result = await ctx.rpc("auth", "login", login_name, password, user_agent,
+                               persistent=False)
     except InvalidCredentials:
-        await limiter.login_failed(login_name, address)
+        raise  # the reserved attempt stays counted
+    except ParleyError:
+        await limiter.login_not_evaluated(account, address)
         raise
-    await limiter.login_succeeded(login_name)
+    await limiter.login_succeeded(account, address)
     return token_reply(result)
 
 

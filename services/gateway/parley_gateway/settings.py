@@ -1,12 +1,19 @@
 """Gateway configuration from the environment (12-factor); defaults suit a developer machine."""
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from parley_common import config
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+def parse_networks(text: str) -> tuple:
+    """``"10.0.0.0/8, 172.16.0.0/12"`` -> networks; a bad entry stops the process at start."""
+    return tuple(ipaddress.ip_network(part.strip(), strict=False)
+                 for part in text.replace(";", ",").split(",") if part.strip())
 
 
 @dataclass
@@ -35,7 +42,21 @@ class Settings:
     login_failures_per_account: int = 5
     login_failures_per_address: int = 20
     login_window_seconds: int = 900
+    # Registrations per client address per window; 0 disables (benchmarks, tests).
+    registrations_per_address: int = 20
+    registration_window_seconds: int = 3600
+    # Proxies whose X-Forwarded-For we believe (CIDRs). TRUST_PROXY_HEADERS=1, the older
+    # switch, means "trust the direct peer, whatever it is" (kept for existing deployments).
+    trusted_proxies: tuple = ()
     trust_proxy_headers: bool = False
+    # WebSocket budgets (budget.py), every one in-process; 0 disables each.
+    ws_frames_per_second: float = 20.0   # every client frame counts, of any type
+    ws_frame_burst: int = 60
+    ws_max_subscriptions: int = 1000     # rooms one socket may be subscribed to
+    ws_max_sockets_per_user: int = 20    # sockets one user may hold on one gateway
+    ws_revocation_check_seconds: float = 30.0
+    # Posts waiting for a batch to rooms; beyond this a send/POST gets 503 at once.
+    post_queue_max: int = 5000
     # General REST write limit per user (POST/PATCH/PUT/DELETE); 0 disables it.
     write_rate_per_minute: int = 600
     # Re-fetch auth's public keys on an unknown kid at most this often.
@@ -65,7 +86,16 @@ class Settings:
             login_failures_per_account=config.env_int("LOGIN_FAILURES_PER_ACCOUNT", 5),
             login_failures_per_address=config.env_int("LOGIN_FAILURES_PER_ADDRESS", 20),
             login_window_seconds=config.env_int("LOGIN_WINDOW_SECONDS", 900),
+            registrations_per_address=config.env_int("REGISTRATIONS_PER_ADDRESS", 20),
+            registration_window_seconds=config.env_int("REGISTRATION_WINDOW_SECONDS", 3600),
+            trusted_proxies=parse_networks(config.env("TRUSTED_PROXIES", "") or ""),
             trust_proxy_headers=config.env_bool("TRUST_PROXY_HEADERS", False),
+            ws_frames_per_second=config.env_float("WS_FRAMES_PER_SECOND", 20.0),
+            ws_frame_burst=config.env_int("WS_FRAME_BURST", 60),
+            ws_max_subscriptions=config.env_int("WS_MAX_SUBSCRIPTIONS", 1000),
+            ws_max_sockets_per_user=config.env_int("WS_MAX_SOCKETS_PER_USER", 20),
+            ws_revocation_check_seconds=config.env_float("WS_REVOCATION_CHECK_SECONDS", 30.0),
+            post_queue_max=config.env_int("POST_QUEUE_MAX", 5000),
             write_rate_per_minute=config.env_int("WRITE_RATE_PER_MINUTE", 600),
             key_refresh_interval=config.env_float("KEY_REFRESH_INTERVAL_SECONDS", 3.0),
             static_dir=Path(config.env("STATIC_DIR", str(STATIC_DIR))),
