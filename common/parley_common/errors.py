@@ -141,14 +141,21 @@ def from_remote(error: dict[str, Any]) -> ParleyError:
     """Rebuild an exception from a nameko error reply.
 
     Our own errors come back as themselves; nameko's framework errors (unknown method, bad
-    signature) are programming errors of the caller and become ``internal_error`` so that no
-    remote detail leaks to a client.
+    signature) are programming errors of the caller and become a bare ``internal_error``: no
+    remote detail (not even the exception's name) reaches a client. ``remote`` keeps the
+    name for the caller's log.
     """
     args = error.get("exc_args") or []
     path = error.get("exc_path") or ""
     if path.startswith("parley_common.errors.") and len(args) == 3 and isinstance(args[0], str):
         return _rebuild(*args)
-    return InternalError(details={"remote": error.get("exc_type", "unknown")})
+    return _internal(str(error.get("exc_type", "unknown")))
+
+
+def _internal(remote: str) -> InternalError:
+    exc = InternalError()
+    exc.remote = remote  # type: ignore[attr-defined]
+    return exc
 
 
 def from_body(body: Any) -> ParleyError:
@@ -156,7 +163,7 @@ def from_body(body: Any) -> ParleyError:
     (what :meth:`ParleyError.to_body` gives: e.g. one refused item of a batch answer)."""
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict) or not isinstance(error.get("code"), str):
-        return InternalError(details={"remote": "malformed error"})
+        return _internal("malformed error")
     details = error.get("details")
     return _rebuild(error["code"], error.get("message"), details if isinstance(details, dict) else {})
 

@@ -3,14 +3,13 @@ the normalized value, so a request reports every bad field at once."""
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Any
 from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 
 from parley_common.errors import ValidationFailed
-from parley_common.text import PROBLEM, storable
+from parley_common.text import PROBLEM, has_control_chars, storable
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9_.-]{3,32}", re.ASCII)
 MAX_EMAIL = 254
@@ -27,11 +26,6 @@ Errors = dict[str, str]
 def raise_if(errors: Errors) -> None:
     if errors:
         raise ValidationFailed(details=errors)
-
-
-def _has_control_chars(value: str) -> bool:
-    # Cs: unpaired surrogates, which UTF-8 (and so the database) cannot hold.
-    return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in value)
 
 
 def username(value: Any, errors: Errors) -> str | None:
@@ -89,7 +83,7 @@ def display_name(value: Any, errors: Errors) -> str | None:
     value = value.strip()
     if len(value) > MAX_DISPLAY_NAME:
         errors["display_name"] = f"Display name must be at most {MAX_DISPLAY_NAME} characters."
-    elif _has_control_chars(value):
+    elif has_control_chars(value):
         errors["display_name"] = "Display name must not contain control characters."
     else:
         return value
@@ -112,7 +106,7 @@ def avatar_url(value: Any, errors: Errors) -> str | None:
         valid = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
     except ValueError:
         valid = False
-    if not valid or any(ch.isspace() for ch in value) or _has_control_chars(value):
+    if not valid or any(ch.isspace() for ch in value) or has_control_chars(value):
         errors["avatar_url"] = "Avatar URL must be an http:// or https:// URL."
         return None
     return value

@@ -79,7 +79,8 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app["redis"] = redis_client
     app["rpc"] = rpc
     app["posts"] = PostBatcher(rpc, max_batch=settings.post_batch_max,
-                               max_in_flight=settings.post_batches_in_flight)
+                               max_in_flight=settings.post_batches_in_flight,
+                               max_waiting=settings.post_queue_max)
     app["tokens"] = TokenVerifier(rpc, redis_client, keys,
                                   refresh_interval=settings.key_refresh_interval)
     app["ratelimit"] = RateLimiter(redis_client, keys, settings, metrics)

@@ -17,7 +17,7 @@ from parley_common.errors import (InternalError, InvalidJson, NotFound, ParleyEr
                                   Unauthenticated, Unavailable, UnsupportedMediaType,
                                   ValidationFailed)
 from parley_common.logs import get_logger
-from parley_common.text import PROBLEM, storable, unstorable_details
+from parley_common.text import PROBLEM, loads_bounded, storable, unstorable_details
 
 from . import schemas
 from .tokens import Principal
@@ -26,7 +26,7 @@ log = get_logger("parley_gateway.http")
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self' ws: wss:; "
+        "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; "
         "img-src 'self' data: https:; frame-ancestors 'none'; base-uri 'none'; "
         "form-action 'self'"),
     "X-Content-Type-Options": "nosniff",
@@ -198,7 +198,7 @@ async def read_json(request: web.Request, validator: Draft202012Validator | None
     if len(raw) > limit:
         raise TooLarge(f"The body must be at most {limit} bytes.", {"max_bytes": limit})
     try:
-        body = json.loads(raw.decode(request.charset or "utf-8"))
+        body = loads_bounded(raw.decode(request.charset or "utf-8"))
     except (ValueError, UnicodeDecodeError, LookupError):
         raise InvalidJson() from None
     if not isinstance(body, dict):

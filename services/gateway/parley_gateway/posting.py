@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
-from parley_common.errors import InternalError, ParleyError, from_body
+from parley_common.errors import InternalError, ParleyError, Unavailable, from_body
 from parley_common.logs import get_logger
 from parley_common.rpc import AsyncRpcClient
 
@@ -22,8 +22,12 @@ Waiting = tuple[dict, asyncio.Future]
 
 
 class PostBatcher:
-    def __init__(self, rpc: AsyncRpcClient, *, max_batch: int = 100, max_in_flight: int = 4):
+    def __init__(self, rpc: AsyncRpcClient, *, max_batch: int = 100, max_in_flight: int = 4,
+                 max_waiting: int = 0):
         self.rpc = rpc
+        # Posts allowed to wait for a batch (0 = unbounded): past it a post is refused at once
+        # with 503, instead of memory and latency growing while rooms is slow or away.
+        self.max_waiting = max_waiting
         self.max_batch = max_batch          # rooms accepts at most 100 posts per call
         self.max_in_flight = max_in_flight  # batches awaiting rooms' answer at once
         self._waiting: list[Waiting] = []
@@ -33,6 +37,9 @@ class PostBatcher:
 
     async def post(self, user_id: str, room_id: str, text: str, client_id: str) -> dict:
         """Post one message; answers rooms' `{message, created}` or raises its ParleyError."""
+        if self.max_waiting and len(self._waiting) >= self.max_waiting:
+            raise Unavailable("Too many messages are waiting to be stored; try again shortly.",
+                              retry_after=1)
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._waiting.append(({"user_id": user_id, "room_id": room_id, "text": text,
@@ -57,7 +64,8 @@ class PostBatcher:
         try:
             answers = await self.rpc.call("rooms", "post_messages", [post for post, _ in batch])
             if not isinstance(answers, list) or len(answers) != len(batch):
-                raise InternalError(details={"remote": "rooms.post_messages answered badly"})
+                log.error("post_batch_bad_answer", posts=len(batch))
+                raise InternalError()
         except Exception as exc:  # the whole call failed (timeout, rooms unavailable, ...)
             if not isinstance(exc, ParleyError):  # never leave a sender waiting forever
                 log.exception("post_batch_failed", posts=len(batch))

@@ -15,7 +15,6 @@ up as a full send queue sooner.
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import time
 from typing import Any
@@ -25,11 +24,14 @@ from aiohttp import WSMsgType, web
 from parley_common.errors import (Forbidden, InvalidJson, ParleyError, RateLimited,
                                   Unavailable, ValidationFailed)
 from parley_common.logs import get_logger
-from parley_common.text import storable, unstorable_details
+from parley_common.text import loads_bounded, storable, unstorable_details
 
+from . import revocation
+from .budget import Budgets, Verdict
 from .events import EventConsumer
 from .hub import (CLOSE_AUTH_TIMEOUT, CLOSE_INTERNAL, CLOSE_RATE_LIMITED,
-                  CLOSE_TRY_AGAIN_LATER, CLOSE_UNAUTHENTICATED, Connection, Frame, Hub)
+                  CLOSE_SESSION_REVOKED, CLOSE_TRY_AGAIN_LATER, CLOSE_UNAUTHENTICATED,
+                  Connection, Frame, Hub)
 from .presence import Presence
 
 log = get_logger("parley_gateway.ws")
@@ -48,6 +50,7 @@ CLIENT_FRAME_TYPES = frozenset({"auth", "subscribe", "unsubscribe", "send", "typ
 def setup_ws(app: web.Application) -> None:
     """Add the WebSocket route and the hub's start-up, draining and clean-up hooks."""
     app["hub"] = Hub(app["settings"], app.get("metrics"))
+    app["budgets"] = Budgets(app["settings"])  # frame/send budgets and caps (budget.py)
     app.router.add_get(WS_PATH, websocket_handler)
     app.on_startup.append(_start)
     app.on_shutdown.append(_drain)
@@ -74,6 +77,7 @@ async def _start(app: web.Application) -> None:
                         app["rpc"], settings.heartbeat_seconds)
     app["presence"] = presence
     presence.start()
+    app["revocation_sweep"] = asyncio.create_task(revocation.run_periodically(app))
 
 
 async def _drain(app: web.Application) -> None:
@@ -94,6 +98,8 @@ async def _drain(app: web.Application) -> None:
 
 async def _cleanup(app: web.Application) -> None:
     hub: Hub = app["hub"]
+    if app.get("revocation_sweep") is not None:
+        app["revocation_sweep"].cancel()
     if hub.consumer is not None:
         try:
             await asyncio.wait_for(hub.consumer.close(), 3)
@@ -143,6 +149,7 @@ class WsSession:
         self.metrics = app.get("metrics")
         self.registered = False
         self.rate_warnings = 0
+        self.budget = app["budgets"].for_connection()  # every client frame takes a token
         self.handlers = {
             "subscribe": self.on_subscribe,
             "unsubscribe": self.on_unsubscribe,
@@ -158,7 +165,9 @@ class WsSession:
         if not await self.authenticate(authorization):
             return
         async for msg in self.ws:
-            if msg.type == WSMsgType.TEXT:
+            if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY) and not await self.admit_frame():
+                pass  # refused with a warning (or the socket is closing): not handled
+            elif msg.type == WSMsgType.TEXT:
                 await self.handle_text(msg.data)
             elif msg.type == WSMsgType.BINARY:
                 self.count_in("binary")
@@ -221,10 +230,18 @@ class WsSession:
         conn.user_id, conn.session_id = principal.user_id, principal.session_id
         conn.expires_at = float(principal.expires_at)
         conn.user = {k: me.get(k) for k in ("id", "username", "display_name")}
+        if not self.app["budgets"].socket_allowed(len(self.hub.by_user.get(conn.user_id, ()))):
+            await self.ws.close(code=CLOSE_RATE_LIMITED, message=b"too many sockets for this user")
+            return False
         self.hub.register(conn)
         self.registered = True
         if self.metrics is not None:
             self.metrics.ws_connections.inc()
+        # A logout may have raced this auth: its event found no socket to close. Registered
+        # now, a later event finds it; an earlier revocation is in the cache.
+        if await self.app["tokens"].is_revoked(conn.session_id):
+            conn.close(CLOSE_SESSION_REVOKED, "session revoked")
+            return False
         conn.expire_at(conn.expires_at - time.time())
         presence: Presence | None = self.app.get("presence")
         if presence is not None:
@@ -294,6 +311,14 @@ class WsSession:
         room_id = _room_id(frame)
         after_seq = _optional_seq(frame, "after_seq")
         conn, uid = self.conn, self.conn.user_id
+        if room_id not in conn.rooms:
+            if not self.app["budgets"].subscription_allowed(len(conn.rooms)):
+                raise RateLimited(f"A socket may subscribe to at most "
+                                  f"{self.settings.ws_max_subscriptions} rooms; unsubscribe "
+                                  f"from one first.", retry_after=1)
+            # Membership first (403 public / 404 hidden rooms): a non-member is never
+            # registered on the room, not even while a check is under way.
+            await self.rpc.call("rooms", "list_messages", uid, room_id, limit=1)
         # Hold live frames for this room from now on, so nothing falls between the history
         # we replay and the live stream; duplicates are dropped by seq when we flush.
         conn.replaying[room_id] = []
@@ -369,15 +394,24 @@ class WsSession:
                          unread_count=result.get("unread_count"))
 
     # --- rate limit --------------------------------------------------------------------
+    async def admit_frame(self) -> bool:
+        """Every client frame takes a token of this socket's budget (budget.py)."""
+        verdict = self.budget.admit()
+        if verdict == Verdict.OK:
+            return True
+        if verdict == Verdict.CLOSE:
+            log.warning("ws_frame_budget_close", user_id=self.conn.user_id)
+            self.conn.close(CLOSE_RATE_LIMITED, "too many frames")
+            return False
+        await self.reply_error(RateLimited(
+            f"At most {self.settings.ws_frames_per_second:g} frames per second; slow down.",
+            retry_after=max(1, int(self.budget.retry_after + 0.999))))
+        return False
+
     async def within_rate(self, ref) -> bool:
-        redis, keys = self.app["redis"], self.app["keys"]
-        key = keys.ratelimit("ws-send", self.conn.user_id)
-        async with redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, RATE_WINDOW, nx=True)
-            pipe.ttl(key)
-            count, _, ttl = await pipe.execute()
-        if count <= self.settings.ws_rate:
+        wait = self.app["budgets"].send_wait(self.conn.user_id)  # in-process, per user
+        ttl = wait + 0.999
+        if wait == 0.0:
             self.rate_warnings = 0
             return True
         self.rate_warnings += 1
@@ -427,8 +461,8 @@ def _bound_socket_buffers(request: web.Request, size: int) -> None:
 
 def _loads(data: str):
     try:
-        return json.loads(data)
-    except ValueError:
+        return loads_bounded(data)
+    except ValueError:  # not JSON, or nested too deeply
         return None
 
 

@@ -146,8 +146,9 @@ class RoomsService:
         check = v.Checker()
         user_id = check.id("user_id", user_id)
         kind = check.choice("kind", kind, (PUBLIC, PRIVATE))
-        name = check.text("name", name, maximum=v.MAX_NAME)
-        topic = check.text("topic", topic, maximum=v.MAX_TOPIC, required=False, minimum=0) or ""
+        name = check.text("name", name, maximum=v.MAX_NAME, plain=True)
+        topic = check.text("topic", topic, maximum=v.MAX_TOPIC, required=False, minimum=0,
+                           plain=True) or ""
         member_ids = check.id_list("member_ids", member_ids, maximum=v.MAX_MEMBER_IDS)
         request_id = None if request_id is None else check.id("request_id", request_id)
         check.done()
@@ -197,8 +198,9 @@ class RoomsService:
     def update_room(self, user_id, room_id, name=None, topic=None):
         check = v.Checker()
         user_id, room_id = check.id("user_id", user_id), check.id("room_id", room_id)
-        name = check.text("name", name, maximum=v.MAX_NAME, required=False)
-        topic = check.text("topic", topic, maximum=v.MAX_TOPIC, required=False, minimum=0)
+        name = check.text("name", name, maximum=v.MAX_NAME, required=False, plain=True)
+        topic = check.text("topic", topic, maximum=v.MAX_TOPIC, required=False, minimum=0,
+                           plain=True)
         check.done()
         room, events = self.store.update_room(user_id, room_id, name, topic)
         self._emit(events)

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from parley_common.errors import ValidationFailed
-from parley_common.text import PROBLEM, storable
+from parley_common.text import CONTROL_PROBLEM, PROBLEM, has_control_chars, storable
 
 MAX_ID = 64
 MAX_NAME = 64
@@ -60,8 +60,9 @@ class Checker:
         return value
 
     def text(self, field: str, value: Any, *, maximum: int, required: bool = True,
-             minimum: int = 1) -> str | None:
-        """A string trimmed of surrounding whitespace, minimum..maximum characters."""
+             minimum: int = 1, plain: bool = False) -> str | None:
+        """A string trimmed of surrounding whitespace, minimum..maximum characters; ``plain``
+        (names, topics) also refuses control and formatting characters (Unicode Cc/Cf)."""
         if value is None and not required:
             return None
         if not isinstance(value, str):
@@ -71,6 +72,9 @@ class Checker:
             self.fail(field, PROBLEM)
             return None
         value = value.strip()
+        if plain and has_control_chars(value):
+            self.fail(field, CONTROL_PROBLEM)
+            return None
         if len(value) < minimum or len(value) > maximum:
             if minimum > 0:
                 self.fail(field, f"must be {minimum} to {maximum} characters after trimming")
