@@ -64,7 +64,12 @@ async def test_search_and_get_show_public_profiles_only(suite, http):
 async def test_delete_me_ends_every_session(suite, http):
     alice = await new_user(http, suite.url)
     second_session = await new_user(http, suite.url)  # someone else, unaffected
-    reply = await alice.delete("/api/v1/users/me")
+    for body in (None, {}, {"password": "not my password"}):  # asks for the password again
+        refused = await (alice.delete("/api/v1/users/me") if body is None
+                         else alice.request("DELETE", "/api/v1/users/me", body))
+        assert refused.status in (415, 422), refused
+    assert (await alice.get("/api/v1/users/me")).status == 200
+    reply = await alice.request("DELETE", "/api/v1/users/me", {"password": alice.password})
     assert reply.status == 204, reply
     for base in suite.gateway_urls:
         assert (await alice.at(base).get("/api/v1/users/me")).status == 401

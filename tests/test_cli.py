@@ -1,6 +1,7 @@
 """parley-cli against the real suite: register, login (token file 0600), create, list."""
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -8,6 +9,10 @@ import sys
 import uuid
 
 import requests
+
+
+def access_token(token_file) -> str:
+    return json.loads(token_file.read_text())["access_token"]
 
 
 def cli(suite, token_file, *args, stdin=""):
@@ -41,9 +46,38 @@ def test_register_login_create_and_list_rooms(suite, tmp_path):
     assert chat.returncode == 0, chat.stderr
     assert "connected" in chat.stdout
     history = requests.get(f"{suite.url}/api/v1/rooms/{room_id}/messages",
-                           headers={"Authorization": f"Bearer {token_file.read_text()}"}, timeout=10)
+                           headers={"Authorization": f"Bearer {access_token(token_file)}"},
+                           timeout=10)
     assert [m["text"] for m in history.json()["messages"]] == ["hello from the terminal"]
 
     assert cli(suite, token_file, "logout").returncode == 0
     after = cli(suite, token_file, "rooms")
     assert after.returncode == 1 and "not logged in" in after.stderr
+
+
+def test_sessions_password_and_account_deletion(suite, tmp_path):
+    name = f"cli{uuid.uuid4().hex[:8]}"
+    laptop, phone = tmp_path / "laptop", tmp_path / "phone"
+    assert cli(suite, laptop, "register", name, f"{name}@example.com",
+               stdin="a long password\n").returncode == 0
+    for token_file in (laptop, phone):
+        assert cli(suite, token_file, "login", name, stdin="a long password\n").returncode == 0
+    stored = json.loads(laptop.read_text())
+    assert set(stored) == {"access_token", "refresh_token"}
+    listed = cli(suite, laptop, "sessions")
+    assert listed.returncode == 0 and len(listed.stdout.splitlines()) == 2, listed
+    assert sum(line.startswith("*") for line in listed.stdout.splitlines()) == 1
+
+    changed = cli(suite, laptop, "password", stdin="a long password\nan even longer one\n")
+    assert changed.returncode == 0, changed.stderr
+    ended = cli(suite, phone, "rooms")  # the other session ended with the password change
+    assert ended.returncode == 1
+    assert len(cli(suite, laptop, "sessions").stdout.splitlines()) == 1
+
+    refused = cli(suite, laptop, "delete-account", stdin="a long password\n")
+    assert refused.returncode == 1 and "password" in refused.stderr.lower(), refused.stderr
+    deleted = cli(suite, laptop, "delete-account", stdin="an even longer one\n")
+    assert deleted.returncode == 0, deleted.stderr
+    assert not laptop.exists()
+    again = cli(suite, phone, "login", name, stdin="an even longer one\n")
+    assert again.returncode == 1

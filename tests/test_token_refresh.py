@@ -1,9 +1,11 @@
 """POST /api/v1/auth/refresh and the WebSocket's second `auth` frame: a session outlives its
-first token for as long as the client keeps renewing it (up to SESSION_MAX_SECONDS), and ends
-at once on logout."""
+first token for as long as the client keeps renewing it with its (rotating) refresh
+credential, and ends at once on logout. The credential's own rules (cookie, rotation, reuse):
+tests/security/test_sessions.py."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -12,43 +14,62 @@ import time
 import pytest
 import requests
 
-from helpers import (PASSWORD, Client, auth_headers, login, new_user, next_frame, receive_frame,
+from helpers import (PASSWORD, Client, auth_headers, login, next_frame, receive_frame,
                      register, ws_url)
 from parley_common.testing import start_suite
 
 
-async def refresh(http, base: str, token: str):
-    async with http.post(f"{base}/api/v1/auth/refresh", headers=auth_headers(token)) as response:
+async def refresh(http, base: str, refresh_token: str):
+    async with http.post(f"{base}/api/v1/auth/refresh",
+                         json={"refresh_token": refresh_token}) as response:
         return response.status, await response.json()
+
+
+async def cli_login(http, base: str, username: str) -> dict:
+    """A login whose refresh credential comes in the body (as parley-cli asks for it)."""
+    async with http.post(f"{base}/api/v1/auth/login",
+                         json={"username": username, "password": PASSWORD,
+                               "refresh_delivery": "body"}) as response:
+        assert response.status == 200
+        return await response.json()
 
 
 async def test_refresh_issues_a_working_token_until_logout(suite, http):
     gw = suite.gateway_urls[0]
-    user = await new_user(http, gw)
-    status, body = await refresh(http, gw, user.token)
+    user = await register(http, gw)
+    first = await cli_login(http, gw, user["username"])
+    status, body = await refresh(http, gw, first["refresh_token"])
     assert status == 200, body
-    assert set(body) == {"access_token", "token_type", "expires_in", "user"}
+    assert set(body) == {"access_token", "token_type", "expires_in", "user", "refresh_token",
+                         "refresh_expires_in"}
     assert body["token_type"] == "Bearer" and body["expires_in"] > 0
-    assert body["user"]["id"] == user.user["id"] and body["access_token"] != user.token
+    assert body["user"]["id"] == user["id"] and body["access_token"] != first["access_token"]
+    assert body["refresh_token"] != first["refresh_token"]  # rotated
     renewed = Client(http, suite.gateway_urls[1], body["access_token"], body["user"])
     assert (await renewed.get("/api/v1/users/me")).status == 200
-    assert (await user.get("/api/v1/users/me")).status == 200  # the old one lives out its time
+    old = Client(http, gw, first["access_token"])
+    assert (await old.get("/api/v1/users/me")).status == 200  # the old one lives out its time
 
     assert (await renewed.post("/api/v1/auth/logout")).status == 204
-    for token in (user.token, body["access_token"]):  # one session: both end together
-        status, error = await refresh(http, gw, token)
-        assert status == 401 and error["error"]["code"] == "unauthenticated", error
+    assert (await old.get("/api/v1/users/me")).status == 401  # one session: both end together
+    status, error = await refresh(http, gw, body["refresh_token"])
+    assert status == 401 and error["error"]["code"] == "unauthenticated", error
     status, error = await refresh(http, gw, "not-a-token")
     assert status == 401
+    # An access token is not a refresh credential.
+    async with http.post(f"{gw}/api/v1/auth/refresh",
+                         headers=auth_headers(body["access_token"])) as response:
+        assert response.status == 401
 
 
 async def test_a_socket_takes_a_renewed_token_of_its_own_session_only(suite, http):
     gw = suite.gateway_urls[1]
-    user = await new_user(http, gw)
-    other_session = await login(http, gw, user.user["username"])
-    ws = await http.ws_connect(ws_url(gw), headers=auth_headers(user.token))
+    user = await register(http, gw)
+    mine = await cli_login(http, gw, user["username"])
+    other_session = await login(http, gw, user["username"])
+    ws = await http.ws_connect(ws_url(gw), headers=auth_headers(mine["access_token"]))
     await next_frame(ws, "ready")
-    _, body = await refresh(http, gw, user.token)
+    _, body = await refresh(http, gw, mine["refresh_token"])
     await ws.send_json({"type": "auth", "token": body["access_token"], "ref": "renew"})
     renewed = await next_frame(ws, "renewed", ref="renew")
     assert renewed["expires_in"] > 0
@@ -76,12 +97,12 @@ def short_tokens(isolation):
 async def test_a_renewed_socket_outlives_its_first_token_and_then_expires(short_tokens, http):
     gw = short_tokens
     user = await register(http, gw)
-    body = await login(http, gw, user["username"])
+    body = await cli_login(http, gw, user["username"])
     started = time.monotonic()
     ws = await http.ws_connect(ws_url(gw), headers=auth_headers(body["access_token"]))
     await next_frame(ws, "ready")
     await asyncio.sleep(3)
-    status, fresh = await refresh(http, gw, body["access_token"])
+    status, fresh = await refresh(http, gw, body["refresh_token"])
     assert status == 200, fresh
     await ws.send_json({"type": "auth", "token": fresh["access_token"], "ref": "renew"})
     await next_frame(ws, "renewed", ref="renew")
@@ -95,8 +116,6 @@ async def test_a_renewed_socket_outlives_its_first_token_and_then_expires(short_
         while True:
             await receive_frame(ws, timeout=8)
     assert ws.close_code == 4401
-    status, _ = await refresh(http, gw, fresh["access_token"])  # and the session lapsed
-    assert status == 401
 
 
 async def test_the_terminal_client_keeps_its_session_while_chatting(short_tokens, http, tmp_path):
@@ -109,7 +128,7 @@ async def test_the_terminal_client_keeps_its_session_while_chatting(short_tokens
 
     user = await register(http, gw)
     assert cli("login", user["username"], stdin=PASSWORD + "\n").returncode == 0
-    first_token = token_file.read_text()
+    first_token = json.loads(token_file.read_text())["access_token"]
     created = cli("create", "long chat")
     assert created.returncode == 0, created.stderr
     listed = cli("rooms")
@@ -125,7 +144,8 @@ async def test_the_terminal_client_keeps_its_session_while_chatting(short_tokens
         if chat.poll() is None:
             chat.kill()
     assert chat.returncode == 0, (out, err)
-    assert token_file.read_text() != first_token  # the renewed token was kept
+    kept = json.loads(token_file.read_text())
+    assert kept["access_token"] != first_token  # the renewed token was kept
     history = requests.get(f"{gw}/api/v1/rooms/{room_id}/messages",
-                           headers=auth_headers(token_file.read_text()), timeout=10).json()
+                           headers=auth_headers(kept["access_token"]), timeout=10).json()
     assert [m["text"] for m in history["messages"]] == ["typed after the first token expired"]

@@ -1,10 +1,16 @@
 """parley-cli — the terminal client.
 
     parley-cli [--url http://localhost:8080] register NAME EMAIL
-    parley-cli login NAME            (the token is kept in ~/.config/parley/token, mode 0600)
+    parley-cli login NAME            (tokens are kept in ~/.config/parley/token, mode 0600)
     parley-cli rooms [--public] | create NAME [--private] | join ROOM_ID
     parley-cli chat ROOM_ID          (interactive; /quit leaves)
+    parley-cli password              (change it; your other sessions end)
+    parley-cli sessions | revoke SESSION_ID | revoke --others
+    parley-cli delete-account        (asks for the password)
     parley-cli logout
+
+The token file holds the access token and the refresh credential (JSON). An expired access
+token is renewed with the refresh credential, which is rotated on every use and saved again.
 """
 from __future__ import annotations
 
@@ -29,20 +35,42 @@ class CliError(Exception):
     pass
 
 
-def save_token(token: str) -> None:
+def save_tokens(body: dict) -> None:
+    """Keep a login/refresh answer's access token and refresh credential."""
     TOKEN_FILE.parent.mkdir(parents=True, exist_ok=True)
-    # Create with 0600 from the start so the token is never readable by others.
+    # Create with 0600 from the start so the tokens are never readable by others.
     fd = os.open(TOKEN_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write(token)
+        json.dump({"access_token": body["access_token"],
+                   "refresh_token": body["refresh_token"]}, handle)
     os.chmod(TOKEN_FILE, 0o600)
 
 
-def load_token() -> str:
+def load_tokens() -> dict:
     try:
-        return TOKEN_FILE.read_text().strip()
+        tokens = json.loads(TOKEN_FILE.read_text())
     except FileNotFoundError:
         raise CliError("not logged in: run `parley-cli login NAME` first") from None
+    except ValueError:
+        raise CliError("the token file is unreadable: run `parley-cli login NAME` again") from None
+    return tokens
+
+
+async def refreshed(http: aiohttp.ClientSession, base: str) -> str:
+    """Rotate the refresh credential: a new access token (saved with the new credential)."""
+    body = await api(http, "POST", f"{base}/api/v1/auth/refresh",
+                     json={"refresh_token": load_tokens()["refresh_token"]})
+    save_tokens(body)
+    return body["access_token"]
+
+
+async def access_token(http: aiohttp.ClientSession, base: str) -> str:
+    """The saved access token, renewed first when it has (nearly) expired."""
+    token = load_tokens()["access_token"]
+    expiry = token_expiry(token)
+    if expiry is not None and expiry - time.time() < 10:
+        token = await refreshed(http, base)
+    return token
 
 
 async def api(http: aiohttp.ClientSession, method: str, url: str, token: str | None = None, **kwargs):
@@ -66,18 +94,17 @@ def token_expiry(token: str) -> float | None:
 
 
 async def keep_session(http: aiohttp.ClientSession, base: str, token: str, ws) -> None:
-    """While chatting: refresh the token halfway through its life, store it, and hand it to
-    the socket (which would otherwise close when the first token expires)."""
+    """While chatting: refresh the token halfway through its life (rotating the refresh
+    credential, both saved), and hand it to the socket (which would otherwise close when the
+    first token expires)."""
     while (expiry := token_expiry(token)) is not None:
         await asyncio.sleep(max(1.0, (expiry - time.time()) / 2))
         try:
-            body = await api(http, "POST", f"{base}/api/v1/auth/refresh", token)
+            token = await refreshed(http, base)
         except CliError:
             return  # the session ended: the socket closes with 4401 and says so
         except aiohttp.ClientError:
             continue  # the server is away for now: try again, sooner, while the token lives
-        token = body["access_token"]
-        save_token(token)
         await ws.send_json({"type": "auth", "token": token})
 
 
@@ -148,6 +175,9 @@ def show(message: dict) -> None:
 async def run(args: argparse.Namespace) -> None:
     base = args.url.rstrip("/")
     async with aiohttp.ClientSession() as http:
+        async def load_token() -> str:
+            return await access_token(http, base)
+
         if args.command == "register":
             password = getpass.getpass("password: ")
             body = await api(http, "POST", f"{base}/api/v1/auth/register",
@@ -156,28 +186,57 @@ async def run(args: argparse.Namespace) -> None:
         elif args.command == "login":
             password = getpass.getpass("password: ")
             body = await api(http, "POST", f"{base}/api/v1/auth/login",
-                             json={"username": args.name, "password": password})
-            save_token(body["access_token"])
+                             json={"username": args.name, "password": password,
+                                   "refresh_delivery": "body"})
+            save_tokens(body)
             print(f"logged in as {body['user']['username']}")
         elif args.command == "logout":
-            await api(http, "POST", f"{base}/api/v1/auth/logout", load_token())
+            await api(http, "POST", f"{base}/api/v1/auth/logout", await load_token())
             TOKEN_FILE.unlink(missing_ok=True)
             print("logged out")
+        elif args.command == "password":
+            old = getpass.getpass("current password: ")
+            new = getpass.getpass("new password: ")
+            await api(http, "POST", f"{base}/api/v1/auth/password", await load_token(),
+                      json={"old_password": old, "new_password": new})
+            print("password changed; your other sessions have ended")
+        elif args.command == "sessions":
+            body = await api(http, "GET", f"{base}/api/v1/auth/sessions", await load_token())
+            for item in body["sessions"]:
+                mark = "*" if item["current"] else " "
+                print(f"{mark} {item['id']}  created {item['created_at'][:16]}  last used "
+                      f"{item['last_used_at'][:16]}  {item['user_agent'] or '(unknown device)'}")
+        elif args.command == "revoke":
+            if args.others:
+                body = await api(http, "DELETE", f"{base}/api/v1/auth/sessions", await load_token())
+                print(f"ended {body['revoked']} other session(s)")
+            elif args.session_id:
+                await api(http, "DELETE", f"{base}/api/v1/auth/sessions/{args.session_id}",
+                          await load_token())
+                print("session ended")
+            else:
+                raise CliError("name a SESSION_ID (see `parley-cli sessions`) or --others")
+        elif args.command == "delete-account":
+            password = getpass.getpass("password (to confirm deleting your account): ")
+            await api(http, "DELETE", f"{base}/api/v1/users/me", await load_token(),
+                      json={"password": password})
+            TOKEN_FILE.unlink(missing_ok=True)
+            print("account deleted")
         elif args.command == "rooms":
             scope = "public" if args.public else "joined"
-            body = await api(http, "GET", f"{base}/api/v1/rooms?scope={scope}&limit=100", load_token())
+            body = await api(http, "GET", f"{base}/api/v1/rooms?scope={scope}&limit=100", await load_token())
             for room in body["rooms"]:
                 print(f"{room['id']}  {room['kind']:<8} {room['name'] or '(direct)'}  "
                       f"({room['member_count']} members)")
         elif args.command == "create":
-            body = await api(http, "POST", f"{base}/api/v1/rooms", load_token(),
+            body = await api(http, "POST", f"{base}/api/v1/rooms", await load_token(),
                              json={"name": args.name, "kind": "private" if args.private else "public"})
             print(f"created {body['room']['id']}")
         elif args.command == "join":
-            body = await api(http, "POST", f"{base}/api/v1/rooms/{args.room_id}/join", load_token())
+            body = await api(http, "POST", f"{base}/api/v1/rooms/{args.room_id}/join", await load_token())
             print(f"joined {body['room']['name']}")
         elif args.command == "chat":
-            await chat(http, base, load_token(), args.room_id)
+            await chat(http, base, await load_token(), args.room_id)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,6 +254,12 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--private", action="store_true")
     sub.add_parser("join").add_argument("room_id")
     sub.add_parser("chat").add_argument("room_id")
+    sub.add_parser("password")
+    sub.add_parser("sessions")
+    revoke = sub.add_parser("revoke")
+    revoke.add_argument("session_id", nargs="?")
+    revoke.add_argument("--others", action="store_true")
+    sub.add_parser("delete-account")
     args = parser.parse_args(argv)
     try:
         asyncio.run(run(args))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from parley_common.outbox import outbox_table
@@ -52,6 +52,12 @@ class Session(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     user_agent: Mapped[str | None] = mapped_column(String(512))
+    # The refresh credential "<session id>.<generation>.<secret>": only the SHA-256 of the
+    # current one is kept. Each use rotates it (generation + 1); presenting an older
+    # generation means it was copied, and ends the session.
+    refresh_hash: Mapped[str | None] = mapped_column(String(64))
+    refresh_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 # Events committed with their change, relayed if their publisher died (parley_common.outbox).

@@ -1,6 +1,8 @@
 """The auth nameko service: registration, login, sessions, profiles, user search."""
 from __future__ import annotations
 
+import hashlib
+import secrets
 import time
 import uuid
 from datetime import datetime, timezone
@@ -15,7 +17,8 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from parley_common import config, outbox
-from parley_common.errors import Conflict, InvalidCredentials, NotFound, Unauthenticated
+from parley_common.errors import (Conflict, InvalidCredentials, NotFound, Unauthenticated,
+                                  ValidationFailed)
 from parley_common.logs import redacted
 from parley_common.nameko_support import Database, Logger, rpc
 from parley_common.timeutil import iso, utcnow
@@ -53,6 +56,8 @@ class Crypto(DependencyProvider):
         self.token_ttl = config.env_int("ACCESS_TOKEN_TTL_SECONDS", 900)
         # refresh() slides a session forward by token_ttl at a time, up to this long after login.
         self.session_max = config.env_int("SESSION_MAX_SECONDS", 30 * 24 * 3600)
+        # A session unused (no refresh) this long ends; each refresh pushes it forward.
+        self.refresh_ttl = config.env_int("REFRESH_TTL_SECONDS", 14 * 24 * 3600)
 
     def get_dependency(self, worker_ctx):
         return self
@@ -186,15 +191,158 @@ class AuthService:
             self.log.info("password_rehashed", user_id=user.id)
 
         issued = int(time.time())
-        expires = issued + self.crypto.token_ttl
-        session = Session(id=new_id(), user_id=user.id,
-                          created_at=datetime.fromtimestamp(issued, timezone.utc),
-                          expires_at=datetime.fromtimestamp(expires, timezone.utc),
+        created = datetime.fromtimestamp(issued, timezone.utc)
+        session = Session(id=new_id(), user_id=user.id, created_at=created, last_used_at=created,
+                          expires_at=self._session_expiry(issued, issued),
                           user_agent=(user_agent or "")[:v.MAX_USER_AGENT] or None)
+        refresh_token, session.refresh_hash = _new_refresh(session.id, 1)
+        session.refresh_generation = 1
         self.db.add(session)
         self.db.commit()
         self.log.info("logged_in", user_id=user.id, session=redacted(session.id))
-        return self._token_reply(user, session.id, issued, expires)
+        reply = self._token_reply(user, session.id, issued,
+                                  min(issued + self.crypto.token_ttl,
+                                      int(session.expires_at.timestamp())))
+        return {**reply, "refresh_token": refresh_token,
+                "refresh_expires_in": int(session.expires_at.timestamp()) - issued}
+
+    def _session_expiry(self, created: int, now: int) -> datetime:
+        """Idle timeout from now, never past the session's maximum age."""
+        return datetime.fromtimestamp(min(now + self.crypto.refresh_ttl,
+                                          created + self.crypto.session_max), timezone.utc)
+
+    @rpc
+    def rotate_refresh(self, refresh_token):
+        """A refresh credential for a new access token and the next refresh credential. An
+        already used (older) one ends the whole session: someone holds a copy."""
+        parsed = _parse_refresh(refresh_token)
+        if parsed is None:
+            raise Unauthenticated("The refresh credential is invalid; log in again.")
+        session_id, generation = parsed
+        found = self.db.execute(
+            select(Session, User).join(User, User.id == Session.user_id)
+            .where(Session.id == session_id)).first()
+        if found is None:
+            raise Unauthenticated("The refresh credential is invalid; log in again.")
+        session, user = found
+        now = utcnow()
+        if session.revoked_at is not None or _aware(session.expires_at) <= now \
+                or user.deleted_at is not None:
+            raise Unauthenticated("This session has ended; log in again.")
+        if generation != session.refresh_generation \
+                or not secrets.compare_digest(_digest(refresh_token), session.refresh_hash or ""):
+            if generation < session.refresh_generation:  # a rotated-away credential: stolen
+                self._revoke([session], "refresh_reuse")
+                raise Unauthenticated("This refresh credential was already used: the session "
+                                      "has been ended for safety; log in again.")
+            raise Unauthenticated("The refresh credential is invalid; log in again.")
+        issued = int(time.time())
+        created = int(_aware(session.created_at).timestamp())
+        if created + self.crypto.session_max <= issued:
+            raise Unauthenticated("This session has reached its maximum age; log in again.")
+        next_token, next_hash = _new_refresh(session_id, generation + 1)
+        expires_at = self._session_expiry(created, issued)
+        # Conditional on the generation: of two uses of one credential, only one rotates it.
+        moved = self.db.execute(
+            update(Session).where(Session.id == session_id, Session.revoked_at.is_(None),
+                                  Session.refresh_generation == generation)
+            .values(refresh_generation=generation + 1, refresh_hash=next_hash,
+                    last_used_at=now, expires_at=expires_at)).rowcount
+        if moved != 1:
+            self.db.rollback()
+            self._revoke([self.db.get(Session, session_id)], "refresh_reuse")
+            raise Unauthenticated("This refresh credential was already used: the session "
+                                  "has been ended for safety; log in again.")
+        self.db.commit()
+        self.log.info("refresh_rotated", user_id=user.id, session=redacted(session_id))
+        reply = self._token_reply(user, session_id, issued,
+                                  min(issued + self.crypto.token_ttl,
+                                      int(expires_at.timestamp())))
+        return {**reply, "refresh_token": next_token,
+                "refresh_expires_in": int(expires_at.timestamp()) - issued}
+
+    def _revoke(self, sessions: list, reason: str) -> None:
+        """End these sessions now and announce it (gateways drop their tokens and sockets)."""
+        now = utcnow()
+        ended = [session for session in sessions if session is not None]
+        for session in ended:
+            if session.revoked_at is None:
+                session.revoked_at = now
+        events = [_session_revoked(session) for session in ended]
+        if events:
+            self._outbox.commit(events)
+            self.log.info("sessions_revoked", reason=reason, count=len(events))
+            self._emit(events)
+
+    @rpc
+    def list_sessions(self, user_id, current_session_id=None):
+        user_id = v.require_id("user_id", user_id)
+        sessions = self.db.scalars(
+            select(Session).where(Session.user_id == user_id, Session.revoked_at.is_(None),
+                                  Session.expires_at > utcnow())
+            .order_by(Session.created_at.desc())).all()
+        return [{"id": session.id, "user_agent": session.user_agent,
+                 "created_at": iso(session.created_at),
+                 "last_used_at": iso(session.last_used_at or session.created_at),
+                 "expires_at": iso(session.expires_at),
+                 "current": session.id == current_session_id} for session in sessions]
+
+    @rpc
+    def revoke_session(self, user_id, session_id):
+        """End one of the caller's own sessions (404 for anyone else's)."""
+        errors: v.Errors = {}
+        user_id = v.identifier("user_id", user_id, errors)
+        session_id = v.identifier("session_id", session_id, errors)
+        v.raise_if(errors)
+        session = self.db.get(Session, session_id)
+        if session is None or session.user_id != user_id:
+            raise NotFound("No such session.")
+        self._revoke([session], "revoked_by_owner")
+        return None
+
+    @rpc
+    def revoke_other_sessions(self, user_id, keep_session_id):
+        errors: v.Errors = {}
+        user_id = v.identifier("user_id", user_id, errors)
+        keep_session_id = v.identifier("keep_session_id", keep_session_id, errors)
+        v.raise_if(errors)
+        others = self.db.scalars(
+            select(Session).where(Session.user_id == user_id, Session.id != keep_session_id,
+                                  Session.revoked_at.is_(None),
+                                  Session.expires_at > utcnow())).all()
+        self._revoke(list(others), "revoked_by_owner")
+        return len(others)
+
+    def _check_password(self, user: User, password, field: str = "password") -> None:
+        if not isinstance(password, str) or not password or len(password) > v.MAX_PASSWORD \
+                or not storable(password) \
+                or not self.crypto.passwords.verify(user.password_hash, password):
+            raise ValidationFailed("The password is not right.",
+                                   {field: "This is not your current password."})
+
+    @rpc
+    def change_password(self, user_id, session_id, old_password, new_password):
+        """Needs the current password; every other session of the account ends."""
+        errors: v.Errors = {}
+        user_id = v.identifier("user_id", user_id, errors)
+        session_id = v.identifier("session_id", session_id, errors)
+        v.raise_if(errors)
+        user = self._active_user(user_id)
+        self._check_password(user, old_password, "old_password")
+        new = v.password(new_password, user.username, errors)
+        if "password" in errors:
+            errors["new_password"] = errors.pop("password")
+        v.raise_if(errors)
+        user.password_hash = self.crypto.passwords.hash(new)
+        user.updated_at = utcnow()
+        others = self.db.scalars(
+            select(Session).where(Session.user_id == user_id, Session.id != session_id,
+                                  Session.revoked_at.is_(None))).all()
+        self.db.flush()
+        self._revoke(list(others), "password_changed")
+        self.db.commit()
+        self.log.info("password_changed", user_id=user_id, sessions_ended=len(others))
+        return None
 
     def _token_reply(self, user: User, session_id: str, issued: int, expires: int) -> dict:
         keyring = self.crypto.keyring
@@ -317,13 +465,16 @@ class AuthService:
         return self_user(user)
 
     @rpc
-    def delete_me(self, user_id):
+    def delete_me(self, user_id, password=None):
+        """Asks for the password again (a stolen token alone cannot delete an account); a
+        repeat of a delete that happened (redelivery) needs none."""
         user_id = v.require_id("user_id", user_id)
         user = self.db.get(User, user_id)
         if user is None:
             raise NotFound("No such user.")
         newly = user.deleted_at is None
         if newly:
+            self._check_password(user, password)
             now = utcnow()
             user.deleted_at = now
             self.db.execute(update(Session).where(Session.user_id == user_id,
@@ -393,3 +544,27 @@ def _session_revoked(session: Session) -> outbox.Event:
 
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _new_refresh(session_id: str, generation: int) -> tuple[str, str]:
+    """A fresh refresh credential of a session, and the hash the session keeps of it."""
+    token = f"{session_id}.{generation}.{secrets.token_urlsafe(32)}"
+    return token, _digest(token)
+
+
+def _parse_refresh(token) -> tuple[str, int] | None:
+    if not isinstance(token, str) or len(token) > 200 or not storable(token):
+        return None
+    parts = token.split(".")
+    if len(parts) != 3 or not parts[0] or not parts[1].isdigit() or len(parts[1]) > 9:
+        return None
+    return parts[0], int(parts[1])
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; we store UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)

@@ -114,7 +114,7 @@ async def test_unknown_user_wrong_password_and_deleted_user_look_the_same(
         rpc, new_user, password):
     user = await new_user()
     deleted = await new_user()
-    await rpc.call("auth", "delete_me", deleted["id"])
+    await rpc.call("auth", "delete_me", deleted["id"], password)
     attempts = [(user["username"], "wrong password"), ("nobody-" + user["username"][:20], password),
                 ("nobody@example.com", password), (deleted["username"], password),
                 (deleted["email"], password), (user["username"], ""), ("", password),

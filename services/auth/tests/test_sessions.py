@@ -61,7 +61,7 @@ async def test_delete_me_revokes_every_session_and_announces(rpc, logged_in, pas
                                                              auth_events, auth_db):
     user, first = await logged_in()
     second = await rpc.call("auth", "login", user["email"], password)
-    assert await rpc.call("auth", "delete_me", user["id"]) is None
+    assert await rpc.call("auth", "delete_me", user["id"], password) is None
 
     for reply in (first, second):
         assert await rpc.call("auth", "session_active", reply["session_id"]) is False
@@ -92,7 +92,7 @@ async def test_delete_me_revokes_every_session_and_announces(rpc, logged_in, pas
         await rpc.call("auth", "register", "x" + user["username"], user["email"], password)
     assert caught.value.code == "email_taken"
     # repeating the call (a redelivery) is harmless
-    assert await rpc.call("auth", "delete_me", user["id"]) is None
+    assert await rpc.call("auth", "delete_me", user["id"], password) is None
 
 
 @pytest.mark.parametrize("method,args", [
@@ -153,7 +153,7 @@ async def test_refresh_slides_the_session_and_issues_a_new_token(rpc, logged_in,
     assert await rpc.call("auth", "session_active", sid) is True
 
 
-async def test_refresh_ends_with_the_session(rpc, logged_in, auth_db):
+async def test_refresh_ends_with_the_session(rpc, logged_in, auth_db, password):
     user, reply = await logged_in()
     intruder, _ = await logged_in()
     with pytest.raises(Unauthenticated):  # somebody else's session
@@ -173,7 +173,7 @@ async def test_refresh_ends_with_the_session(rpc, logged_in, auth_db):
         await rpc.call("auth", "refresh", user["id"], reply["session_id"])
 
     user, reply = await logged_in()
-    await rpc.call("auth", "delete_me", user["id"])
+    await rpc.call("auth", "delete_me", user["id"], password)
     with pytest.raises(Unauthenticated):  # account deleted
         await rpc.call("auth", "refresh", user["id"], reply["session_id"])
 

@@ -74,7 +74,7 @@ async def test_update_me_validates_every_field(rpc, new_user):
     assert await rpc.call("auth", "get_me", user["id"]) == user
 
 
-async def test_search_by_prefix_excluding_caller_and_deleted(rpc, new_user):
+async def test_search_by_prefix_excluding_caller_and_deleted(rpc, new_user, password):
     tag = uuid.uuid4().hex[:8]
     prefix = f"s{tag}"
     caller = await new_user(username=f"{prefix}_me")
@@ -84,7 +84,7 @@ async def test_search_by_prefix_excluding_caller_and_deleted(rpc, new_user):
     gone = await new_user(username=f"{prefix}_gone")
     wildcard = await new_user(username=f"{prefix}x_wild")  # "_" in q must not be a wildcard
     await new_user(username=f"t{tag}_other")
-    await rpc.call("auth", "delete_me", gone["id"])
+    await rpc.call("auth", "delete_me", gone["id"], password)
 
     found = await rpc.call("auth", "search_users", caller["id"], prefix.upper(), 10)
     assert [u["id"] for u in found] == [alice["id"], bob["id"], wildcard["id"], by_display["id"]]

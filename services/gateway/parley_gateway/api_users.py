@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from . import schemas as s
+from .api_auth import password_checked
 from .http import Ctx, Endpoint, json_response, no_content
 
 
@@ -17,7 +18,8 @@ async def update_me(ctx: Ctx):
 
 async def delete_me(ctx: Ctx):
     principal = ctx.principal
-    await ctx.rpc("auth", "delete_me", principal.user_id)
+    await password_checked(ctx, principal.user_id, ctx.rpc(
+        "auth", "delete_me", principal.user_id, ctx.body["password"], persistent=False))
     # auth revokes every session (session_revoked per session); this one goes right now.
     await ctx.app["tokens"].revoke_local(principal.session_id, principal.expires_at)
     hub = ctx.app.get("hub")
@@ -44,8 +46,11 @@ ENDPOINTS = [
              "users", body=s.UPDATE_ME, responses={200: s.obj(user=s.ref("SelfUser"))},
              errors=(400, 401, 413, 415, 422, 429, 503)),
     Endpoint("DELETE", "/api/v1/users/me", delete_me, "Delete your account.", "users",
-             responses={204: None}, errors=(401, 429, 503),
-             description="Every session of the account ends."),
+             body=s.DELETE_ME, responses={204: None},
+             errors=(400, 401, 413, 415, 422, 429, 503),
+             description="Asks for the password again (`{\"password\"}`; a wrong one: 422 "
+                         "naming password, counted like a failed login). Every session of "
+                         "the account ends."),
     Endpoint("GET", "/api/v1/users", search_users,
              "Prefix search on username and display name (excludes you).", "users",
              query={"q": s.SEARCH, "limit": {**s.LIMIT, "default": 20}},

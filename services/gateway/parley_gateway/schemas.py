@@ -67,6 +67,22 @@ LOGIN = _body({
                  "x-message": "Password must be 1 to 1024 characters."},
 }, ("username", "password"))
 UPDATE_ME = _body({"display_name": DISPLAY_NAME, "avatar_url": AVATAR_URL})
+_CURRENT_PASSWORD = {"title": "Password", "type": "string", "minLength": 1, "maxLength": 1024,
+                     "x-message": "Your current password is required."}
+LOGIN["properties"]["refresh_delivery"] = {
+    "title": "refresh_delivery", "type": "string", "enum": ["cookie", "body"],
+    "description": "Where the refresh credential goes: an HttpOnly cookie (default, browsers) "
+                   "or `refresh_token` in the reply (terminal clients, which keep it in a "
+                   "0600 file)."}
+REFRESH = _body({"refresh_token": {"title": "refresh_token", "type": "string", "minLength": 1,
+                                   "maxLength": 200,
+                                   "x-message": "refresh_token must be the refresh credential."}})
+CHANGE_PASSWORD = _body({"old_password": {**_CURRENT_PASSWORD, "title": "Current password"},
+                         "new_password": {**PASSWORD, "title": "New password",
+                                          "x-message": "New password must be 8 to 128 "
+                                                       "characters."}},
+                        ("old_password", "new_password"))
+DELETE_ME = _body({"password": _CURRENT_PASSWORD}, ("password",))
 CREATE_ROOM = _body({
     "name": ROOM_NAME,
     "kind": {"title": "Kind", "type": "string", "enum": ["public", "private"]},
@@ -161,7 +177,17 @@ ERROR = {
         }}},
 }
 
-COMPONENTS = {"User": USER, "SelfUser": SELF_USER, "Room": ROOM, "Message": MESSAGE,
+SESSION = {"type": "object", "required": ["id", "user_agent", "created_at", "last_used_at",
+                                           "expires_at", "current"],
+           "properties": {"id": {"type": "string"},
+                          "user_agent": {"type": ["string", "null"]},
+                          "created_at": {"type": "string", "format": "date-time"},
+                          "last_used_at": {"type": "string", "format": "date-time"},
+                          "expires_at": {"type": "string", "format": "date-time"},
+                          "current": {"type": "boolean",
+                                      "description": "The session of this request."}}}
+
+COMPONENTS = {"Session": SESSION, "User": USER, "SelfUser": SELF_USER, "Room": ROOM, "Message": MESSAGE,
               "Member": MEMBER, "Conversation": CONVERSATION, "Error": ERROR}
 
 
