@@ -3,6 +3,7 @@ import { api, loadToken, clearToken, onUnauthorized, describeError } from './js/
 import { setupAuth, showNotice, resetAuthForms } from './js/auth.js';
 import { setupChat, startChat, stopChat, renewSocketToken } from './js/chat.js';
 import { startTokenRenewal, stopTokenRenewal } from './js/session.js';
+import { resumeSession, setupAccount } from './js/account.js';
 import { $ } from './js/util.js';
 
 let inChat = false;
@@ -40,7 +41,9 @@ async function logout() {
 
 /** With a stored token, check it (GET /users/me); otherwise show the login form. */
 async function boot(attempt = 0) {
-  if (!loadToken()) { showAuth(); return; }
+  loadToken();
+  // No token in this tab, or an expired one: the refresh cookie may still hold the session.
+  if (!(await resumeSession())) { showAuth(); return; }
   try {
     const res = await api('GET', '/users/me');
     showChat(res.user);
@@ -59,6 +62,7 @@ function init() {
     if (inChat || $('#auth-view').hidden) showAuth('Your session has ended. Please log in again.');
   });
   setupAuth({ onLoggedIn: (user) => showChat(user) });
+  setupAccount({ onDeleted: () => showAuth('Your account has been deleted.') });
   setupChat({
     onLogout: logout,
     onAccountDeleted: () => showAuth('Your account has been deleted.'),

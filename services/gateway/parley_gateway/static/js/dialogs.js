@@ -2,14 +2,15 @@
 // adding members).
 import { api, ApiError, detailText, describeError, enc } from './api.js';
 import { $, h, debounce, displayName, avatar, charCount } from './util.js';
+import { openAccount } from './account.js';
 
-function openDialog(dlg) {
+export function openDialog(dlg) {
   if (dlg.open) return;
   if (typeof dlg.showModal === 'function') dlg.showModal();
   else dlg.setAttribute('open', '');
 }
 
-function closeDialog(dlg) {
+export function closeDialog(dlg) {
   if (typeof dlg.close === 'function') dlg.close();
   else dlg.removeAttribute('open');
 }
@@ -223,22 +224,8 @@ function wireProfile() {
       save.disabled = false;
     }
   });
-  del.addEventListener('click', async () => {
-    if (!window.confirm('Delete your account? You will be signed out everywhere. This cannot be undone.')) return;
-    formErr.textContent = '';
-    del.disabled = true;
-    save.disabled = true;
-    try {
-      await api('DELETE', '/users/me');
-      closeDialog(dlg);
-      if (profile.onDeleted) profile.onDeleted();
-    } catch (e) {
-      formErr.textContent = describeError(e);
-    } finally {
-      del.disabled = false;
-      save.disabled = false;
-    }
-  });
+  // Deleting asks for the password again: that lives with the account's security settings.
+  del.addEventListener('click', () => { closeDialog(dlg); openAccount(); });
 }
 
 // ---------------------------------------------------------------- browse public rooms
