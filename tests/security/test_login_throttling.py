@@ -132,7 +132,7 @@ def busy_auth(isolation):
             serialization.NoEncryption()))
         env = iso.env(JWT_PRIVATE_KEY_FILE=str(keyfile), RPC_TIMEOUT_SECONDS="5",
                       AUTH_HASH_CONCURRENCY="1", AUTH_HASH_WAIT_SECONDS="0.3",
-                      LOGIN_FAILURES_PER_ACCOUNT="0", LOGIN_FAILURES_PER_ADDRESS="0",
+                      LOGIN_FAILURES_PER_ACCOUNT="1000", LOGIN_FAILURES_PER_ADDRESS="1000",
                       REGISTRATIONS_PER_ADDRESS="0")
         auth = Proc("auth", "parley_auth", {**env, "DATABASE_URL": iso.database_url("busyauth"),
                                             "INSTANCE_ID": "busy-auth"}, iso.workdir).start()
