@@ -59,7 +59,8 @@ async def run(args) -> dict:
     with tempfile.TemporaryDirectory() as tmp, isolated(Path(tmp)) as iso:
         suite = start_suite(iso, gateways=args.gateways, extra_env={
             "ARGON2_TIME_COST": "1", "ARGON2_MEMORY_COST": "8192", "ARGON2_PARALLELISM": "1",
-            "WS_RATE_PER_10S": "1000000", "WRITE_RATE_PER_MINUTE": "1000000", "LOG_LEVEL": "warning"})
+            "WS_RATE_PER_10S": "1000000", "WS_FRAMES_PER_SECOND": "0",
+            "WRITE_RATE_PER_MINUTE": "1000000", "LOG_LEVEL": "warning"})
         try:
             connector = aiohttp.TCPConnector(limit=0)
             async with aiohttp.ClientSession(connector=connector) as http:

@@ -7,7 +7,8 @@ session revoked, 4429 too many messages, 1009 frame too large, 1001 server drain
 slow to read; it reconnects and resumes with ``subscribe {after_seq}``).
 
 Tuning (environment, via Settings): WS_SEND_QUEUE (frames queued per socket, 256),
-WS_RATE_PER_10S (send frames per user per 10 s, 30), WS_AUTH_TIMEOUT_SECONDS (5),
+WS_RATE_PER_10S (send frames per user per 10 s, 30; this and the per-socket frame budget,
+subscription and socket caps are in-process: budget.py), WS_AUTH_TIMEOUT_SECONDS (5),
 WS_MAX_FRAME_BYTES (65536), and WS_SOCKET_SNDBUF (bytes the kernel and asyncio may buffer per
 socket; 0 = kernel default) which bounds memory per client and makes a stalled client show
 up as a full send queue sooner.
@@ -239,7 +240,12 @@ class WsSession:
             self.metrics.ws_connections.inc()
         # A logout may have raced this auth: its event found no socket to close. Registered
         # now, a later event finds it; an earlier revocation is in the cache.
-        if await self.app["tokens"].is_revoked(conn.session_id):
+        try:
+            revoked = await self.app["tokens"].is_revoked(conn.session_id)
+        except ParleyError:  # neither the cache nor auth can tell: come back later
+            conn.close(CLOSE_TRY_AGAIN_LATER, "try again later")
+            return False
+        if revoked:
             conn.close(CLOSE_SESSION_REVOKED, "session revoked")
             return False
         conn.expire_at(conn.expires_at - time.time())
