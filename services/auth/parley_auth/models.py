@@ -53,10 +53,11 @@ class Session(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     user_agent: Mapped[str | None] = mapped_column(String(512))
     # The refresh credential "<session id>.<generation>.<secret>": only the SHA-256 of the
-    # current one is kept. Each use rotates it (generation + 1); presenting an older
-    # generation means it was copied, and ends the session.
+    # current one is kept. Each use rotates it (generation + 1).
     refresh_hash: Mapped[str | None] = mapped_column(String(64))
     refresh_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # SHA-256 of the last used credentials, newest first: presenting one again is a reuse.
+    refresh_previous: Mapped[str | None] = mapped_column(Text)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 

@@ -31,6 +31,7 @@ from .models import Session, User
 from .passwords import Passwords
 
 MAX_QUERY = 64
+REFRESH_HISTORY = 16  # used refresh credentials remembered per session (to detect their reuse)
 
 
 def new_id() -> str:
@@ -54,7 +55,7 @@ class Crypto(DependencyProvider):
         self.keyring = Keyring.from_env()
         self.passwords = Passwords()
         self.token_ttl = config.env_int("ACCESS_TOKEN_TTL_SECONDS", 900)
-        # refresh() slides a session forward by token_ttl at a time, up to this long after login.
+        # No refresh carries a session past this long after its login.
         self.session_max = config.env_int("SESSION_MAX_SECONDS", 30 * 24 * 3600)
         # A session unused (no refresh) this long ends; each refresh pushes it forward.
         self.refresh_ttl = config.env_int("REFRESH_TTL_SECONDS", 14 * 24 * 3600)
@@ -200,11 +201,7 @@ class AuthService:
         self.db.add(session)
         self.db.commit()
         self.log.info("logged_in", user_id=user.id, session=redacted(session.id))
-        reply = self._token_reply(user, session.id, issued,
-                                  min(issued + self.crypto.token_ttl,
-                                      int(session.expires_at.timestamp())))
-        return {**reply, "refresh_token": refresh_token,
-                "refresh_expires_in": int(session.expires_at.timestamp()) - issued}
+        return self._session_reply(user, session.id, issued, session.expires_at, refresh_token)
 
     def _session_expiry(self, created: int, now: int) -> datetime:
         """Idle timeout from now, never past the session's maximum age."""
@@ -213,8 +210,10 @@ class AuthService:
 
     @rpc
     def rotate_refresh(self, refresh_token):
-        """A refresh credential for a new access token and the next refresh credential. An
-        already used (older) one ends the whole session: someone holds a copy."""
+        """A refresh credential for a new access token and the next refresh credential. One
+        that was already used (its hash is among the session's last REFRESH_HISTORY) ends the
+        whole session: someone holds a copy. Anything else that does not match is merely
+        refused, so knowing a session id is not enough to end a session."""
         parsed = _parse_refresh(refresh_token)
         if parsed is None:
             raise Unauthenticated("The refresh credential is invalid; log in again.")
@@ -229,12 +228,12 @@ class AuthService:
         if session.revoked_at is not None or _aware(session.expires_at) <= now \
                 or user.deleted_at is not None:
             raise Unauthenticated("This session has ended; log in again.")
+        digest = _digest(refresh_token)
+        used = (session.refresh_previous or "").split()
+        if digest in used:
+            self._reused(session)
         if generation != session.refresh_generation \
-                or not secrets.compare_digest(_digest(refresh_token), session.refresh_hash or ""):
-            if generation < session.refresh_generation:  # a rotated-away credential: stolen
-                self._revoke([session], "refresh_reuse")
-                raise Unauthenticated("This refresh credential was already used: the session "
-                                      "has been ended for safety; log in again.")
+                or not secrets.compare_digest(digest, session.refresh_hash or ""):
             raise Unauthenticated("The refresh credential is invalid; log in again.")
         issued = int(time.time())
         created = int(_aware(session.created_at).timestamp())
@@ -247,19 +246,29 @@ class AuthService:
             update(Session).where(Session.id == session_id, Session.revoked_at.is_(None),
                                   Session.refresh_generation == generation)
             .values(refresh_generation=generation + 1, refresh_hash=next_hash,
+                    refresh_previous=" ".join([digest, *used][:REFRESH_HISTORY]),
                     last_used_at=now, expires_at=expires_at)).rowcount
         if moved != 1:
             self.db.rollback()
-            self._revoke([self.db.get(Session, session_id)], "refresh_reuse")
-            raise Unauthenticated("This refresh credential was already used: the session "
-                                  "has been ended for safety; log in again.")
+            self._reused(self.db.get(Session, session_id))
         self.db.commit()
         self.log.info("refresh_rotated", user_id=user.id, session=redacted(session_id))
+        return self._session_reply(user, session_id, issued, expires_at, next_token)
+
+    def _reused(self, session: Session | None):
+        self._revoke([session], "refresh_reuse")
+        raise Unauthenticated("This refresh credential was already used: the session has been "
+                              "ended for safety; log in again.")
+
+    def _session_reply(self, user: User, session_id: str, issued: int, expires_at: datetime,
+                       refresh_token: str) -> dict:
+        """Login's and rotation's answer: an access token that never outlives the session, and
+        the refresh credential."""
+        session_end = int(expires_at.timestamp())
         reply = self._token_reply(user, session_id, issued,
-                                  min(issued + self.crypto.token_ttl,
-                                      int(expires_at.timestamp())))
-        return {**reply, "refresh_token": next_token,
-                "refresh_expires_in": int(expires_at.timestamp()) - issued}
+                                  min(issued + self.crypto.token_ttl, session_end))
+        return {**reply, "refresh_token": refresh_token,
+                "refresh_expires_in": session_end - issued}
 
     def _revoke(self, sessions: list, reason: str) -> None:
         """End these sessions now and announce it (gateways drop their tokens and sockets)."""
@@ -290,6 +299,11 @@ class AuthService:
     @rpc
     def revoke_session(self, user_id, session_id):
         """End one of the caller's own sessions (404 for anyone else's)."""
+        self._revoke([self._own_session(user_id, session_id)], "revoked_by_owner")
+        return None
+
+    def _own_session(self, user_id, session_id) -> Session:
+        """The caller's session (validated ids), or NotFound (also for anyone else's)."""
         errors: v.Errors = {}
         user_id = v.identifier("user_id", user_id, errors)
         session_id = v.identifier("session_id", session_id, errors)
@@ -297,8 +311,7 @@ class AuthService:
         session = self.db.get(Session, session_id)
         if session is None or session.user_id != user_id:
             raise NotFound("No such session.")
-        self._revoke([session], "revoked_by_owner")
-        return None
+        return session
 
     @rpc
     def revoke_other_sessions(self, user_id, keep_session_id):
@@ -353,48 +366,8 @@ class AuthService:
                 "user": self_user(user), "session_id": session_id}
 
     @rpc
-    def refresh(self, user_id, session_id):
-        """A new access token for a live session (the caller's current token is still valid):
-        the session's expiry slides forward by the token lifetime, never further than
-        SESSION_MAX_SECONDS after the login. Unauthenticated once the session has ended."""
-        errors: v.Errors = {}
-        user_id = v.identifier("user_id", user_id, errors)
-        session_id = v.identifier("session_id", session_id, errors)
-        v.raise_if(errors)
-        found = self.db.execute(
-            select(Session.created_at, User).join(User, User.id == Session.user_id)
-            .where(Session.id == session_id, Session.user_id == user_id,
-                   Session.revoked_at.is_(None), Session.expires_at > utcnow(),
-                   User.deleted_at.is_(None))).first()
-        if found is None:
-            raise Unauthenticated("This session has ended; log in again.")
-        created_at, user = found
-        if created_at.tzinfo is None:  # SQLite hands back naive datetimes; we store UTC
-            created_at = created_at.replace(tzinfo=timezone.utc)
-        issued = int(time.time())
-        expires = min(issued + self.crypto.token_ttl,
-                      int(created_at.timestamp()) + self.crypto.session_max)
-        if expires <= issued:
-            raise Unauthenticated("This session has reached its maximum age; log in again.")
-        # Conditional, so a logout that commits first wins: no token for a revoked session.
-        moved = self.db.execute(
-            update(Session).where(Session.id == session_id, Session.revoked_at.is_(None))
-            .values(expires_at=datetime.fromtimestamp(expires, timezone.utc))).rowcount
-        self.db.commit()
-        if moved != 1:
-            raise Unauthenticated("This session has ended; log in again.")
-        self.log.info("token_refreshed", user_id=user_id, session=redacted(session_id))
-        return self._token_reply(user, session_id, issued, expires)
-
-    @rpc
     def logout(self, user_id, session_id):
-        errors: v.Errors = {}
-        user_id = v.identifier("user_id", user_id, errors)
-        session_id = v.identifier("session_id", session_id, errors)
-        v.raise_if(errors)
-        session = self.db.get(Session, session_id)
-        if session is None or session.user_id != user_id:
-            raise NotFound("No such session.")
+        session = self._own_session(user_id, session_id)
         newly = session.revoked_at is None
         if newly:
             self.db.execute(update(Session).where(Session.id == session_id,

@@ -58,7 +58,9 @@ async def test_token_claims_and_header(rpc, new_user, password, auth_db):
             text("SELECT user_id, expires_at, revoked_at, user_agent FROM sessions WHERE id = :id"),
             {"id": reply["session_id"]}).one()
     assert row.user_id == user["id"] and row.revoked_at is None and row.user_agent == "UA/1.0"
-    assert int(row.expires_at.timestamp()) == claims["exp"]  # session ends with the token
+    # The session outlives its short token by the refresh credential's idle timeout.
+    assert int(row.expires_at.timestamp()) == claims["iat"] + 14 * 24 * 3600
+    assert reply["refresh_expires_in"] == 14 * 24 * 3600 and reply["refresh_token"]
 
 
 async def test_default_key_id_is_sha256_prefix_of_raw_public_key(rpc, auth_keyfile):

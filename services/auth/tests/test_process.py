@@ -21,7 +21,8 @@ def assert_schema(url: str) -> None:
         assert {"users", "sessions", "alembic_version"} <= set(inspector.get_table_names())
         unique = {tuple(c["column_names"]) for c in inspector.get_unique_constraints("users")}
         assert {("username_lower",), ("email_lower",)} <= unique
-        assert {"id", "user_id", "created_at", "expires_at", "revoked_at", "user_agent"} == \
+        assert {"id", "user_id", "created_at", "expires_at", "revoked_at", "user_agent",
+                "refresh_hash", "refresh_generation", "refresh_previous", "last_used_at"} == \
             {c["name"] for c in inspector.get_columns("sessions")}
     finally:
         engine.dispose()

@@ -98,7 +98,8 @@ async def test_delete_me_revokes_every_session_and_announces(rpc, logged_in, pas
 @pytest.mark.parametrize("method,args", [
     ("session_active", (None,)), ("session_active", (42,)), ("session_active", ("",)),
     ("logout", (None, "sid")), ("logout", ("uid", ["sid"])),
-    ("refresh", ("uid", None)), ("refresh", (7, "sid")),
+    ("revoke_session", ("uid", None)), ("revoke_other_sessions", (7, "sid")),
+    ("list_sessions", (None,)), ("change_password", ("uid", 7, "a", "b")),
     ("get_me", (1,)), ("delete_me", ({},)), ("update_me", (None,)),
 ])
 async def test_session_methods_reject_wrong_types(rpc, method, args):
@@ -136,73 +137,98 @@ def session_row(auth_db, sid: str):
                                   {"id": sid}).one()
 
 
-async def test_refresh_slides_the_session_and_issues_a_new_token(rpc, logged_in, auth_db):
+async def test_rotation_slides_the_session_and_issues_new_credentials(rpc, logged_in, auth_db):
     user, reply = await logged_in()
     sid = reply["session_id"]
     _, before = session_row(auth_db, sid)
     await asyncio.sleep(1.1)  # token times are whole seconds
-    fresh = await rpc.call("auth", "refresh", user["id"], sid)
-    assert set(fresh) == {"access_token", "token_type", "expires_in", "user", "session_id"}
+    fresh = await rpc.call("auth", "rotate_refresh", reply["refresh_token"])
+    assert set(fresh) == {"access_token", "token_type", "expires_in", "user", "session_id",
+                          "refresh_token", "refresh_expires_in"}
     assert fresh["session_id"] == sid and fresh["user"]["id"] == user["id"]
     assert fresh["access_token"] != reply["access_token"] and fresh["expires_in"] > 0
+    assert fresh["refresh_token"] != reply["refresh_token"]
     old, new = claims(reply), claims(fresh)
     assert new["sub"] == user["id"] and new["sid"] == sid and new["exp"] > old["exp"]
-    assert new["exp"] - new["iat"] == fresh["expires_in"]
+    assert new["exp"] - new["iat"] == fresh["expires_in"] == 900  # the token stays short
     _, after = session_row(auth_db, sid)
-    assert after > before and int(after.timestamp()) == new["exp"]
+    assert after > before  # the session (idle timeout) slid forward
     assert await rpc.call("auth", "session_active", sid) is True
+    with auth_db.connect() as connection:  # only hashes are stored
+        stored = connection.execute(text("SELECT refresh_hash, refresh_previous FROM sessions "
+                                         "WHERE id = :id"), {"id": sid}).one()
+    assert fresh["refresh_token"] not in str(stored) and reply["refresh_token"] not in str(stored)
 
 
-async def test_refresh_ends_with_the_session(rpc, logged_in, auth_db, password):
+async def test_reuse_ends_the_session_but_a_guess_does_not(rpc, logged_in, auth_events):
     user, reply = await logged_in()
-    intruder, _ = await logged_in()
-    with pytest.raises(Unauthenticated):  # somebody else's session
-        await rpc.call("auth", "refresh", intruder["id"], reply["session_id"])
+    sid = reply["session_id"]
+    second = await rpc.call("auth", "rotate_refresh", reply["refresh_token"])
+    for guess in (f"{sid}.1.forged", f"{sid}.0.forged", f"{sid}.2.forged", "nonsense", None, 7):
+        with pytest.raises(Unauthenticated):
+            await rpc.call("auth", "rotate_refresh", guess)
+    assert await rpc.call("auth", "session_active", sid) is True  # guesses end nothing
+    with pytest.raises(Unauthenticated, match="already used"):
+        await rpc.call("auth", "rotate_refresh", reply["refresh_token"])
+    assert await rpc.call("auth", "session_active", sid) is False
+    await auth_events.wait_for(lambda key, body: key == "session_revoked"
+                               and body["session_id"] == sid)
     with pytest.raises(Unauthenticated):
-        await rpc.call("auth", "refresh", user["id"], "no-such-session")
+        await rpc.call("auth", "rotate_refresh", second["refresh_token"])
 
+
+async def test_two_uses_at_once_of_one_credential_end_the_session(rpc, logged_in):
+    user, reply = await logged_in()
+    results = await asyncio.gather(
+        *(rpc.call("auth", "rotate_refresh", reply["refresh_token"]) for _ in range(2)),
+        return_exceptions=True)
+    assert sum(isinstance(r, Unauthenticated) for r in results) >= 1, results
+    assert await rpc.call("auth", "session_active", reply["session_id"]) is False
+
+
+async def test_rotation_ends_with_the_session(rpc, logged_in, auth_db, password):
+    user, reply = await logged_in()
     await rpc.call("auth", "logout", user["id"], reply["session_id"])
     with pytest.raises(Unauthenticated):  # logged out
-        await rpc.call("auth", "refresh", user["id"], reply["session_id"])
+        await rpc.call("auth", "rotate_refresh", reply["refresh_token"])
 
     user, reply = await logged_in()
-    with auth_db.begin() as connection:  # lapsed: the token ran out before it was refreshed
+    with auth_db.begin() as connection:  # lapsed: unused for longer than REFRESH_TTL_SECONDS
         connection.execute(text("UPDATE sessions SET expires_at = now() - interval '1 second' "
                                 "WHERE id = :id"), {"id": reply["session_id"]})
     with pytest.raises(Unauthenticated):
-        await rpc.call("auth", "refresh", user["id"], reply["session_id"])
+        await rpc.call("auth", "rotate_refresh", reply["refresh_token"])
 
     user, reply = await logged_in()
     await rpc.call("auth", "delete_me", user["id"], password)
     with pytest.raises(Unauthenticated):  # account deleted
-        await rpc.call("auth", "refresh", user["id"], reply["session_id"])
+        await rpc.call("auth", "rotate_refresh", reply["refresh_token"])
 
 
-async def test_refresh_never_goes_past_the_session_maximum_age(rpc, logged_in, auth_db):
+async def test_rotation_never_goes_past_the_session_maximum_age(rpc, logged_in, auth_db):
     user, reply = await logged_in()
     sid = reply["session_id"]
     with auth_db.begin() as connection:  # logged in 30 days minus 100 s ago (the default cap)
         connection.execute(text("UPDATE sessions SET created_at = now() - interval '30 days' "
                                 "+ interval '100 seconds' WHERE id = :id"), {"id": sid})
     created_at, _ = session_row(auth_db, sid)
-    capped = await rpc.call("auth", "refresh", user["id"], sid)
+    capped = await rpc.call("auth", "rotate_refresh", reply["refresh_token"])
     assert claims(capped)["exp"] == int(created_at.timestamp()) + 30 * 24 * 3600
-    assert 0 < capped["expires_in"] <= 100
+    assert 0 < capped["expires_in"] <= 100 and 0 < capped["refresh_expires_in"] <= 100
     with auth_db.begin() as connection:
         connection.execute(text("UPDATE sessions SET created_at = now() - interval '31 days' "
                                 "WHERE id = :id"), {"id": sid})
     with pytest.raises(Unauthenticated):
-        await rpc.call("auth", "refresh", user["id"], sid)
+        await rpc.call("auth", "rotate_refresh", capped["refresh_token"])
 
 
 async def test_logout_announces_the_expiry_a_refresh_moved(rpc, logged_in, auth_events):
     user, reply = await logged_in()
     sid = reply["session_id"]
     await asyncio.sleep(1.1)
-    fresh = await rpc.call("auth", "refresh", user["id"], sid)
+    fresh = await rpc.call("auth", "rotate_refresh", reply["refresh_token"])
     await rpc.call("auth", "logout", user["id"], sid)
     _, body = await auth_events.wait_for(
         lambda key, body: key == "session_revoked" and body["session_id"] == sid)
-    # The gateways keep the session refused until its newest token has expired.
-    assert body["expires_at"].startswith(iso(
-        datetime.fromtimestamp(claims(fresh)["exp"], timezone.utc))[:19])
+    # The gateways keep the session refused at least until its newest token has expired.
+    assert body["expires_at"] >= iso(datetime.fromtimestamp(claims(fresh)["exp"], timezone.utc))

@@ -18,11 +18,13 @@ def upgrade() -> None:
         batch.add_column(sa.Column("refresh_hash", sa.String(64), nullable=True))
         batch.add_column(sa.Column("refresh_generation", sa.Integer(), nullable=False,
                                    server_default="0"))
+        batch.add_column(sa.Column("refresh_previous", sa.Text(), nullable=True))
         batch.add_column(sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("sessions") as batch:
         batch.drop_column("last_used_at")
+        batch.drop_column("refresh_previous")
         batch.drop_column("refresh_generation")
         batch.drop_column("refresh_hash")
