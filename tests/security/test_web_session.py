@@ -1,5 +1,6 @@
 """The web client in headless Chromium keeps its session through the HttpOnly refresh cookie:
-across a reload without a stored access token (a new tab), and the account dialog lists the
+across a reload without a stored access token (a new tab), across several token lifetimes
+(the socket stays online, REST calls keep working), and the account dialog lists the
 session. Skipped where Playwright or Chromium is not installed."""
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import shutil
 import pytest
 
 from helpers import PASSWORD, register
+from parley_common.testing import start_suite
 
 playwright_api = pytest.importorskip("playwright.async_api")
 CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
@@ -35,5 +37,50 @@ async def test_reload_without_a_token_resumes_through_the_cookie(suite, http):
             await page.click("#account-btn")
             await page.wait_for_selector("#sessions-list li", timeout=10000)
             assert "this session" in await page.inner_text("#sessions-list")
+        finally:
+            await browser.close()
+
+
+@pytest.fixture(scope="module")
+def short_lived(isolation):
+    """A suite of its own whose access tokens live 8 seconds."""
+    with isolation.child("webshort") as own:
+        running = start_suite(own, gateways=1, extra_env={
+            "ACCESS_TOKEN_TTL_SECONDS": "8", "ARGON2_TIME_COST": "1",
+            "ARGON2_MEMORY_COST": "8192", "ARGON2_PARALLELISM": "1"})
+        yield running.gateway_urls[0]
+        for proc in reversed(list(running.procs.values())):
+            proc.stop()
+
+
+async def test_the_session_outlives_many_token_lifetimes_and_a_closed_tab(short_lived, http):
+    import asyncio
+
+    user = await register(http, short_lived)
+    async with playwright_api.async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            context = await browser.new_context()
+            page = await context.new_page()
+            await page.goto(short_lived + "/")
+            await page.fill("#login-username", user["username"])
+            await page.fill("#login-password", PASSWORD)
+            await page.press("#login-password", "Enter")
+            await page.wait_for_selector("#conn-status[data-state=online]", timeout=15000)
+            first = await page.evaluate("sessionStorage.getItem('parley.token')")
+            await asyncio.sleep(20)  # two and a half token lifetimes
+            assert await page.get_attribute("#conn-status", "data-state") == "online"
+            assert await page.is_visible("#app-view")
+            current = await page.evaluate("sessionStorage.getItem('parley.token')")
+            assert current != first  # renewed through the cookie
+            status = await page.evaluate(
+                "fetch('/api/v1/users/me', {headers: {Authorization: 'Bearer ' + "
+                "sessionStorage.getItem('parley.token')}}).then(r => r.status)")
+            assert status == 200
+            await page.close()
+            await asyncio.sleep(9)  # every access token of that tab has expired by now
+            again = await context.new_page()  # a new tab: no token of its own, same cookie
+            await again.goto(short_lived + "/")
+            await again.wait_for_selector("#conn-status[data-state=online]", timeout=15000)
         finally:
             await browser.close()
