@@ -13,14 +13,13 @@ import uuid
 from typing import Any, Awaitable
 
 from aiohttp import web
-from jsonschema import Draft202012Validator
 
 from parley_common.errors import (InvalidCredentials, ParleyError, Unauthenticated,
                                   ValidationFailed)
 from parley_common.logs import get_logger
 
 from . import schemas as s
-from .http import Ctx, Endpoint, error_response, json_response, no_content, read_json
+from .http import Ctx, Endpoint, error_response, json_response, no_content
 from .ratelimit import client_address, login_key
 
 log = get_logger("parley_gateway.auth")
@@ -34,7 +33,6 @@ TOKEN_REPLY_WITH_REFRESH = {**TOKEN_REPLY, "properties": {
     **TOKEN_REPLY["properties"],
     "refresh_token": {"type": "string", "description": "Only with refresh_delivery \"body\"."},
     "refresh_expires_in": {"type": "integer"}}}
-_refresh_validator = Draft202012Validator(s.REFRESH)
 
 
 def token_reply(result: dict, delivery: str) -> web.Response:
@@ -108,12 +106,9 @@ async def login(ctx: Ctx):
 
 
 async def refresh(ctx: Ctx):
-    request = ctx.request
-    token, delivery = request.cookies.get(REFRESH_COOKIE), "cookie"
-    if request.can_read_body:
-        body = await read_json(request, _refresh_validator)
-        if body.get("refresh_token"):
-            token, delivery = body["refresh_token"], "body"
+    token, delivery = ctx.request.cookies.get(REFRESH_COOKIE), "cookie"
+    if ctx.body.get("refresh_token"):
+        token, delivery = ctx.body["refresh_token"], "body"
     if not token:
         raise Unauthenticated("Send the refresh credential (cookie, or refresh_token in the "
                               "body).")
@@ -186,7 +181,8 @@ ENDPOINTS = [
                          "(HttpOnly, Secure, SameSite=Strict, Path=/api/v1/auth/refresh), or "
                          "with `refresh_delivery: \"body\"` the `refresh_token` field."),
     Endpoint("POST", REFRESH_PATH, refresh, "A new access token for this session.", "auth",
-             auth=False, responses={200: TOKEN_REPLY_WITH_REFRESH},
+             auth=False, body=s.REFRESH, body_optional=True,
+             responses={200: TOKEN_REPLY_WITH_REFRESH},
              errors=(400, 401, 413, 415, 422, 429, 503),
              description="Takes the refresh credential, from the `parley_refresh` cookie or "
                          "as `{\"refresh_token\": ...}` (no access token needed), and answers "

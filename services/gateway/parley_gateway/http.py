@@ -73,6 +73,7 @@ class Endpoint:
     tag: str
     auth: bool = True
     body: dict | None = None                       # JSON Schema of the request body
+    body_optional: bool = False                    # a request without a body is fine too
     query: dict[str, dict] = field(default_factory=dict)  # name -> schema
     responses: dict[int, dict | None] = field(default_factory=dict)  # status -> schema / None
     errors: tuple[int, ...] = ()
@@ -98,7 +99,7 @@ def make_handler(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.St
         principal = await authenticate(request) if endpoint.auth else None
         query = parse_query(request, endpoint.query)
         body: dict = {}
-        if endpoint.body is not None:
+        if endpoint.body is not None and (request.can_read_body or not endpoint.body_optional):
             body = await read_json(request, endpoint._body_validator)
         if principal is not None and request.method != "GET":
             await request.app["ratelimit"].check_write(principal.user_id)

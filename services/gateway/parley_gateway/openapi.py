@@ -56,7 +56,7 @@ def _operation(endpoint: Endpoint) -> dict:
     if params:
         op["parameters"] = params
     if endpoint.body is not None:
-        op["requestBody"] = {"required": True, "content": {
+        op["requestBody"] = {"required": not endpoint.body_optional, "content": {
             "application/json": {"schema": _strip_extensions(endpoint.body)}}}
     responses: dict = {}
     for status, schema in endpoint.responses.items():
