@@ -12,6 +12,7 @@ import asyncio
 import json
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,3 +170,20 @@ async def next_frame(ws, wanted: str, timeout: float = 10, **match) -> dict:
         frame = await receive_frame(ws, max(deadline - time.monotonic(), 0.01))
         if frame["type"] == wanted and all(frame.get(k) == v for k, v in match.items()):
             return frame
+
+
+@contextmanager
+def own_suite(isolation, label: str, **env: str):
+    """A whole suite of its own (one gateway, cheap hashing) in a child isolation, for tests
+    that need other settings (e.g. ACCESS_TOKEN_TTL_SECONDS); yields the gateway's URL."""
+    from parley_common.testing import start_suite
+
+    with isolation.child(label) as own:
+        running = start_suite(own, gateways=1, extra_env={
+            "ARGON2_TIME_COST": "1", "ARGON2_MEMORY_COST": "8192", "ARGON2_PARALLELISM": "1",
+            **env})
+        try:
+            yield running.gateway_urls[0]
+        finally:
+            for proc in reversed(list(running.procs.values())):
+                proc.stop()

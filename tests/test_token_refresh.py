@@ -15,8 +15,7 @@ import pytest
 import requests
 
 from helpers import (PASSWORD, Client, auth_headers, login, next_frame, receive_frame,
-                     register, ws_url)
-from parley_common.testing import start_suite
+                     own_suite, register, ws_url)
 
 
 async def refresh(http, base: str, refresh_token: str):
@@ -85,13 +84,8 @@ async def test_a_socket_takes_a_renewed_token_of_its_own_session_only(suite, htt
 @pytest.fixture(scope="module")
 def short_tokens(isolation):
     """A suite of its own whose tokens live 6 seconds."""
-    with isolation.child("shorttokens") as own:
-        running = start_suite(own, gateways=1, extra_env={
-            "ACCESS_TOKEN_TTL_SECONDS": "6", "ARGON2_TIME_COST": "1",
-            "ARGON2_MEMORY_COST": "8192", "ARGON2_PARALLELISM": "1"})
-        yield running.gateway_urls[0]
-        for proc in reversed(list(running.procs.values())):
-            proc.stop()
+    with own_suite(isolation, "shorttokens", ACCESS_TOKEN_TTL_SECONDS="6") as url:
+        yield url
 
 
 async def test_a_renewed_socket_outlives_its_first_token_and_then_expires(short_tokens, http):

@@ -9,8 +9,7 @@ import shutil
 
 import pytest
 
-from helpers import PASSWORD, register
-from parley_common.testing import start_suite
+from helpers import PASSWORD, own_suite, register
 
 playwright_api = pytest.importorskip("playwright.async_api")
 CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
@@ -44,13 +43,8 @@ async def test_reload_without_a_token_resumes_through_the_cookie(suite, http):
 @pytest.fixture(scope="module")
 def short_lived(isolation):
     """A suite of its own whose access tokens live 8 seconds."""
-    with isolation.child("webshort") as own:
-        running = start_suite(own, gateways=1, extra_env={
-            "ACCESS_TOKEN_TTL_SECONDS": "8", "ARGON2_TIME_COST": "1",
-            "ARGON2_MEMORY_COST": "8192", "ARGON2_PARALLELISM": "1"})
-        yield running.gateway_urls[0]
-        for proc in reversed(list(running.procs.values())):
-            proc.stop()
+    with own_suite(isolation, "webshort", ACCESS_TOKEN_TTL_SECONDS="8") as url:
+        yield url
 
 
 async def test_the_session_outlives_many_token_lifetimes_and_a_closed_tab(short_lived, http):
