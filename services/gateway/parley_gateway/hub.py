@@ -65,6 +65,8 @@ class Connection:
         self.rooms: set[str] = set()
         # room_id -> live frames held back while that room's history is being replayed
         self.replaying: dict[str, list[Frame]] = {}
+        # room_id -> the last seq a subscribe {after_seq} replayed: live copies are dropped
+        self.replayed_to: dict[str, int] = {}
         self.acked: OrderedDict[str, None] = OrderedDict()
         self.queue: asyncio.Queue = asyncio.Queue(maxsize=queue_size)
         self.closing = False
@@ -83,6 +85,8 @@ class Connection:
             return
         if frame.room_id is not None and frame.room_id in self.replaying:
             self.replaying[frame.room_id].append(frame)
+            return
+        if frame.seq is not None and frame.seq <= self.replayed_to.get(frame.room_id, -1):
             return
         try:
             self.queue.put_nowait(frame)
@@ -226,6 +230,7 @@ class Hub:
     def unsubscribe(self, conn: Connection, room_id: str) -> None:
         conn.rooms.discard(room_id)
         conn.replaying.pop(room_id, None)
+        conn.replayed_to.pop(room_id, None)
         _discard(self.by_room, room_id, conn)
 
     def drop_room(self, room_id: str, user_id: str | None = None) -> None:
