@@ -157,7 +157,7 @@ class WsSession:
     async def run(self, authorization: str | None) -> None:
         if not await self.authenticate(authorization):
             return
-        async for msg in self.ws:
+        while (msg := await self.conn.receive()) is not None:  # None: we are closing
             if msg.type == WSMsgType.TEXT:
                 await self.handle_text(msg.data)
             elif msg.type == WSMsgType.BINARY:
