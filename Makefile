@@ -6,7 +6,7 @@ PORT   ?= 8080
 SERVICES := auth rooms gateway logger cleaner
 SERVICE_PROJECTS := $(foreach s,$(SERVICES),-e services/$(s))
 
-.PHONY: install run test test-fast bench migrate clean
+.PHONY: install run test test-chaos test-fast bench migrate clean
 
 # The virtualenv is rebuilt whenever a dependency list changes.
 $(VENV)/.installed: common/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) requirements-dev.txt clients/cli/pyproject.toml
@@ -28,6 +28,11 @@ migrate: install
 # The whole suite against real RabbitMQ, Redis and PostgreSQL (see README: Testing).
 test: install
 	$(PY) -m pytest
+
+# Faults under a steady stream of WebSocket traffic (tests/chaos): private RabbitMQ, Redis and
+# PostgreSQL servers on ports 15470-15479, killed and restarted at will. Serial, ~10 minutes.
+test-chaos: install
+	PARLEY_CHAOS=1 timeout 1500 $(PY) -m pytest tests/chaos -s --timeout 420
 
 bench: install
 	$(PY) bench/run_all.py
