@@ -32,7 +32,7 @@ test: install
 # Faults under a steady stream of WebSocket traffic (tests/chaos): private RabbitMQ, Redis and
 # PostgreSQL servers on ports 15470-15479, killed and restarted at will. Serial, ~10 minutes.
 test-chaos: install
-	PARLEY_CHAOS=1 timeout 1500 $(PY) -m pytest tests/chaos -s --timeout 420
+	PARLEY_CHAOS=1 timeout 1500 $(PY) -m pytest tests/chaos -s --timeout 420 --basetemp=var/chaos
 
 bench: install
 	$(PY) bench/run_all.py

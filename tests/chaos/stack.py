@@ -122,7 +122,9 @@ class Stack:
             if not bad:
                 return time.monotonic() - started
             time.sleep(0.5)
-        raise AssertionError(f"not healthy {timeout}s after the fault: {bad}")
+        dead = "".join(f"\n--- {name} ---\n{proc.output(1500)}"
+                       for name, proc in self.procs.items() if not proc.alive())
+        raise AssertionError(f"not healthy {timeout}s after the fault: {bad}{dead}")
 
     def readyz(self, url: str) -> tuple[int, dict, float]:
         """(status, body, seconds) of one /readyz call."""

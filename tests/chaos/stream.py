@@ -19,13 +19,15 @@ import json
 import random
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 import aiohttp
 
 PASSWORD = "correct horse 1"
-RETRY_SECONDS = 5.0
+RETRY_SECONDS = 5.0  # an unacked send is sent again after this long
+NEVER_SENT = float("-inf")
+BUDGET_SENDS, BUDGET_WINDOW = 25, 10.0  # below the gateway's WS_RATE_PER_10S (30)
 
 
 def ws_url(base: str) -> str:
@@ -133,33 +135,45 @@ class ChaosClient:
                 self.ack_times[client_id] = time.monotonic()
             self._hold(seq)
         elif kind == "error" and frame.get("ref") in self.pending:
-            self.pending[frame["ref"]] = 0.0  # retry it at the next tick
+            # Unavailable or rate limited: try again after Retry-After (1 s by default).
+            wait = (frame.get("details") or {}).get("retry_after") or 1
+            self.pending[frame["ref"]] = time.monotonic() - RETRY_SECONDS + float(wait)
 
     def __post_init__(self):
         self._frame_set: set = set()
+        self._budget: deque = deque()  # monotonic times of recent sends
+        self._next_at = time.monotonic()
 
     # --- the socket -------------------------------------------------------------------
     async def _send(self, client_id: str) -> None:
         self.attempts[client_id] += 1
         self.pending[client_id] = time.monotonic()
+        self._budget.append(time.monotonic())
         await self._ws.send_json({"type": "send", "room_id": self.room_id, "ref": client_id,
                                   "text": f"{self.name} {client_id}", "client_id": client_id})
+
+    def _within_budget(self) -> bool:
+        """Stay inside the gateway's per-user send budget, retries included."""
+        now = time.monotonic()
+        while self._budget and now - self._budget[0] > BUDGET_WINDOW:
+            self._budget.popleft()
+        return len(self._budget) < BUDGET_SENDS
 
     async def _sender(self) -> None:
         period = 1.0 / self.rate
         await asyncio.sleep(random.uniform(0, period))
-        next_at = time.monotonic()
         while True:
             now = time.monotonic()
-            for client_id, last in list(self.pending.items()):
-                if now - last >= RETRY_SECONDS:
-                    await self._send(client_id)
-            if self.sending and now >= next_at:
+            if self.sending and now >= self._next_at:  # a new message, at the fixed rate
                 client_id = f"{self.name}-{next(self._counter)}"
                 self.sent.append(client_id)
                 self.first_sent[client_id] = now
+                self.pending[client_id] = NEVER_SENT
+                self._next_at = max(self._next_at, now) + period  # no catch-up burst
+            for client_id, last in list(self.pending.items()):  # oldest first
+                if now - last < RETRY_SECONDS or not self._within_budget():
+                    continue
                 await self._send(client_id)
-                next_at += period
             await asyncio.sleep(min(0.1, period))
 
     async def _session(self, http: aiohttp.ClientSession) -> None:
@@ -171,8 +185,8 @@ class ChaosClient:
             assert ready["type"] == "ready", ready
             await ws.send_json({"type": "subscribe", "room_id": self.room_id, "ref": "sub",
                                 "after_seq": self.contiguous})
-            for client_id in list(self.pending):  # unacked across the close: once more
-                await self._send(client_id)
+            for client_id in self.pending:  # unacked across the close: send again now
+                self.pending[client_id] = NEVER_SENT
             sender = asyncio.create_task(self._sender())
             try:
                 async for msg in ws:
