@@ -147,7 +147,7 @@ class Connection:
             self._reader = None
             self._reading = False
 
-        # --- closing -----------------------------------------------------------------------
+    # --- closing -----------------------------------------------------------------------
     def close(self, code: int, reason: str = "") -> None:
         """Close from anywhere (event consumer, timers): never blocks the caller."""
         if self.closing:
