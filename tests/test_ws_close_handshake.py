@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from helpers import PASSWORD, auth_headers, login, register_and_login
+from helpers import auth_headers, register_and_login
 
 OPEN_AFTER_CLOSE_FRAME = 0.5  # the server must still be waiting for our reply by then
 

@@ -40,8 +40,20 @@ def wait_port(port: int, timeout: float, what: str, up: bool = True, proc=None) 
     raise RuntimeError(f"{what} did not {'open' if up else 'close'} port {port} in {timeout}s")
 
 
-class _Foreground:
-    """A server run in the foreground as our child; stop() = SIGTERM, kill() = SIGKILL."""
+class _Server:
+    def start(self):
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+class _Foreground(_Server):
+    """A server run in the foreground as our child; stop() = SIGTERM."""
     name = "server"
     port = 0
 
@@ -68,17 +80,6 @@ class _Foreground:
                 self.popen.kill()
                 self.popen.wait(10)
         wait_port(self.port, 30, self.name, up=False)
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def remove(self) -> None:
-        try:
-            self.stop()
-        except subprocess.CalledProcessError:
-            pass  # not running
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class PrivateRabbit(_Foreground):
@@ -128,7 +129,7 @@ class PrivateRedis(_Foreground):
                 "--appendonly", "no", "--dir", str(self.dir)], dict(os.environ)
 
 
-class PrivatePostgres:
+class PrivatePostgres(_Server):
     """A PostgreSQL cluster of its own (initdb in a temp dir, run as the postgres user)."""
     name = "postgres"
 
@@ -172,10 +173,6 @@ class PrivatePostgres:
 
     def stop(self) -> None:
         self._ctl("-w", "-m", "fast", "stop")
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
 
     def remove(self) -> None:
         try:

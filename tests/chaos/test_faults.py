@@ -24,7 +24,7 @@ import aiohttp
 import pika
 import psycopg2
 
-from stream import PASSWORD, Stream, ws_url
+from stream import Stream, ws_url
 
 ROOMS = int(os.environ.get("CHAOS_ROOMS", "4"))
 RATE = float(os.environ.get("CHAOS_RATE", "1.0"))
