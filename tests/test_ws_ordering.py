@@ -174,3 +174,17 @@ async def test_sequencer_gives_up_when_history_does_not_answer():
             break
         await asyncio.sleep(0.05)
     assert rec.gave_up == ["r"] and "r" not in seq.rooms and rec.emitted == []
+
+
+async def test_sequencer_resync_delivers_what_history_holds_past_the_last_seq():
+    # After a broker outage: 3..5 were posted while this gateway's queue was gone.
+    rec = Recorder(history={n: msg(n) for n in range(1, 6)})
+    seq = rec.sequencer(hold_seconds=5)
+    seq.baseline("r", 2)
+    seq.resync("r")
+    seq.offer("r", 6, msg(6))  # arrives while the resync reads history: held behind it
+    for _ in range(50):
+        if len(rec.emitted) == 4:
+            break
+        await asyncio.sleep(0.02)
+    assert rec.emitted == [3, 4, 5, 6] and rec.fetches == [(2, 100)]

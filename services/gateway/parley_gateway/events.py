@@ -66,6 +66,8 @@ class EventConsumer:
 
     async def start(self) -> None:
         self._connection = await aio_pika.connect_robust(self.amqp_uri)
+        # Events published while the broker was away never reach our (new) queue.
+        self._connection.reconnect_callbacks.add(self._resync_rooms)
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=self.prefetch)
         queue = await channel.declare_queue(bus.gateway_events_queue(self.instance),
@@ -161,6 +163,10 @@ class EventConsumer:
                                               timeout=HISTORY_FILL_SECONDS)
             return page.get("messages") or []
         return []
+
+    def _resync_rooms(self, *_args) -> None:
+        for room_id in list(self.ordering.rooms):
+            self.ordering.resync(room_id)
 
     def _resume_room(self, room_id: str) -> None:
         """A gap we cannot fill: the room's sockets reconnect and resume from history."""

@@ -107,6 +107,17 @@ class RoomSequencer:
                 del room.held[seq]
             self._drain(room_id, room)
 
+    def resync(self, room_id: str, attempts: int = 5) -> None:
+        """Events may have been lost (this gateway's event queue went away with the broker):
+        deliver whatever history holds past the last delivered seq, without waiting for the
+        room's next message to reveal the gap."""
+        room = self.rooms.get(room_id)
+        if room is None or room.last is None or room.filling:
+            return
+        room.filling = True
+        asyncio.get_running_loop().create_task(self._catch_up(room_id, room, attempts),
+                                               name=f"order-resync-{room_id}")
+
     def forget(self, room_id: str) -> None:
         """Nobody here subscribes to the room any more: drop its state."""
         room = self.rooms.pop(room_id, None)
@@ -154,25 +165,17 @@ class RoomSequencer:
         try:
             while room.held and self.rooms.get(room_id) is room:
                 want = min(room.held)
-                if want <= room.last + 1:
+                if want <= room.last:  # delivered meanwhile (never expected; never loop on it)
+                    del room.held[want]
+                    continue
+                if want == room.last + 1:
                     self._drain(room_id, room)
                     continue
                 messages = await self.fetch(room_id, room.last,
                                             min(FILL_PAGE, want - room.last - 1))
                 if self.rooms.get(room_id) is not room:
                     return
-                progressed = False
-                for message in messages or ():
-                    seq = message.get("seq") if isinstance(message, dict) else None
-                    if not isinstance(seq, int) or seq != room.last + 1:
-                        continue
-                    item = room.held.pop(seq, None)
-                    room.last = seq
-                    self.filled += item is None
-                    self.emit(room_id, seq, item if item is not None else message)
-                    progressed = True
-                self._drain(room_id, room)
-                if not progressed:
+                if not self._deliver_history(room_id, room, messages):
                     raise LookupError(f"history has nothing after seq {room.last}")
             room.failures = 0
         except asyncio.CancelledError:
@@ -191,6 +194,46 @@ class RoomSequencer:
                     delay, self._gap_timeout, room_id)
         finally:
             room.filling = False
+
+    async def _catch_up(self, room_id: str, room: _Room, attempts: int) -> None:
+        try:
+            while self.rooms.get(room_id) is room:
+                messages = await self.fetch(room_id, room.last, FILL_PAGE)
+                if self.rooms.get(room_id) is not room:
+                    return
+                self._deliver_history(room_id, room, messages)
+                if len(messages or ()) < FILL_PAGE:
+                    break
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("order_resync_failed", room_id=room_id, error=repr(exc),
+                        attempts_left=attempts - 1)
+            if attempts > 1:
+                asyncio.get_running_loop().call_later(
+                    MAX_RETRY_DELAY, lambda: self.resync(room_id, attempts - 1))
+        finally:
+            room.filling = False
+        if room.held and room.timer is None and self.rooms.get(room_id) is room:
+            room.since = time.monotonic()
+            room.timer = asyncio.get_running_loop().call_later(
+                self.hold_seconds, self._gap_timeout, room_id)
+
+    def _deliver_history(self, room_id: str, room: _Room, messages) -> bool:
+        """Emit the history messages that continue the room's seq, then what is held behind
+        them; whether any did."""
+        progressed = False
+        for message in messages or ():
+            seq = message.get("seq") if isinstance(message, dict) else None
+            if not isinstance(seq, int) or seq != room.last + 1:
+                continue
+            item = room.held.pop(seq, None)
+            room.last = seq
+            self.filled += item is None
+            self.emit(room_id, seq, item if item is not None else message)
+            progressed = True
+        self._drain(room_id, room)
+        return progressed
 
     def _abandon(self, room_id: str, why: str) -> None:
         log.warning("order_gap_abandoned", room_id=room_id, why=why)
