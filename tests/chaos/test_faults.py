@@ -115,7 +115,8 @@ async def test_rabbitmq_down_10s(stack, api, accounts, http):
         await asyncio.sleep(max(0.0, 10 - (time.monotonic() - down)))
         await asyncio.to_thread(stack.rabbit.start)
 
-    await run_fault("RabbitMQ stopped 10 s", stack, api, accounts, http, fault)
+    report = await run_fault("RabbitMQ stopped 10 s", stack, api, accounts, http, fault)
+    assert report.retried > 0  # sends refused during the outage were retried: one message each
     assert seen["readyz"][0] == 503, seen
     status, retry_after, took, body = seen["call"]
     assert status == 503 and retry_after and body["error"]["code"] == "unavailable", seen
