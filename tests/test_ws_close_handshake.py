@@ -13,12 +13,13 @@ import asyncio
 import base64
 import json
 import os
+import signal
 import struct
 from urllib.parse import urlsplit
 
 import aiohttp
 
-from helpers import auth_headers, register_and_login
+from helpers import auth_headers, register_and_login, start_extra_gateway, unique
 
 OPEN_AFTER_CLOSE_FRAME = 0.5  # the server must still be waiting for our reply by then
 
@@ -122,3 +123,15 @@ async def test_bad_token_4401_and_auth_timeout_4408_complete_the_handshake(suite
     assert await raw.close_code() == 4401
     raw = await RawSocket.connect(gw)
     assert await raw.close_code(timeout=15) == 4408
+
+
+async def test_drain_close_1001_completes_the_handshake(suite, http):
+    proc, url = await asyncio.to_thread(start_extra_gateway, suite, f"gateway-hs-{unique('')}")
+    try:
+        token, _ = await register_and_login(url, http)
+        raw = await RawSocket.connect(url, token)
+        assert json.loads((await raw.read_frame())[1])["type"] == "ready"
+        proc.popen.send_signal(signal.SIGTERM)
+        assert await raw.close_code() == 1001
+    finally:
+        proc.stop()

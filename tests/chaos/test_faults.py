@@ -142,9 +142,13 @@ async def test_redis_restart_revoked_session_stays_revoked(stack, api, accounts,
             streaming = {c.user["id"] for c in stream.clients if c.room_id == client.room_id}
             offline = [m["user"]["id"] for m in members["members"]
                        if m["user"]["id"] in streaming and not m["online"]]
-            if not offline:
+            # ... and each gateway wrote back the rooms a later `offline` is announced to.
+            missing = await asyncio.to_thread(_without_rooms_key, stack.redis.url,
+                                              [c.user["id"] for c in stream.clients])
+            if not offline and not missing:
                 return
-            assert time.monotonic() < deadline, f"still offline after the restart: {offline}"
+            assert time.monotonic() < deadline, \
+                f"after the restart: offline {offline}, no user rooms key {missing}"
             await asyncio.sleep(0.5)
 
     await run_fault("Redis restarted", stack, api, accounts, http, fault, presence_is_back)
@@ -156,6 +160,16 @@ async def test_redis_restart_revoked_session_stays_revoked(stack, api, accounts,
                                    headers={"Authorization": f"Bearer {revoked_token}"}) as ws:
             msg = await ws.receive(timeout=10)
             assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4401, msg
+
+
+def _without_rooms_key(redis_url: str, user_ids: list[str]) -> list[str]:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return [uid for uid in user_ids if not client.exists(f"chaos:user:{uid}:rooms")]
+    finally:
+        client.close()
 
 
 async def test_postgres_restart(stack, api, accounts, http):

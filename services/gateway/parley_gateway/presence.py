@@ -129,8 +129,8 @@ class Presence:
                 previous = await self.redis.set(self.keys.heartbeat(self.instance),
                                                 str(time.time()), ex=HEARTBEAT_TTL, get=True)
                 if previous is None and not first and self.local:
-                    # Our heartbeat lapsed (a long stall) and the cleaner may have removed
-                    # our connections: put them back so presence stays true.
+                    # Our heartbeat lapsed (a long stall, or the cache restarted empty) and
+                    # our connections may be gone: put them back so presence stays true.
                     await self._reregister()
                 first = False
             except asyncio.CancelledError:
@@ -145,6 +145,13 @@ class Presence:
                 pipe.hset(self.keys.user_conns(user_id), conn_id, self.instance)
                 pipe.hset(self.keys.instance_conns(self.instance), conn_id, user_id)
             await pipe.execute()
+        # A cache that restarted empty lost user:<uid>:rooms too, which a later offline needs.
+        for user_id in set(self.local.values()):
+            if not await self.redis.exists(self.keys.user_rooms(user_id)):
+                try:
+                    await self.refresh_rooms(user_id)
+                except Exception as exc:  # rooms away: the next connect refreshes it
+                    log.warning("presence_rooms_refresh_failed", user_id=user_id, error=str(exc))
         log.warning("presence_reregistered", connections=len(self.local))
 
     async def stop(self) -> None:
