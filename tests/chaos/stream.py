@@ -5,8 +5,8 @@ sends ``send {client_id}`` at a fixed rate, and behaves as a careful client shou
 
 - after any close it reconnects (to the other gateway when its own does not answer) and
   resumes with ``subscribe {after_seq}`` from the last seq it holds without a gap;
-- it re-sends a ``client_id`` that got no ``ack`` (after an ``error`` frame, a reconnect, or
-  ``RETRY_SECONDS``) until it is acknowledged.
+- it re-sends a ``client_id`` that got no ``ack`` (after an ``error`` frame, with back-off,
+  a reconnect, or ``RETRY_SECONDS``) until it is acknowledged, within a send budget.
 
 It records every ``message`` frame of its room in arrival order and every ack, so the
 checks can tell duplicates, reordering and gaps apart.
@@ -27,7 +27,10 @@ import aiohttp
 PASSWORD = "correct horse 1"
 RETRY_SECONDS = 5.0  # an unacked send is sent again after this long
 NEVER_SENT = float("-inf")
-BUDGET_SENDS, BUDGET_WINDOW = 25, 10.0  # below the gateway's WS_RATE_PER_10S (30)
+# Well below the gateway's WS_RATE_PER_10S (30): it counts frames as it gets to them, and
+# a connection's frames wait while a send before them waits for rooms (bunching up).
+BUDGET_SENDS, BUDGET_WINDOW = 20, 10.0
+MAX_BACKOFF = 8.0
 
 
 def ws_url(base: str) -> str:
@@ -129,20 +132,26 @@ class ChaosClient:
             self._hold(seq)
         elif kind == "ack":
             client_id, seq = frame["client_id"], frame["message"]["seq"]
+            self._backoff = 0.0
             self.pending.pop(client_id, None)
             if client_id not in self.acked:
                 self.acked[client_id] = seq
                 self.ack_times[client_id] = time.monotonic()
             self._hold(seq)
         elif kind == "error" and frame.get("ref") in self.pending:
-            # Unavailable or rate limited: try again after Retry-After (1 s by default).
-            wait = (frame.get("details") or {}).get("retry_after") or 1
-            self.pending[frame["ref"]] = time.monotonic() - RETRY_SECONDS + float(wait)
+            # Unavailable or rate limited: hold every send for Retry-After (1 s by default),
+            # longer while errors go on (capped exponential back-off), then send it again.
+            wait = float((frame.get("details") or {}).get("retry_after") or 1)
+            self._backoff = min(max(self._backoff * 2, 1.0), MAX_BACKOFF)
+            self._paused_until = time.monotonic() + max(wait, self._backoff)
+            self.pending[frame["ref"]] = NEVER_SENT
 
     def __post_init__(self):
         self._frame_set: set = set()
         self._budget: deque = deque()  # monotonic times of recent sends
         self._next_at = time.monotonic()
+        self._backoff = 0.0
+        self._paused_until = 0.0
 
     # --- the socket -------------------------------------------------------------------
     async def _send(self, client_id: str) -> None:
@@ -171,7 +180,8 @@ class ChaosClient:
                 self.pending[client_id] = NEVER_SENT
                 self._next_at = max(self._next_at, now) + period  # no catch-up burst
             for client_id, last in list(self.pending.items()):  # oldest first
-                if now - last < RETRY_SECONDS or not self._within_budget():
+                if (now < self._paused_until or now - last < RETRY_SECONDS
+                        or not self._within_budget()):
                     continue
                 await self._send(client_id)
             await asyncio.sleep(min(0.1, period))
