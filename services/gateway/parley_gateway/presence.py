@@ -147,11 +147,15 @@ class Presence:
             await pipe.execute()
         # A cache that restarted empty lost user:<uid>:rooms too, which a later offline needs.
         for user_id in set(self.local.values()):
-            if not await self.redis.exists(self.keys.user_rooms(user_id)):
+            for attempt in (1, 2):  # a pooled connection the restart cut fails once
                 try:
-                    await self.refresh_rooms(user_id)
+                    if not await self.redis.exists(self.keys.user_rooms(user_id)):
+                        await self.refresh_rooms(user_id)
+                    break
                 except Exception as exc:  # rooms away: the next connect refreshes it
-                    log.warning("presence_rooms_refresh_failed", user_id=user_id, error=str(exc))
+                    if attempt == 2:
+                        log.warning("presence_rooms_refresh_failed", user_id=user_id,
+                                    error=str(exc))
         log.warning("presence_reregistered", connections=len(self.local))
 
     async def stop(self) -> None:
