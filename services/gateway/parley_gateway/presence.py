@@ -123,7 +123,7 @@ class Presence:
         self._beat_task = asyncio.create_task(self._beat_loop(), name="gateway-heartbeat")
 
     async def _beat_loop(self) -> None:
-        first = True
+        first, lost = True, False
         while True:
             try:
                 previous = await self.redis.set(self.keys.heartbeat(self.instance),
@@ -131,8 +131,11 @@ class Presence:
                 if previous is None and not first and self.local:
                     # Our heartbeat lapsed (a long stall, or the cache restarted empty) and
                     # our connections may be gone: put them back so presence stays true.
-                    await self._reregister()
+                    lost = True
                 first = False
+                if lost:
+                    await self._reregister()
+                    lost = False  # (failed: tried again at the next beat)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
