@@ -6,7 +6,7 @@ PORT   ?= 8080
 SERVICES := auth rooms gateway logger cleaner
 SERVICE_PROJECTS := $(foreach s,$(SERVICES),-e services/$(s))
 
-.PHONY: install run test test-fast bench migrate clean
+.PHONY: install run test test-chaos test-fast bench soak migrate clean
 
 # The virtualenv is rebuilt whenever a dependency list changes.
 $(VENV)/.installed: common/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) requirements-dev.txt clients/cli/pyproject.toml
@@ -29,8 +29,17 @@ migrate: install
 test: install
 	$(PY) -m pytest
 
+# Faults under a steady stream of WebSocket traffic (tests/chaos): private RabbitMQ, Redis and
+# PostgreSQL servers on ports 15470-15479, killed and restarted at will. Serial, ~10 minutes.
+test-chaos: install
+	mkdir -p var && PARLEY_CHAOS=1 timeout 1500 $(PY) -m pytest tests/chaos -s --timeout 420 --basetemp=var/chaos
+
 bench: install
 	$(PY) bench/run_all.py
+
+# 10 minutes of steady WebSocket traffic; memory of every process at start and end.
+soak: install
+	$(PY) bench/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

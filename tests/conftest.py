@@ -1,5 +1,6 @@
 """Shared by the cross-service tests: ``import helpers`` works (pytest runs with
 --import-mode=importlib, which does not put test folders on sys.path), and an ``http`` client."""
+import os
 import sys
 from pathlib import Path
 
@@ -7,6 +8,9 @@ import aiohttp
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# The chaos suite (tests/chaos) runs its own servers and takes minutes: only `make test-chaos`.
+collect_ignore = [] if os.environ.get("PARLEY_CHAOS") == "1" else ["chaos"]
 
 
 @pytest.fixture

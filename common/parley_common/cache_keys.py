@@ -40,6 +40,11 @@ class CacheKeys:
     def revoked(self, session_id: str) -> str:
         return self._key(self.REVOKED, session_id)
 
+    def revocations_loaded(self) -> str:
+        """Set (no TTL) once the revoked:* keys were loaded from auth: missing means the cache
+        was emptied and lost them (gateway tokens.py)."""
+        return f"{self.prefix}revocations:loaded"
+
     def ratelimit(self, bucket: str, key: str) -> str:
         return f"{self.prefix}rl:{bucket}:{key}"
 

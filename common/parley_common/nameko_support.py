@@ -9,8 +9,9 @@ import logging
 import sys
 from typing import Callable
 
+import kombu.exceptions
 from nameko.extensions import DependencyProvider
-from nameko.rpc import rpc as _nameko_rpc
+from nameko.rpc import Rpc, RpcConsumer
 from sqlalchemy.orm import Session
 
 from . import config, db
@@ -18,14 +19,44 @@ from .errors import ParleyError
 from .logs import configure_logging, get_logger
 
 
+# What a publish or ack looks like when the broker has gone away (kombu gives up after its
+# retry policy with OperationalError; py-amqp and sockets raise ConnectionError/OSError).
+BROKER_GONE = (kombu.exceptions.OperationalError, ConnectionError, OSError)
+
+
+class OutageTolerantRpcConsumer(RpcConsumer):
+    """nameko's RpcConsumer, except that a reply the broker cannot take does not kill the
+    service. In nameko an exception from handle_result ends the worker thread with an error,
+    and the container (the whole process) dies with it: a RabbitMQ outage during one call took
+    the service down for good. The reply is lost either way (the caller's reply queue went with
+    the broker; the caller times out and retries, idempotently), the unacked request is
+    redelivered, and nameko's queue consumer reconnects by itself. Subclasses change
+    :meth:`answer`, not handle_result."""
+
+    def handle_result(self, message, result, exc_info):
+        try:
+            return self.answer(message, result, exc_info)
+        except BROKER_GONE as exc:
+            get_logger("rpc").warning("rpc_reply_lost", error=repr(exc),
+                                      routing_key=message.delivery_info.get("routing_key"))
+            return result, exc_info
+
+    def answer(self, message, result, exc_info):
+        return RpcConsumer.handle_result(self, message, result, exc_info)
+
+
+class OutageTolerantRpc(Rpc):
+    rpc_consumer = OutageTolerantRpcConsumer()
+
+
 # Our domain errors are answers, not faults: nameko logs them as "expected".
 def rpc(fn=None, *, entrypoint=None, **options):
     """``@rpc`` or ``@rpc(...)``. (nameko drops keyword options when the decorator is given
     the function directly, so a functools.partial would silently lose expected_exceptions.)
-    ``entrypoint``: a subclass of nameko's Rpc to use instead (the same one for every method
-    of a service)."""
+    ``entrypoint``: a subclass of :class:`OutageTolerantRpc` to use instead (the same one for
+    every method of a service)."""
     options.setdefault("expected_exceptions", (ParleyError,))
-    decorator = _nameko_rpc if entrypoint is None else entrypoint.decorator
+    decorator = (entrypoint or OutageTolerantRpc).decorator
     return decorator(**options) if fn is None else decorator(**options)(fn)
 
 

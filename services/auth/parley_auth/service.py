@@ -394,6 +394,17 @@ class AuthService:
         return found is not None
 
     @rpc
+    def revoked_sessions(self):
+        """Sessions revoked while a token of theirs may still be valid, as
+        ``[{session_id, expires_at}]``: the gateways rebuild their revocation cache from this
+        when Redis has lost it (a restart without persistence)."""
+        rows = self.db.execute(
+            select(Session.id, Session.expires_at)
+            .where(Session.revoked_at.is_not(None), Session.expires_at > utcnow())).all()
+        return [{"session_id": session_id, "expires_at": iso(expires_at)}
+                for session_id, expires_at in rows]
+
+    @rpc
     def ping(self):
         """Readiness probe of the gateway: answers as soon as a worker is free."""
         return "pong"

@@ -19,7 +19,8 @@ from parley_common import bus
 from parley_common.errors import ParleyError
 from parley_common.logs import get_logger
 
-from .hub import CLOSE_SESSION_REVOKED, Frame, Hub
+from .hub import CLOSE_SESSION_REVOKED, CLOSE_TRY_AGAIN_LATER, Frame, Hub
+from .ordering import RoomSequencer
 from .presence import online
 
 log = get_logger("parley_gateway.events")
@@ -27,6 +28,7 @@ log = get_logger("parley_gateway.events")
 MAX_PREFETCH = 64
 DEFAULT_SESSION_TTL = 900.0  # when an event names no expiry: the access-token lifetime
 PROFILE_LOOKUP_SECONDS = 3.0  # rooms.room_ids_for_user for a user_updated fan-out
+HISTORY_FILL_SECONDS = 3.0  # rooms.list_messages closing a gap in a room's live stream
 
 
 def parse_time(value: Any) -> float | None:
@@ -53,6 +55,9 @@ class EventConsumer:
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._presence_exchange = None
         self._consumer_tag: str | None = None
+        # Live message frames reach the sockets in seq order per room (ordering.py).
+        self.ordering = RoomSequencer(self._deliver_message, self._history_after,
+                                      self._resume_room)
 
     @property
     def consuming(self) -> bool:
@@ -61,6 +66,8 @@ class EventConsumer:
 
     async def start(self) -> None:
         self._connection = await aio_pika.connect_robust(self.amqp_uri)
+        # Events published while the broker was away never reach our (new) queue.
+        self._connection.reconnect_callbacks.add(self._resync_rooms)
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=self.prefetch)
         queue = await channel.declare_queue(bus.gateway_events_queue(self.instance),
@@ -77,6 +84,7 @@ class EventConsumer:
 
     async def close(self) -> None:
         self._consumer_tag = None
+        self.ordering.close()
         if self._connection is not None:
             try:
                 await self._connection.close()
@@ -134,10 +142,36 @@ class EventConsumer:
 
     async def _on_message_posted(self, payload: dict) -> None:
         message = payload.get("message") or {}
-        room_id, message_id = message.get("room_id"), message.get("id")
-        frame = Frame.of("message", _room=room_id, _seq=message.get("seq"), message=message)
+        room_id, seq = message.get("room_id"), message.get("seq")
+        if not self.hub.by_room.get(room_id) or not isinstance(seq, int):
+            self.ordering.forget(room_id)  # nobody here listens: nothing to order
+            return
+        self.ordering.offer(room_id, seq, message)
+
+    def _deliver_message(self, room_id: str, seq: int, message: dict) -> None:
+        """The ordering's output: one message frame, in seq order, to the room's sockets."""
+        message_id = message.get("id")
+        frame = Frame.of("message", _room=room_id, _seq=seq, message=message)
         # The sending connection already has this message in its ack.
         self._to_room(room_id, frame, skip=lambda conn: message_id in conn.acked)
+
+    async def _history_after(self, room_id: str, after_seq: int, limit: int) -> list:
+        """Missing messages of a room, read as one of its subscribers (members may read)."""
+        for conn in list(self.hub.by_room.get(room_id, ())):
+            page = await self.app["rpc"].call("rooms", "list_messages", conn.user_id, room_id,
+                                              after_seq=after_seq, limit=limit,
+                                              timeout=HISTORY_FILL_SECONDS)
+            return page.get("messages") or []
+        return []
+
+    def _resync_rooms(self, *_args) -> None:
+        for room_id in list(self.ordering.rooms):
+            self.ordering.resync(room_id)
+
+    def _resume_room(self, room_id: str) -> None:
+        """A gap we cannot fill: the room's sockets reconnect and resume from history."""
+        for conn in list(self.hub.by_room.get(room_id, ())):
+            conn.close(CLOSE_TRY_AGAIN_LATER, "missed messages; reconnect and resume")
 
     async def _on_message_edited(self, payload: dict) -> None:
         message = payload.get("message") or {}

@@ -32,6 +32,7 @@ CLOSE_AUTH_TIMEOUT = 4408
 CLOSE_RATE_LIMITED = 4429
 
 RECENT_ACKS = 256  # message ids a connection remembers having acked (to skip their echo)
+CLOSE_HANDSHAKE_SECONDS = 2.0  # how long a server-initiated close waits for the client's reply
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class Connection:
         self.rooms: set[str] = set()
         # room_id -> live frames held back while that room's history is being replayed
         self.replaying: dict[str, list[Frame]] = {}
+        # room_id -> the last seq a subscribe {after_seq} replayed: live copies are dropped
+        self.replayed_to: dict[str, int] = {}
         self.acked: OrderedDict[str, None] = OrderedDict()
         self.queue: asyncio.Queue = asyncio.Queue(maxsize=queue_size)
         self.closing = False
@@ -72,6 +75,8 @@ class Connection:
         self._writer: asyncio.Task | None = None
         self._expiry: asyncio.TimerHandle | None = None
         self._closer: asyncio.Task | None = None
+        self._reader: asyncio.Task | None = None  # the handler's task while it is in receive()
+        self._reading = False
 
     # --- sending -----------------------------------------------------------------------
     def start(self) -> None:
@@ -83,6 +88,8 @@ class Connection:
             return
         if frame.room_id is not None and frame.room_id in self.replaying:
             self.replaying[frame.room_id].append(frame)
+            return
+        if frame.seq is not None and frame.seq <= self.replayed_to.get(frame.room_id, -1):
             return
         try:
             self.queue.put_nowait(frame)
@@ -116,6 +123,30 @@ class Connection:
         except Exception:
             log.exception("ws_writer_failed", conn_id=self.conn_id)
 
+    # --- reading -----------------------------------------------------------------------
+    async def receive(self):
+        """The handler's next client frame; None once this server is closing the socket.
+
+        aiohttp's ``ws.close()`` called while another task waits in ``receive()`` sends the
+        close frame and then drops TCP at once, without the client's close frame (Chromium:
+        ``wasClean: false``, aiohttp's client: 1006). So a close from elsewhere first ends
+        this read (cancelling just the wait here), and closes with no read pending, which
+        completes the closing handshake."""
+        if self.closing:
+            return None
+        self._reader = asyncio.current_task()
+        self._reading = True
+        try:
+            return await self.ws.receive()
+        except asyncio.CancelledError:
+            if self.closing and self._reader is None:  # interrupted by close(), not shutdown
+                asyncio.current_task().uncancel()
+                return None
+            raise
+        finally:
+            self._reader = None
+            self._reading = False
+
     # --- closing -----------------------------------------------------------------------
     def close(self, code: int, reason: str = "") -> None:
         """Close from anywhere (event consumer, timers): never blocks the caller."""
@@ -125,6 +156,9 @@ class Connection:
         self.close_code = code
         if self._expiry is not None:
             self._expiry.cancel()
+        reader, self._reader = self._reader, None
+        if reader is not None and reader is not asyncio.current_task():
+            reader.cancel()  # see receive()
         self._closer = asyncio.create_task(self._close(code, reason))
 
     async def _close(self, code: int, reason: str) -> None:
@@ -142,11 +176,19 @@ class Connection:
             # with ws.close() below, and a cancelled shared waiter would cancel that too.
             await asyncio.wait([writer], timeout=1.0)
         self._discard_queued()
+        for _ in range(100):  # the handler's interrupted receive() must have ended first
+            if not self._reading:
+                break
+            await asyncio.sleep(0.01)
+        clean = False
         try:
-            await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()[:120]), 2.0)
+            # The close frame, then the client's close frame within the bound.
+            await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()[:120]),
+                                   CLOSE_HANDSHAKE_SECONDS)
+            clean = self.ws.exception() is None
         except (Exception, asyncio.CancelledError):
             pass
-        if not self.ws.closed or code == CLOSE_TRY_AGAIN_LATER:
+        if not clean:
             # A client that reads nothing cannot take a close frame either: drop the link.
             req = getattr(self.ws, "_req", None)
             transport = req.transport if req is not None else None
@@ -226,6 +268,7 @@ class Hub:
     def unsubscribe(self, conn: Connection, room_id: str) -> None:
         conn.rooms.discard(room_id)
         conn.replaying.pop(room_id, None)
+        conn.replayed_to.pop(room_id, None)
         _discard(self.by_room, room_id, conn)
 
     def drop_room(self, room_id: str, user_id: str | None = None) -> None:

@@ -123,16 +123,19 @@ class Presence:
         self._beat_task = asyncio.create_task(self._beat_loop(), name="gateway-heartbeat")
 
     async def _beat_loop(self) -> None:
-        first = True
+        first, lost = True, False
         while True:
             try:
                 previous = await self.redis.set(self.keys.heartbeat(self.instance),
                                                 str(time.time()), ex=HEARTBEAT_TTL, get=True)
                 if previous is None and not first and self.local:
-                    # Our heartbeat lapsed (a long stall) and the cleaner may have removed
-                    # our connections: put them back so presence stays true.
-                    await self._reregister()
+                    # Our heartbeat lapsed (a long stall, or the cache restarted empty) and
+                    # our connections may be gone: put them back so presence stays true.
+                    lost = True
                 first = False
+                if lost:
+                    await self._reregister()
+                    lost = False  # (failed: tried again at the next beat)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -145,6 +148,17 @@ class Presence:
                 pipe.hset(self.keys.user_conns(user_id), conn_id, self.instance)
                 pipe.hset(self.keys.instance_conns(self.instance), conn_id, user_id)
             await pipe.execute()
+        # A cache that restarted empty lost user:<uid>:rooms too, which a later offline needs.
+        for user_id in set(self.local.values()):
+            for attempt in (1, 2):  # a pooled connection the restart cut fails once
+                try:
+                    if not await self.redis.exists(self.keys.user_rooms(user_id)):
+                        await self.refresh_rooms(user_id)
+                    break
+                except Exception as exc:  # rooms away: the next connect refreshes it
+                    if attempt == 2:
+                        log.warning("presence_rooms_refresh_failed", user_id=user_id,
+                                    error=str(exc))
         log.warning("presence_reregistered", connections=len(self.local))
 
     async def stop(self) -> None:

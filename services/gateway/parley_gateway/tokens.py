@@ -4,6 +4,9 @@ Tokens are EdDSA JWTs signed by auth; the gateway checks them without a call per
 the public keys come from ``auth.public_keys()`` (fetched at start with back-off, and again
 when a token names an unknown ``kid``, at most once per ``refresh_interval``), and revoked
 sessions are Redis keys ``revoked:<sid>`` written by logout and by ``session_revoked`` events.
+Redis keeps no other copy of them, so they are also marked loaded (``revocations:loaded``); a
+cache that lost the mark lost the revocations too: until they are loaded back from auth
+(``auth.revoked_sessions``), every verification asks auth (``session_active``).
 """
 from __future__ import annotations
 
@@ -20,10 +23,13 @@ from parley_common.cache_keys import CacheKeys
 from parley_common.errors import ParleyError, Unauthenticated, Unavailable
 from parley_common.logs import get_logger
 
+from .events import parse_time
+
 log = get_logger("parley_gateway.tokens")
 
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "sid"]
 LEEWAY_SECONDS = 5
+DEFAULT_REVOKED_TTL = 900.0  # a revoked session auth names without an expiry: a token's life
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,7 @@ class TokenVerifier:
         self._last_refresh = 0.0
         self._refresh_lock = asyncio.Lock()
         self._background: asyncio.Task | None = None
+        self._reload: asyncio.Task | None = None
 
     @property
     def has_keys(self) -> bool:
@@ -82,12 +89,13 @@ class TokenVerifier:
         self._background = asyncio.create_task(fetch_until_loaded())
 
     async def stop(self) -> None:
-        if self._background is not None and not self._background.done():
-            self._background.cancel()
-            try:
-                await self._background
-            except (asyncio.CancelledError, Exception):
-                pass
+        for task in (self._background, self._reload):
+            if task is not None and not task.done():
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
 
     async def _key_for(self, kid: str) -> Ed25519PublicKey:
         key = self._public.get(kid)
@@ -136,13 +144,51 @@ class TokenVerifier:
 
     async def is_revoked(self, session_id: str) -> bool:
         try:
-            return bool(await self.redis.exists(self.keys.revoked(session_id)))
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.exists(self.keys.revoked(session_id))
+                pipe.exists(self.keys.revocations_loaded())
+                revoked, loaded = await pipe.execute()
         except (redis.exceptions.RedisError, OSError):
             # The cache has no answer: ask auth, the source of truth (Unavailable if it can't).
             log.warning("revocation_cache_unavailable")
             return not await self.rpc.call("auth", "session_active", session_id, timeout=3)
+        if revoked:
+            return True
+        if not loaded:
+            # The cache lost its revocations (restarted empty): auth answers until they are
+            # loaded back, so a revoked session never comes back to life.
+            self.reload_revocations_soon()
+            return not await self.rpc.call("auth", "session_active", session_id, timeout=3)
+        return False
+
+    def reload_revocations_soon(self) -> None:
+        if self._reload is None or self._reload.done():
+            self._reload = asyncio.create_task(self.reload_revocations())
+
+    async def reload_revocations(self) -> bool:
+        """Write auth's still-valid revoked sessions back into the cache, then mark it loaded.
+        False when auth or the cache did not answer (the next verify tries again)."""
+        try:
+            revoked = await self.rpc.call("auth", "revoked_sessions", timeout=10)
+            now = time.time()
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for entry in revoked or ():
+                    expires_at = parse_time(entry.get("expires_at")) or now + DEFAULT_REVOKED_TTL
+                    if expires_at > now - LEEWAY_SECONDS:
+                        pipe.set(self.keys.revoked(entry["session_id"]), "1",
+                                 ex=_revoked_ttl(expires_at))
+                pipe.set(self.keys.revocations_loaded(), str(int(now)))
+                await pipe.execute()
+        except (ParleyError, redis.exceptions.RedisError, OSError) as exc:
+            log.warning("revocations_reload_failed", error=repr(exc))
+            return False
+        log.info("revocations_reloaded", count=len(revoked or ()))
+        return True
 
     async def revoke_local(self, session_id: str, expires_at: float) -> None:
         """Mark a session revoked in the shared cache for the rest of its tokens' life."""
-        ttl = max(1, int(expires_at - time.time()) + LEEWAY_SECONDS + 1)
-        await self.redis.set(self.keys.revoked(session_id), "1", ex=ttl)
+        await self.redis.set(self.keys.revoked(session_id), "1", ex=_revoked_ttl(expires_at))
+
+
+def _revoked_ttl(expires_at: float) -> int:
+    return max(1, int(expires_at - time.time()) + LEEWAY_SECONDS + 1)

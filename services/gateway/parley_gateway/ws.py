@@ -165,7 +165,7 @@ class WsSession:
     async def run(self, authorization: str | None) -> None:
         if not await self.authenticate(authorization):
             return
-        async for msg in self.ws:
+        while (msg := await self.conn.receive()) is not None:  # None: we are closing
             if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY) and not await self.admit_frame():
                 pass  # refused with a warning (or the socket is closing): not handled
             elif msg.type == WSMsgType.TEXT:
@@ -341,6 +341,8 @@ class WsSession:
             except ParleyError:
                 self.hub.unsubscribe(conn, room_id)
                 raise
+            if self.hub.consumer is not None:  # live frames of this room start after it
+                self.hub.consumer.ordering.baseline(room_id, page.get("last_seq"))
             await self.reply("subscribed", ref, room_id=room_id, last_seq=page.get("last_seq"))
             if after_seq is not None:
                 while True:
@@ -354,6 +356,8 @@ class WsSession:
                                                after_seq=last, limit=REPLAY_PAGE)
         finally:
             held = conn.replaying.pop(room_id, [])
+            if last is not None:
+                conn.replayed_to[room_id] = last
             for held_frame in held:
                 if held_frame.seq is None or last is None or held_frame.seq > last:
                     conn.push(held_frame)

@@ -34,7 +34,9 @@ from nameko.constants import (AMQP_URI_CONFIG_KEY, DEFAULT_RETRY_POLICY,
 from nameko.events import EventDispatcher
 from nameko.exceptions import UnserializableValueError, serialize
 from nameko.extensions import SharedExtension
-from nameko.rpc import Rpc, RpcConsumer, get_rpc_exchange
+from nameko.rpc import get_rpc_exchange
+
+from parley_common.nameko_support import OutageTolerantRpc, OutageTolerantRpcConsumer
 
 
 class Producers:
@@ -189,15 +191,16 @@ def _fast_json(value) -> bytes:
         return kombu.serialization.dumps(value, "json")[2].encode("utf-8")
 
 
-class LeanRpcConsumer(RpcConsumer):
-    """nameko's RpcConsumer, answering through `Publishing` (unconfirmed, JSON once)."""
+class LeanRpcConsumer(OutageTolerantRpcConsumer):
+    """nameko's RpcConsumer, answering through `Publishing` (unconfirmed, JSON once); a reply
+    lost to a broker outage does not kill the service (OutageTolerantRpcConsumer)."""
 
     publishing = Publishing()
 
-    def handle_result(self, message, result, exc_info):
+    def answer(self, message, result, exc_info):
         error = serialize(exc_info[1]) if exc_info is not None else None
         if message.properties.get("content_type") != "application/json":
-            return super().handle_result(message, result, exc_info)  # not ours to optimise
+            return super().answer(message, result, exc_info)  # not ours to optimise
         try:
             body = _fast_json({"result": result, "error": error})
         except Exception:  # an unserializable result: nameko's answer for it
@@ -213,7 +216,7 @@ class LeanRpcConsumer(RpcConsumer):
         return result, exc_info
 
 
-class LeanRpc(Rpc):
+class LeanRpc(OutageTolerantRpc):
     """`@rpc` entrypoint whose replies go out through LeanRpcConsumer. Every rpc method of a
     service must use the same entrypoint class (they share one consumer of rpc-<service>)."""
 
