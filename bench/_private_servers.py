@@ -114,8 +114,8 @@ class PrivateServers:
                 "RABBITMQ_ENABLED_PLUGINS": "",
                 "RABBITMQ_DIST_PORT": str(self.rabbit_dist_port),
                 "ERL_EPMD_ADDRESS": "127.0.0.1",
-                # One scheduler: the node shares its one core with everything else.
-                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "+S 1:1 +A 4 -kernel inet_dist_use_interface {127,0,0,1}"}
+                # One scheduler, no busy waiting: the node shares its core with the rest.
+                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "+S 1:1 +A 4 +sbwt none +sbwtdcpu none +sbwtdio none -kernel inet_dist_use_interface {127,0,0,1}"}
 
     # --- start --------------------------------------------------------------------------
     def start(self) -> None:

@@ -23,7 +23,8 @@ load generator pins itself to --load-cores. Other modes:
     --mode idle        N authenticated idle sockets on one gateway: memory per connection
     --mode roundtrip   sequential REST calls that make one RPC (GET /api/v1/rooms/{id},
                        GET /api/v1/users/me; /healthz for reference): p50/p99
-    --mode all         roundtrip, fanout, idle (the default of `make bench`: short steps)
+    --mode all         roundtrip, fanout, idle (the default, what `make bench` runs)
+    --profile-rate R   py-spy samples the gateway and rooms during step R (--profile-dir)
 
     python bench/fanout.py                   # all three modes, the full sweep (~6 min)
     python bench/fanout.py --mode fanout
@@ -36,8 +37,9 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import resource
-import socket
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -73,17 +75,19 @@ class PrivateBrokerServers(Servers):
         self.private.rabbitmqctl(*args)
 
 
-def cpu_ticks(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        # utime, stime, cutime, cstime (the postmaster collects its ended backends' time)
-        total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
-    return total
+def cpu_ticks(side: "ServerSide") -> dict[str, int]:
+    """CPU ticks per server process (named), summed over its process tree's live members."""
+    ticks: dict[str, int] = {}
+    for name, pids in side.trees().items():
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            # utime, stime, cutime, cstime (the postmaster collects its ended backends' time)
+            ticks[name] = ticks.get(name, 0) + sum(int(f) for f in fields[11:15])
+    return ticks
 
 
 def rss_bytes(pid: int) -> int:
@@ -104,9 +108,14 @@ class ServerSide:
         self.private = private
         self.suite = suite
 
+    def trees(self) -> dict[str, list[int]]:
+        roots = dict(self.private.roots)
+        roots.update({name: proc.popen.pid for name, proc in self.suite.procs.items()
+                      if proc.alive()})
+        return {name: pids_of_tree([pid]) for name, pid in roots.items()}
+
     def pids(self) -> list[int]:
-        roots = [proc.popen.pid for proc in self.suite.procs.values() if proc.alive()]
-        return self.private.pids() + pids_of_tree(roots)
+        return [pid for pids in self.trees().values() for pid in pids]
 
     @property
     def gateway_pid(self) -> int:
@@ -211,6 +220,7 @@ class Sweep:
         elif kind == b"subs":
             self.subscribed += 1
         elif kind == b"read":
+            client.ready = True
             self.ready += 1
         elif kind == b"erro":
             at = payload.find(b'"code":"')
@@ -235,12 +245,11 @@ async def run_fanout(args, side: ServerSide, http: aiohttp.ClientSession) -> dic
     for start in range(0, len(order), 100):
         batch = order[start:start + 100]
         clients += await asyncio.gather(*(
-            connect(loop, "127.0.0.1", side.port, user["token"], sweep.on_text,
-                    local_host=f"127.0.0.{2 + (start + i) % 8}") for i, (_, user) in enumerate(batch)))
+            connect_ready(loop, side.port, user["token"], sweep.on_text, start + i)
+            for i, (_, user) in enumerate(batch)))
     for client, (room, _) in zip(clients, order):
         client.tag = {}
         client.room_id = room["id"]
-    await _until(lambda: sweep.ready >= len(clients), 120, "every socket ready")
     for client in clients:
         client.send_text(json.dumps({"type": "subscribe", "room_id": client.room_id}).encode())
     await _until(lambda: sweep.subscribed >= len(clients), 120, "every socket subscribed")
@@ -258,6 +267,7 @@ async def run_fanout(args, side: ServerSide, http: aiohttp.ClientSession) -> dic
         started = time.perf_counter()
         measure_from = started + args.warmup
         cpu_before, cpu_t0 = None, None
+        profilers = start_profilers(args, side, index) if rate == args.profile_rate else []
         due_total = 0
         end = measure_from + args.duration
         while True:
@@ -265,7 +275,7 @@ async def run_fanout(args, side: ServerSide, http: aiohttp.ClientSession) -> dic
             if now >= end:
                 break
             if cpu_before is None and now >= measure_from:
-                cpu_before, cpu_t0 = cpu_ticks(side.pids()), now
+                cpu_before, cpu_t0 = cpu_ticks(side), now
             target = int((now - started) * rate)
             while due_total < target:
                 n = len(sweep.sent_at)
@@ -289,10 +299,15 @@ async def run_fanout(args, side: ServerSide, http: aiohttp.ClientSession) -> dic
         while sweep.received[index] < expected and time.perf_counter() < deadline:
             await asyncio.sleep(0.01)
         settled = time.perf_counter()
-        cpu_after = cpu_ticks(side.pids())
+        cpu_after = cpu_ticks(side)
+        profiles = finish_profilers(profilers)
         received = sweep.received[index]
         ordered = sorted(sweep.latencies[index])
-        cpu_seconds = (cpu_after - (cpu_before or cpu_after)) / CLK_TCK
+        cpu_before = cpu_before or cpu_after
+        cpu_by_process = {name: (ticks - cpu_before.get(name, 0)) / CLK_TCK
+                          for name, ticks in cpu_after.items()}
+        cpu_seconds = sum(cpu_by_process.values())
+        window = max(settled - (cpu_t0 or settled), 1e-9)
         step = {
             "rate": rate, "sent": sent_measured, "achieved_rate": round(sent_measured / args.duration, 1),
             "expected_deliveries": expected, "delivered": received, "lost": expected - received,
@@ -302,8 +317,12 @@ async def run_fanout(args, side: ServerSide, http: aiohttp.ClientSession) -> dic
             "p99_ms": round(percentile(ordered, 0.99) * 1000, 1),
             "max_ms": round(ordered[-1] * 1000, 1) if ordered else None,
             "server_cpu_us_per_delivery": round(cpu_seconds * 1e6 / received, 2) if received else None,
-            "server_core_busy": round(cpu_seconds / max(settled - (cpu_t0 or settled), 1e-9), 2),
+            "server_core_busy": round(cpu_seconds / window, 2),
+            "core_busy_by_process": {name: round(seconds / window, 3)
+                                     for name, seconds in sorted(cpu_by_process.items())},
         }
+        if profiles:
+            step["profiles"] = profiles
         step["ok"] = step["lost"] == 0 and step["errors"] == 0 and step["p99_ms"] <= P99_LIMIT_MS
         steps.append(step)
         print(json.dumps(step), flush=True)
@@ -324,6 +343,91 @@ async def run_fanout(args, side: ServerSide, http: aiohttp.ClientSession) -> dic
         "gateway_bytes_per_connection": round(memory_per_connection),
         "sockets_closed_by_server": closed, "errors_by_code": sweep.errors, "steps": steps,
     }
+
+
+def start_profilers(args, side: ServerSide, index: int) -> list:
+    """py-spy record (collapsed stacks) of the gateway and rooms for the step's window."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    out = Path(args.profile_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    found = []
+    for name in ("gateway-1", "rooms"):
+        target = out / f"{name}-{args.profile_rate}.txt"
+        proc = subprocess.Popen([py_spy, "record", "--pid", str(side.suite.procs[name].popen.pid),
+                                 "--duration", str(int(args.warmup + args.duration)),
+                                 "--rate", "200", "--format", "raw", "--nonblocking",
+                                 "--output", str(target)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        found.append((name, proc, target))
+    return found
+
+
+def finish_profilers(profilers: list) -> dict:
+    summaries = {}
+    for name, proc, target in profilers:
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if target.exists():
+            summaries[name] = summarize_collapsed(target)
+    return summaries
+
+
+def _frame_name(frame: str) -> str:
+    """'send_str (/x/aiohttp/web_ws.py:412)' -> 'send_str web_ws.py'"""
+    match = re.match(r"(.+?) \(([^()]*)\)$", frame)
+    if match is None:
+        return frame
+    return f"{match.group(1)} {match.group(2).rsplit('/', 1)[-1].split(':')[0]}"
+
+
+def summarize_collapsed(path: Path, top: int = 15) -> dict:
+    """Share of samples per function: self (the innermost frame) and inclusive."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = [_frame_name(frame) for frame in stack.split(";")
+                  if not frame.startswith(("process ", "thread "))]
+        if not frames:
+            continue
+        n = int(count)
+        total += n
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + n
+
+    def share(table):
+        return [f"{100 * n / total:5.1f}% {frame}" for frame, n in
+                sorted(table.items(), key=lambda item: -item[1])[:top]]
+
+    return {"samples": total, "self": share(own), "inclusive": share(inclusive), "file": str(path)}
+
+
+async def connect_ready(loop, port: int, token: str, on_text, n: int, attempts: int = 5):
+    """A socket that got its `ready` frame; retried when the server refused or closed it
+    (a busy one-core server may time out an RPC while thousands of sockets authenticate)."""
+    for attempt in range(attempts):
+        try:
+            # Several source addresses: thousands of sockets from one may exhaust its ports.
+            client = await connect(loop, "127.0.0.1", port, token, on_text,
+                                   local_host=f"127.0.0.{2 + n % 16}")
+        except (OSError, asyncio.TimeoutError):
+            await asyncio.sleep(1 + attempt)
+            continue
+        client.ready = False
+        deadline = time.monotonic() + 30
+        while not client.ready and not client.closed and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if client.ready:
+            return client
+        client.close()
+        await asyncio.sleep(1 + attempt)
+    raise SystemExit(f"socket {n} never became ready")
 
 
 async def _until(predicate, timeout: float, what: str) -> None:
@@ -347,14 +451,12 @@ async def run_idle(args, side: ServerSide, http: aiohttp.ClientSession) -> dict:
 
     async def one(n: int):
         async with gate:
-            # Several source addresses: 19,000 sockets from one address may exhaust its ports.
-            return await connect(loop, "127.0.0.1", side.port, users[n % len(users)]["token"],
-                                 sweep.on_text, local_host=f"127.0.0.{2 + n % 16}")
+            return await connect_ready(loop, side.port, users[n % len(users)]["token"],
+                                       sweep.on_text, n)
 
     for start in range(0, args.idle_connections, 1000):
         clients += await asyncio.gather(*(one(n) for n in range(
             start, min(start + 1000, args.idle_connections))))
-    await _until(lambda: sweep.ready >= len(clients), 300, "every idle socket ready")
     connect_seconds = time.perf_counter() - started
     await asyncio.sleep(3.0)
     rss_after = rss_bytes(side.gateway_pid)
@@ -435,6 +537,7 @@ async def run(args) -> dict:
             "ARGON2_TIME_COST": "1", "ARGON2_MEMORY_COST": "8192", "ARGON2_PARALLELISM": "1",
             "WS_RATE_PER_10S": "100000000", "WRITE_RATE_PER_MINUTE": "100000000",
             "LOGIN_FAILURES_PER_ADDRESS": "100000", "LOG_LEVEL": "warning",
+            "SWEEP_INTERVAL_SECONDS": "10",  # the cleaner's default (the tests' suite uses 2)
             "WS_SEND_QUEUE": str(args.send_queue), **dict(kv.split("=", 1) for kv in args.env)})
         os.sched_setaffinity(0, load_cores)
         side = ServerSide(private, suite)
@@ -442,24 +545,29 @@ async def run(args) -> dict:
         try:
             connector = aiohttp.TCPConnector(limit=0)
             async with aiohttp.ClientSession(connector=connector) as http:
-                if args.mode in ("roundtrip", "all"):
+                if "roundtrip" in args.modes:
                     report["roundtrip"] = await run_roundtrip(args, side, http)
                     print(json.dumps({"roundtrip": report["roundtrip"]}), flush=True)
-                if args.mode in ("fanout", "all"):
+                if "fanout" in args.modes:
                     report["fanout"] = await run_fanout(args, side, http)
-                if args.mode in ("idle", "all"):
+                if "idle" in args.modes:
                     report["idle"] = await run_idle(args, side, http)
         finally:
             for proc in reversed(list(suite.procs.values())):
                 proc.stop()
             servers.delete_vhost(vhost)
+            if args.logs_dir:
+                Path(args.logs_dir).mkdir(parents=True, exist_ok=True)
+                for log in Path(tmp).glob("*.log"):
+                    shutil.copy(log, args.logs_dir)
     return report
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mode", choices=("fanout", "idle", "roundtrip", "all"), default="all")
+    parser.add_argument("--mode", default="all",
+                        help="fanout, idle, roundtrip, a comma-separated list of them, or all")
     parser.add_argument("--rates", default=DEFAULT_RATES, help=f"msgs/s steps ({DEFAULT_RATES})")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds per step not measured")
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per step")
@@ -480,9 +588,18 @@ def main() -> int:
                         help="private Redis, PostgreSQL, RabbitMQ (+dist) on this and the next 3")
     parser.add_argument("--env", action="append", default=[],
                         help="NAME=VALUE for the Parley processes (repeatable)")
+    parser.add_argument("--profile-rate", type=int, default=None,
+                        help="py-spy record the gateway and rooms during this step")
+    parser.add_argument("--profile-dir", default="bench/profiles",
+                        help="where the collapsed stacks go (default bench/profiles)")
+    parser.add_argument("--logs-dir", help="keep the Parley processes' logs here")
     parser.add_argument("--json-out", help="also write the report to this file")
     args = parser.parse_args()
     args.rates = [int(rate) for rate in args.rates.split(",")]
+    args.modes = ({"roundtrip", "fanout", "idle"} if args.mode == "all"
+                  else set(args.mode.split(",")))
+    if not args.modes <= {"roundtrip", "fanout", "idle"}:
+        parser.error(f"unknown --mode {args.mode!r}")
     try:
         import uvloop
         uvloop.install()

@@ -345,8 +345,8 @@ def start_suite(iso: Isolation, gateways: int = 2, extra_env: dict | None = None
     keyfile.write_bytes(Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()))
-    env = iso.env(JWT_PRIVATE_KEY_FILE=str(keyfile), RPC_TIMEOUT_SECONDS="5",
-                  SWEEP_INTERVAL_SECONDS="2", **(extra_env or {}))
+    env = iso.env(**{"JWT_PRIVATE_KEY_FILE": str(keyfile), "RPC_TIMEOUT_SECONDS": "5",
+                     "SWEEP_INTERVAL_SECONDS": "2", **(extra_env or {})})
     procs: dict[str, Proc] = {}
     for name, module, queue in (("logger", "parley_logger", "logs.archive"),
                                 ("auth", "parley_auth", "rpc-auth"),
