@@ -111,7 +111,8 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         return web.json_response(error.to_body(), status=503,
                                  headers={"Retry-After": str(error.retry_after)})
     settings = app["settings"]
-    ws = web.WebSocketResponse(max_msg_size=settings.ws_max_frame,
+    # No permessage-deflate: the hub writes prepared uncompressed frames (wire.py).
+    ws = web.WebSocketResponse(max_msg_size=settings.ws_max_frame, compress=False,
                                heartbeat=getattr(settings, "ws_heartbeat", DEFAULT_WS_HEARTBEAT))
     await ws.prepare(request)
     _bound_socket_buffers(request, settings.ws_socket_sndbuf)
