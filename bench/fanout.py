@@ -492,6 +492,18 @@ async def run_roundtrip(args, side: ServerSide, http: aiohttp.ClientSession) -> 
         times.sort()
         result[name] = {"calls": len(times), "p50_ms": round(percentile(times, 0.5) * 1000, 2),
                         "p99_ms": round(percentile(times, 0.99) * 1000, 2)}
+    # The gateway's own view of the RPC inside those calls (its rpc_latency histogram).
+    async with http.get(side.url + "/metrics") as r:
+        metrics = await r.text()
+    for method, name in (("rooms.get_room", "get_room"), ("auth.get_me", "users_me")):
+        sums = {}
+        for line in metrics.splitlines():
+            if line.startswith("parley_gateway_rpc_latency_seconds_") and f'method="{method}"' in line \
+                    and 'outcome="ok"' in line:
+                kind = line.split("{", 1)[0].rsplit("_", 1)[-1]
+                sums[kind] = float(line.rsplit(" ", 1)[1])
+        if sums.get("count"):
+            result[name]["rpc_mean_ms"] = round(sums["sum"] / sums["count"] * 1000, 2)
     return result
 
 

@@ -5,6 +5,13 @@ routing key that goes out as ``reply_to``); replies are matched to callers by
 ``correlation_id``. Every call has a timeout, and the request carries the same number as a
 per-message TTL, so a request nobody picked up in time is dropped by the broker instead of
 being executed after the caller has given up.
+
+Requests are transient and published without publisher confirms: a request only matters to a
+caller that is waiting for its reply on an exclusive, auto-delete reply queue, which does not
+survive a broker restart or a lost connection either. Persisting it (a disk write at the broker)
+or waiting for its confirm (a second round trip) could not make any call succeed that fails
+without them: a lost request is a timeout and an idempotent retry, exactly like a lost reply.
+What a call changes is made durable by the service before it answers.
 """
 from __future__ import annotations
 
@@ -35,7 +42,7 @@ class AsyncRpcClient:
 
     async def start(self) -> None:
         self._connection = await aio_pika.connect_robust(self.amqp_uri)
-        channel = await self._connection.channel()
+        channel = await self._connection.channel(publisher_confirms=False)
         self._exchange = await channel.declare_exchange(
             bus.RPC_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
         queue = await channel.declare_queue(
@@ -84,7 +91,7 @@ class AsyncRpcClient:
                     content_encoding="utf-8",
                     correlation_id=correlation_id,
                     reply_to=self._reply_key,
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT,
                     expiration=timeout,
                 ),
                 routing_key=name,
