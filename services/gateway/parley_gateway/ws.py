@@ -6,7 +6,8 @@ session revoked, 4429 too many messages, 1009 frame too large, 1001 server drain
 1013 "try again later" when this server's send queue to a client overflowed (a client too
 slow to read; it reconnects and resumes with ``subscribe {after_seq}``).
 
-Tuning (environment, via Settings): WS_SEND_QUEUE (frames queued per socket, 256),
+Tuning (environment, via Settings): WS_SEND_QUEUE (frames held per socket while its
+transport is over its high-water mark, 256; see hub.py),
 WS_RATE_PER_10S (send frames per user per 10 s, 30), WS_AUTH_TIMEOUT_SECONDS (5),
 WS_MAX_FRAME_BYTES (65536), and WS_SOCKET_SNDBUF (bytes the kernel and asyncio may buffer per
 socket; 0 = kernel default) which bounds memory per client and makes a stalled client show
