@@ -70,8 +70,9 @@ async def test_overflowing_queue_closes_only_that_socket(hub_server):
     good = await hub_server.connected.get()
     bad_ws = await hub_server.http.ws_connect(hub_server.url + "?user=bad")
     bad = await hub_server.connected.get()
-    # the bad connection's writer is stuck (as with a client that stopped reading)
-    bad._writer.cancel()
+    # the bad connection's transport is over its high-water mark (as with a client that
+    # stopped reading): frames wait in its bounded backlog
+    bad.protocol.pause_writing()
     for seq in range(1, 7):
         hub.deliver(Frame.of("message", _room="room", _seq=seq, message={"seq": seq}), [good, bad])
         await asyncio.sleep(0.01)  # a healthy writer keeps up

@@ -5,6 +5,15 @@ routing key that goes out as ``reply_to``); replies are matched to callers by
 ``correlation_id``. Every call has a timeout, and the request carries the same number as a
 per-message TTL, so a request nobody picked up in time is dropped by the broker instead of
 being executed after the caller has given up.
+
+Requests are transient and published without publisher confirms: a request only matters to a
+caller that is waiting for its reply on an exclusive, auto-delete reply queue, which does not
+survive a broker restart or a lost connection either. Persisting it (a disk write at the broker)
+or waiting for its confirm (a second round trip) could not make any call succeed that fails
+without them: a lost request is a timeout and an idempotent retry, exactly like a lost reply.
+What a call changes is made durable by the service before it answers. Being transient, a
+request that carries a password (login, register, change_password, delete_me) never reaches
+the broker's disk.
 """
 from __future__ import annotations
 
@@ -38,7 +47,7 @@ class AsyncRpcClient:
 
     async def start(self) -> None:
         self._connection = await aio_pika.connect_robust(self.amqp_uri)
-        channel = await self._connection.channel()
+        channel = await self._connection.channel(publisher_confirms=False)
         self._exchange = await channel.declare_exchange(
             bus.RPC_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
         queue = await channel.declare_queue(
@@ -67,11 +76,11 @@ class AsyncRpcClient:
             future.set_result({"result": None, "error": {"exc_type": "BadReply"}})
 
     async def call(self, service: str, method: str, *args: Any, timeout: float | None = None,
-                   persistent: bool = True, **kwargs: Any) -> Any:
+                   **kwargs: Any) -> Any:
         """Call ``service.method(*args, **kwargs)``; raise the remote ParleyError, or
-        Unavailable on timeout or a broken connection. ``persistent=False`` publishes the
-        request transient: for calls that carry a password, which must never reach the
-        broker's disk (such a call is simply retried by its user if the broker restarts)."""
+        Unavailable on timeout or a broken connection. The request is transient (see the
+        module's note), so the passwords that login and register carry never reach the
+        broker's disk."""
         timeout = self.timeout if timeout is None else timeout
         name = f"{service}.{method}"
         if self._exchange is None or not self.connected:
@@ -89,8 +98,7 @@ class AsyncRpcClient:
                     content_encoding="utf-8",
                     correlation_id=correlation_id,
                     reply_to=self._reply_key,
-                    delivery_mode=(aio_pika.DeliveryMode.PERSISTENT if persistent
-                                   else aio_pika.DeliveryMode.NOT_PERSISTENT),
+                    delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT,
                     expiration=timeout,
                 ),
                 routing_key=name,

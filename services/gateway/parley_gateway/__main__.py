@@ -1,6 +1,8 @@
 """python -m parley_gateway [run|healthcheck]"""
 from __future__ import annotations
 
+import gc
+import os
 import sys
 import urllib.request
 
@@ -17,6 +19,8 @@ def run() -> int:
     from .app import create_app
 
     app = create_app(settings)
+    app.on_startup.append(_freeze_start_up_objects)  # last: after every other start-up hook
+    _use_uvloop()
     shown_host = "localhost" if settings.host in ("0.0.0.0", "::", "") else settings.host
     log = get_logger("parley_gateway")
     log.info("gateway_starting", url=f"http://{shown_host}:{settings.port}",
@@ -26,6 +30,25 @@ def run() -> int:
                 handle_signals=True, access_log=None, print=None)
     log.info("gateway_stopped")
     return 0
+
+
+def _use_uvloop() -> None:
+    """uvloop's event loop (libuv): cheaper socket writes and callbacks than asyncio's.
+    GATEWAY_UVLOOP=0 keeps asyncio's default loop."""
+    if os.environ.get("GATEWAY_UVLOOP", "1") == "0":
+        return
+    try:
+        import uvloop
+    except ImportError:
+        return
+    uvloop.install()
+
+
+async def _freeze_start_up_objects(app: web.Application) -> None:
+    """Move everything alive after start-up (modules, app, settings) out of the collector's
+    reach: full collections then only scan what came later, which shortens gen-2 pauses."""
+    gc.collect()
+    gc.freeze()
 
 
 def healthcheck() -> int:

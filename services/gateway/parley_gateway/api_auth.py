@@ -61,10 +61,9 @@ async def register(ctx: Ctx):
     await ctx.app["ratelimit"].reserve_registration(
         client_address(ctx.request, ctx.app["settings"]))
     # One request id per HTTP request: a redelivered RPC answers with the user it already made.
-    # Transient: the password must never be written to the broker's disk.
+    # Every RPC request is transient (parley_common.rpc): the password never reaches disk.
     user = await ctx.rpc("auth", "register", body["username"], body["email"], body["password"],
-                         body.get("display_name"), request_id=uuid.uuid4().hex,
-                         persistent=False)
+                         body.get("display_name"), request_id=uuid.uuid4().hex)
     return json_response({"user": user}, 201)
 
 
@@ -101,7 +100,7 @@ async def login(ctx: Ctx):
     account = await ctx.rpc("auth", "login_account", login_name) or login_key(login_name)[:254]
     user_agent = ctx.request.headers.get("User-Agent", "")[:MAX_USER_AGENT] or None
     result = await password_checked(ctx, account, ctx.rpc(
-        "auth", "login", login_name, password, user_agent, persistent=False))
+        "auth", "login", login_name, password, user_agent))
     return token_reply(result, ctx.body.get("refresh_delivery") or "cookie")
 
 
@@ -140,7 +139,7 @@ async def change_password(ctx: Ctx):
     principal = ctx.principal
     await password_checked(ctx, principal.user_id, ctx.rpc(
         "auth", "change_password", principal.user_id, principal.session_id,
-        ctx.body["old_password"], ctx.body["new_password"], persistent=False))
+        ctx.body["old_password"], ctx.body["new_password"]))
     return no_content()
 
 

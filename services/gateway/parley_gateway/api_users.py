@@ -19,7 +19,7 @@ async def update_me(ctx: Ctx):
 async def delete_me(ctx: Ctx):
     principal = ctx.principal
     await password_checked(ctx, principal.user_id, ctx.rpc(
-        "auth", "delete_me", principal.user_id, ctx.body["password"], persistent=False))
+        "auth", "delete_me", principal.user_id, ctx.body["password"]))
     # auth revokes every session (session_revoked per session); this one goes right now.
     await ctx.app["tokens"].revoke_local(principal.session_id, principal.expires_at)
     hub = ctx.app.get("hub")

@@ -32,6 +32,8 @@ log = get_logger("parley_gateway.app")
 # The shared-state names are plain strings by contract between the REST and WebSocket sides.
 warnings.filterwarnings("ignore", category=web.NotAppKeyWarning)
 
+REDIS_POOL_SIZE = 100  # connections to Redis per gateway process
+
 ENDPOINTS = api_health.ENDPOINTS + api_auth.ENDPOINTS + api_users.ENDPOINTS + api_rooms.ENDPOINTS
 
 
@@ -68,9 +70,12 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     metrics = Metrics()
     keys = CacheKeys(settings.redis_prefix)
-    redis_client = aioredis.from_url(settings.redis_url, decode_responses=True,
-                                      socket_timeout=5, socket_connect_timeout=3,
-                                      health_check_interval=30)
+    # A blocking pool: a burst beyond REDIS_POOL_SIZE connections waits (up to 5 s) for a free
+    # one instead of failing (redis-py's default pool raises "Too many connections" beyond 100,
+    # which turned a burst of WebSocket sends into internal_error replies).
+    redis_client = aioredis.Redis.from_pool(aioredis.BlockingConnectionPool.from_url(
+        settings.redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=3,
+        health_check_interval=30, max_connections=REDIS_POOL_SIZE, timeout=5))
     rpc = AsyncRpcClient(settings.amqp_uri, caller="gateway", timeout=settings.rpc_timeout,
                          observe=metrics.observe_rpc)
     app["settings"] = settings

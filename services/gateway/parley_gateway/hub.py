@@ -1,23 +1,28 @@
 """This instance's registry of WebSocket connections and the fan-out to them.
 
-Every connection owns a bounded send queue drained by one writer task, so a slow client
-never stalls the event consumer or the other sockets: frames are serialized once per event
-and the same string is queued to every target. A client whose queue is full is disconnected
-with close code 1013 ("try again later"); it reconnects and resumes with
-``subscribe {after_seq}``.
+A frame is serialized once per event, and its WebSocket wire bytes (header + JSON, unmasked,
+uncompressed: sockets are opened with compression off) are built once too; every target
+socket gets the same bytes object. Pushing a frame costs a list append: the hub writes each
+socket's frames of one loop turn with one ``transport.write`` (wire.py). No task, no queue
+per delivery.
+
+A slow client is bounded the way the kernel tells us: while its transport is paused (its
+buffer is over the high-water mark, WS_SOCKET_SNDBUF or asyncio's 64 KiB), frames wait in a
+per-socket backlog of at most WS_SEND_QUEUE frames; one more and the socket is closed with
+1013 ("try again later"); it reconnects and resumes with ``subscribe {after_seq}``.
 """
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
-from collections import OrderedDict, defaultdict
-from dataclasses import dataclass
-from typing import Any, Iterable
+from collections import OrderedDict, defaultdict, deque
+from typing import Iterable
 
 from aiohttp import web
 
 from parley_common.logs import get_logger
+
+from .wire import Frame, OutboundBatcher
 
 log = get_logger("parley_gateway.hub")
 
@@ -34,24 +39,7 @@ CLOSE_RATE_LIMITED = 4429
 RECENT_ACKS = 256  # message ids a connection remembers having acked (to skip their echo)
 CLOSE_HANDSHAKE_SECONDS = 2.0  # how long a server-initiated close waits for the client's reply
 
-
-@dataclass(frozen=True)
-class Frame:
-    """One outgoing frame, serialized once and shared by every socket it goes to."""
-    type: str
-    text: str
-    room_id: str | None = None  # frames about a room are held back while it replays
-    seq: int | None = None  # message frames: lets a resuming subscription drop duplicates
-
-    @classmethod
-    def of(cls, type_: str, *, _room: str | None = None, _seq: int | None = None,
-           **fields: Any) -> "Frame":
-        """``_room``/``_seq`` steer delivery; ``fields`` are the frame's JSON content."""
-        return cls(type_, json.dumps({"type": type_, **fields}, separators=(",", ":")),
-                   _room, _seq)
-
-
-_CLOSE = object()
+__all__ = ["Frame", "Connection", "Hub"]
 
 
 class Connection:
@@ -69,10 +57,15 @@ class Connection:
         # room_id -> the last seq a subscribe {after_seq} replayed: live copies are dropped
         self.replayed_to: dict[str, int] = {}
         self.acked: OrderedDict[str, None] = OrderedDict()
-        self.queue: asyncio.Queue = asyncio.Queue(maxsize=queue_size)
+        self.queue_size = queue_size
+        self.out: list[Frame] = []  # frames of this loop turn, written by the hub's flush
+        self.backlog: deque[Frame] | None = None  # frames held while the transport is paused
         self.closing = False
         self.close_code: int | None = None
-        self._writer: asyncio.Task | None = None
+        req = getattr(ws, "_req", None)
+        self.transport = req.transport if req is not None else None
+        self.protocol = req.protocol if req is not None else None
+        self._drainer: asyncio.Task | None = None
         self._expiry: asyncio.TimerHandle | None = None
         self._closer: asyncio.Task | None = None
         self._reader: asyncio.Task | None = None  # the handler's task while it is in receive()
@@ -80,10 +73,10 @@ class Connection:
 
     # --- sending -----------------------------------------------------------------------
     def start(self) -> None:
-        self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{self.conn_id}")
+        """Kept for callers of the earlier writer-task design: nothing to start now."""
 
     def push(self, frame: Frame) -> None:
-        """Queue a live frame without waiting; an overflowing client is disconnected."""
+        """Send a live frame without waiting; an overflowing client is disconnected."""
         if self.closing:
             return
         if frame.room_id is not None and frame.room_id in self.replaying:
@@ -91,37 +84,87 @@ class Connection:
             return
         if frame.seq is not None and frame.seq <= self.replayed_to.get(frame.room_id, -1):
             return
-        try:
-            self.queue.put_nowait(frame)
-        except asyncio.QueueFull:
-            log.warning("ws_slow_consumer", conn_id=self.conn_id, user_id=self.user_id,
-                        queued=self.queue.qsize())
-            self.close(CLOSE_TRY_AGAIN_LATER, "send queue overflow; reconnect and resume")
+        self._enqueue(frame)
 
     async def send(self, frame: Frame) -> None:
-        """Queue a direct reply (or replayed history), waiting for room in the queue."""
-        if not self.closing:
-            await self.queue.put(frame)
+        """Send a direct reply (or replayed history), waiting while the client is behind."""
+        if self.closing:
+            return
+        backlog = self.backlog
+        if backlog is not None and len(backlog) >= self.queue_size:
+            await self._wait_drained()
+            if self.closing:
+                return
+        self._enqueue(frame, bounded=False)
 
     def remember_ack(self, message_id: str) -> None:
         self.acked[message_id] = None
-        while len(self.acked) > RECENT_ACKS:
+        if len(self.acked) > RECENT_ACKS:
             self.acked.popitem(last=False)
 
-    async def _write_loop(self) -> None:
-        metrics = self.hub.metrics
+    def _enqueue(self, frame: Frame, bounded: bool = True) -> None:
+        backlog = self.backlog
+        if backlog is None and self.protocol is not None and self.protocol.writing_paused:
+            backlog = self._start_backlog()
+        if backlog is not None:
+            if bounded and len(backlog) >= self.queue_size:
+                log.warning("ws_slow_consumer", conn_id=self.conn_id, user_id=self.user_id,
+                            queued=len(backlog))
+                self.close(CLOSE_TRY_AGAIN_LATER, "send queue overflow; reconnect and resume")
+                return
+            backlog.append(frame)
+            return
+        if not self.out:
+            self.hub.outbound.mark(self)
+        self.out.append(frame)
+
+    def flush(self) -> None:
+        """Write this loop turn's frames with one transport.write (called by the hub)."""
+        out = self.out
+        if not out:
+            return
+        self.out = []
+        self._write(out)
+
+    def _write(self, frames) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if len(frames) == 1:
+            transport.write(frames[0].wire)
+        else:
+            transport.write(b"".join([frame.wire for frame in frames]))
+        self.hub.outbound.count(frames)
+        if self.backlog is None and self.protocol is not None and self.protocol.writing_paused:
+            self._start_backlog()
+
+    def _start_backlog(self) -> deque:
+        self.backlog = deque()
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain(), name=f"ws-drain-{self.conn_id}")
+        return self.backlog
+
+    async def _drain(self) -> None:
+        """While the transport is paused: wait for it to resume, then write the backlog."""
         try:
-            while True:
-                item = await self.queue.get()
-                if item is _CLOSE:
-                    break
-                await self.ws.send_str(item.text)
-                if metrics is not None:
-                    metrics.ws_frames_out.labels(type=item.type).inc()
+            while self.backlog is not None:
+                # aiohttp's own wait-for-resume; shielded: ws.close() may share its waiter
+                await asyncio.shield(self.protocol._drain_helper())
+                held = self.backlog
+                self.backlog = deque()
+                if held:
+                    self._write(held)
+                if not self.protocol.writing_paused and not self.backlog:
+                    self.backlog = None
         except (ConnectionError, RuntimeError, asyncio.CancelledError):
             pass  # the socket went away; the reader side cleans up
         except Exception:
-            log.exception("ws_writer_failed", conn_id=self.conn_id)
+            log.exception("ws_drain_failed", conn_id=self.conn_id)
+
+    async def _wait_drained(self) -> None:
+        drainer = self._drainer
+        if drainer is not None and not drainer.done():
+            await asyncio.wait([drainer])
 
     # --- reading -----------------------------------------------------------------------
     async def receive(self):
@@ -162,19 +205,15 @@ class Connection:
         self._closer = asyncio.create_task(self._close(code, reason))
 
     async def _close(self, code: int, reason: str) -> None:
-        writer = self._writer
-        if writer is not None:
-            if code != CLOSE_TRY_AGAIN_LATER:
-                # Frames already queued (e.g. the reply before a close) go out first.
+        if code != CLOSE_TRY_AGAIN_LATER:
+            # Frames already queued (e.g. the reply before a close) go out first.
+            self.flush()
+            if self.backlog is not None:
                 try:
-                    self.queue.put_nowait(_CLOSE)
-                    await asyncio.wait_for(asyncio.shield(writer), 1.0)
-                except (asyncio.QueueFull, asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wait_drained(), 1.0)
+                except asyncio.TimeoutError:
                     pass
-            writer.cancel()
-            # Let the cancellation settle: the writer may share the transport's drain waiter
-            # with ws.close() below, and a cancelled shared waiter would cancel that too.
-            await asyncio.wait([writer], timeout=1.0)
+        await self._stop_drainer()
         self._discard_queued()
         for _ in range(100):  # the handler's interrupted receive() must have ended first
             if not self._reading:
@@ -190,34 +229,30 @@ class Connection:
             pass
         if not clean:
             # A client that reads nothing cannot take a close frame either: drop the link.
-            req = getattr(self.ws, "_req", None)
-            transport = req.transport if req is not None else None
-            if transport is not None:
-                transport.abort()  # also when closing: close() would wait for a flush
+            if self.transport is not None:
+                self.transport.abort()  # also when closing: close() would wait for a flush
+
+    async def _stop_drainer(self) -> None:
+        drainer = self._drainer
+        if drainer is not None and not drainer.done():
+            drainer.cancel()
+            await asyncio.wait([drainer], timeout=1.0)
 
     async def finish(self) -> None:
         """Called by the handler once the socket is done: let a close handshake in progress
-        complete (bounded), then stop the writer task."""
+        complete (bounded), then drop what is still queued."""
         self.closing = True
         if self._expiry is not None:
             self._expiry.cancel()
         if self._closer is not None and not self._closer.done():
             await asyncio.wait([self._closer], timeout=3.5)
-        if self._writer is not None and not self._writer.done():
-            self._writer.cancel()
-            try:
-                await self._writer
-            except (asyncio.CancelledError, Exception):
-                pass
+        await self._stop_drainer()
         self._discard_queued()
 
     def _discard_queued(self) -> None:
-        # Frees a handler blocked in send() on a full queue whose writer is gone.
-        while True:
-            try:
-                self.queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
+        self.out = []
+        if self.backlog is not None:
+            self.backlog = None
 
     def expire_at(self, loop_delay: float) -> None:
         if self._expiry is not None:  # a renewed token replaces the earlier deadline
@@ -234,6 +269,7 @@ class Hub:
         self.by_user: dict[str, set[Connection]] = defaultdict(set)
         self.by_session: dict[str, set[Connection]] = defaultdict(set)
         self.by_room: dict[str, set[Connection]] = defaultdict(set)
+        self.outbound = OutboundBatcher(metrics)
         self.draining = False
         self.consumer = None  # events.EventConsumer, set by ws.setup_ws
 
@@ -243,9 +279,7 @@ class Hub:
 
     # --- registry ----------------------------------------------------------------------
     def new_connection(self, ws: web.WebSocketResponse) -> Connection:
-        conn = Connection(self, ws, self.settings.ws_send_queue)
-        conn.start()
-        return conn
+        return Connection(self, ws, self.settings.ws_send_queue)
 
     def register(self, conn: Connection) -> None:
         self.connections[conn.conn_id] = conn

@@ -6,7 +6,8 @@ session revoked, 4429 too many messages, 1009 frame too large, 1001 server drain
 1013 "try again later" when this server's send queue to a client overflowed (a client too
 slow to read; it reconnects and resumes with ``subscribe {after_seq}``).
 
-Tuning (environment, via Settings): WS_SEND_QUEUE (frames queued per socket, 256),
+Tuning (environment, via Settings): WS_SEND_QUEUE (frames held per socket while its
+transport is over its high-water mark, 256; see hub.py),
 WS_RATE_PER_10S (send frames per user per 10 s, 30; this and the per-socket frame budget,
 subscription and socket caps are in-process: budget.py), WS_AUTH_TIMEOUT_SECONDS (5),
 WS_MAX_FRAME_BYTES (65536), and WS_SOCKET_SNDBUF (bytes the kernel and asyncio may buffer per
@@ -118,7 +119,8 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         return web.json_response(error.to_body(), status=503,
                                  headers={"Retry-After": str(error.retry_after)})
     settings = app["settings"]
-    ws = web.WebSocketResponse(max_msg_size=settings.ws_max_frame,
+    # No permessage-deflate: the hub writes prepared uncompressed frames (wire.py).
+    ws = web.WebSocketResponse(max_msg_size=settings.ws_max_frame, compress=False,
                                heartbeat=getattr(settings, "ws_heartbeat", DEFAULT_WS_HEARTBEAT))
     await ws.prepare(request)
     _bound_socket_buffers(request, settings.ws_socket_sndbuf)
