@@ -230,7 +230,7 @@ class Person:
         if topic:
             dialog.get_by_label("Topic").fill(topic)
         if private:
-            dialog.get_by_label(re.compile("^Private")).check()
+            dialog.get_by_role("radio", name=re.compile("Private")).check()
         dialog.get_by_role("button", name="Create").click()
         expect(dialog).to_be_hidden()
         expect(page.get_by_role("heading", name=re.compile(re.escape(name)))).to_be_visible()
