@@ -320,3 +320,39 @@ def people(browser, gateway, request):
     crowd = People(browser, gateway.url, request.node.name)
     yield crowd
     crowd.finish(getattr(request.node, "browser_test_failed", False))
+
+
+# --- someone using the API directly (to fill a room fast, or to talk from another gateway) ---
+
+class ApiPerson:
+    """A registered, logged-in user talking JSON to one gateway (requests, synchronous)."""
+
+    def __init__(self, base: str, username: str | None = None):
+        import requests
+
+        self.base = base
+        self.username = username or unique("api")
+        self.http = requests.Session()
+        self.call("POST", "/auth/register", {"username": self.username, "password": PASSWORD,
+                                             "email": f"{self.username}@example.com"})
+        token = self.call("POST", "/auth/login",
+                          {"username": self.username, "password": PASSWORD})["access_token"]
+        self.http.headers["Authorization"] = f"Bearer {token}"
+
+    def call(self, method: str, path: str, body: dict | None = None) -> dict | None:
+        response = self.http.request(method, f"{self.base}/api/v1{path}", json=body, timeout=30)
+        assert response.ok, f"{method} {path}: {response.status_code} {response.text}"
+        return response.json() if response.content else None
+
+    def say(self, room_id: str, text: str) -> dict:
+        return self.call("POST", f"/rooms/{room_id}/messages", {"text": text})["message"]
+
+    def public_room(self, name: str) -> dict:
+        rooms = self.call("GET", f"/rooms?scope=public&q={name}")["rooms"]
+        return next(room for room in rooms if room["name"] == name)
+
+
+@pytest.fixture
+def api_person(gateway):
+    """Makes ApiPersons: ``api_person()`` on the browser tests' gateway, ``api_person(url)``."""
+    return lambda base=None: ApiPerson(base or gateway.url)
