@@ -356,3 +356,22 @@ class ApiPerson:
 def api_person(gateway):
     """Makes ApiPersons: ``api_person()`` on the browser tests' gateway, ``api_person(url)``."""
     return lambda base=None: ApiPerson(base or gateway.url)
+
+
+@pytest.fixture(scope="session")
+def axe_violations():
+    """Runs axe-core (npm, under var/browser-tools) in a page: its serious and critical
+    violations. Injected through the DevTools protocol, so the page's CSP stays as it is."""
+    if not AXE_SCRIPT.exists():
+        pytest.skip(f"axe check skipped: {AXE_SCRIPT.relative_to(ROOT)} is missing "
+                    "(make test installs axe-core with npm)")
+    source = AXE_SCRIPT.read_text()
+
+    def run(page) -> list[str]:
+        page.evaluate(source)
+        result = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
+        return [f"{v['id']} ({v['impact']}): {v['help']}: "
+                + "; ".join(f"{' '.join(node['target'])}: {node.get('failureSummary', '')}"
+                            for node in v["nodes"][:4])
+                for v in result["violations"] if v["impact"] in ("serious", "critical")]
+    return run
