@@ -65,6 +65,7 @@ def test_public_room_create_browse_search_join_talk_and_leave(people):
     open_members(bob)
     bob.accept_next_confirm()
     bob.page.get_by_role("button", name="Leave room").click()
+    expect(bob.page.get_by_text(f"You left {room}.")).to_be_visible()
     expect(bob.page.get_by_text("Select a conversation, or start a new one.")).to_be_visible()
     expect(bob.conversation(room)).to_have_count(0)
     expect(details.get_by_role("heading", name=re.compile(r"Members \(1\)"))).to_be_visible()
