@@ -9,6 +9,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
+def pytest_report_header(config):
+    """Up front: whether the browser tests will run, and if not why."""
+    from browser_env import report_header
+
+    return report_header()
+
+
 @pytest.fixture
 async def http():
     """An HTTP/WebSocket client session for one test."""

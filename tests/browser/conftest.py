@@ -12,9 +12,7 @@ printed in the report header and the skip summary.
 """
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,12 +20,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from browser_env import AXE_SCRIPT, ROOT, expect, find_chromium, why_no_browser
 from helpers import PASSWORD, unique
 from parley_common.testing import Proc, free_port, http_ok, start_suite, wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "var" / "browser-screenshots"
-AXE_SCRIPT = ROOT / "var" / "browser-tools" / "node_modules" / "axe-core" / "axe.min.js"
 TIMEOUT_MS = 30_000  # a loaded 2-core CI box: generous, every wait is for a condition
 # Flags for a shared headless box: no sandbox (root in containers), nothing phoning home.
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -40,43 +37,12 @@ HANDLED_HTTP_ERROR = re.compile(r"Failed to load resource: the server responded 
 NETWORK_ERROR = re.compile(r"net::ERR_|WebSocket connection to .* failed")
 
 
-def find_chromium() -> str | None:
-    explicit = os.environ.get("PARLEY_CHROMIUM")
-    if explicit:
-        return explicit if Path(explicit).exists() else None
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
-def why_no_browser() -> str | None:
-    """The reason the browser tests cannot run here, or None."""
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "the Python package playwright is not installed (make install adds it)"
-    if find_chromium() is None:
-        return ("no Chromium found: install it (apt-get install chromium) or set "
-                "PARLEY_CHROMIUM to a Chromium/Chrome binary")
-    return None
-
-
-def pytest_report_header(config):
-    reason = why_no_browser()
-    if reason:
-        return f"browser tests: SKIPPED, {reason}"
-    axe = "axe-core found" if AXE_SCRIPT.exists() else "axe-core missing (make test installs it)"
-    return f"browser tests: Chromium at {find_chromium()}, {axe}"
-
-
 @pytest.fixture(scope="session")
 def browser():
     reason = why_no_browser()
     if reason:
         pytest.skip(f"browser tests skipped: {reason}")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import sync_playwright
 
     expect.set_options(timeout=TIMEOUT_MS)
     playwright = sync_playwright().start()
@@ -180,8 +146,6 @@ class Person:
 
     def register(self, display_name: str = "") -> "Person":
         """Register through the form (which logs in) and wait for the chat."""
-        from playwright.sync_api import expect
-
         page = self.page
         self.display_name = display_name
         page.get_by_role("tab", name="Register").click()
@@ -197,8 +161,6 @@ class Person:
         return self
 
     def login(self) -> "Person":
-        from playwright.sync_api import expect
-
         page = self.page
         form = page.get_by_role("tabpanel", name="Log in")
         form.get_by_label("Username or email").fill(self.username)
@@ -209,8 +171,6 @@ class Person:
 
     def say(self, text: str) -> None:
         """Type and send a message; wait until the server has taken it (no longer pending)."""
-        from playwright.sync_api import expect
-
         self.composer().fill(text)
         self.composer().press("Enter")
         sent = self.message(text)
@@ -220,9 +180,27 @@ class Person:
     def accept_next_confirm(self) -> None:
         self.page.once("dialog", lambda dialog: dialog.accept())
 
-    def create_room(self, name: str, *, private: bool = False, topic: str = "") -> None:
-        from playwright.sync_api import expect
+    def join_public(self, name: str, search: str | None = None) -> None:
+        """Browse, search (by the name unless told), join: the room opens."""
+        page = self.page
+        page.get_by_role("button", name="Browse").click()
+        dialog = page.get_by_role("dialog", name="Public rooms")
+        dialog.get_by_label("Search public rooms").fill(search or name)
+        dialog.get_by_role("button", name=f"Join {name}").click()
+        expect(dialog).to_be_hidden()
+        expect(page.get_by_role("heading", name=f"# {name}")).to_be_visible()
 
+    def message_someone(self, other: "Person") -> None:
+        """Message… → search the other's username → their direct room opens."""
+        page = self.page
+        page.get_by_role("button", name="Message…").click()
+        picker = page.get_by_role("dialog", name="Direct message")
+        picker.get_by_label("Search people by name").fill(other.username)
+        picker.get_by_role("button", name=f"Message: {other.username}").click()
+        expect(picker).to_be_hidden()
+        expect(page.get_by_role("heading", name=other.username)).to_be_visible()
+
+    def create_room(self, name: str, *, private: bool = False, topic: str = "") -> None:
         page = self.page
         page.get_by_role("button", name="New room").click()
         dialog = page.get_by_role("dialog", name="New room")

@@ -7,10 +7,9 @@ import re
 
 import pytest
 
+from browser_env import expect
 from helpers import unique
 
-expect = pytest.importorskip("playwright.sync_api", reason="browser tests skipped: the Python "
-                             "package playwright is not installed (make install adds it)").expect
 
 # What the focused element is called and whether its focus can be seen (an outline or a ring).
 FOCUSED = """() => {
@@ -87,10 +86,7 @@ def test_chat_screen_keyboard_dialogs_and_axe(people, axe_violations):
     bob = people.new("bob").open().register()
     room = unique("access")
     alice.create_room(room, topic="for everyone")
-    bob.page.get_by_role("button", name="Browse").click()
-    dialog = bob.page.get_by_role("dialog", name="Public rooms")
-    dialog.get_by_label("Search public rooms").fill(room)
-    dialog.get_by_role("button", name=f"Join {room}").click()
+    bob.join_public(room)
     bob.say("a message from bob")
     alice.say("a message from alice")
     page = alice.page

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
-expect = pytest.importorskip("playwright.sync_api", reason="browser tests skipped: the Python "
-                             "package playwright is not installed (make install adds it)").expect
+from browser_env import expect
 
 
 def test_register_with_inline_errors_then_log_out_and_in(people):
@@ -61,11 +58,7 @@ def test_register_with_inline_errors_then_log_out_and_in(people):
 def test_profile_change_shows_live_and_account_deletion(people):
     alice = people.new("alice").open().register()
     bob = people.new("bob").open().register()
-    alice.page.get_by_role("button", name="Message…").click()
-    picker = alice.page.get_by_role("dialog", name="Direct message")
-    picker.get_by_label("Search people by name").fill(bob.username)
-    picker.get_by_role("button", name=f"Message: {bob.username}").click()
-    expect(picker).to_be_hidden()
+    alice.message_someone(bob)
     alice.say("hello from alice")
     bob.conversation(alice.username).click()  # the conversation appeared on its own
     expect(bob.message("hello from alice")).to_contain_text(alice.username)

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
+from browser_env import expect
 from helpers import unique
 
-expect = pytest.importorskip("playwright.sync_api", reason="browser tests skipped: the Python "
-                             "package playwright is not installed (make install adds it)").expect
 
 COUNT = 230  # more than four pages of 50
 
@@ -23,10 +20,7 @@ def test_scrolling_back_through_230_messages_has_no_gap_or_duplicate(people, api
 
     reader = people.new("reader").open().register()
     page = reader.page
-    page.get_by_role("button", name="Browse").click()
-    dialog = page.get_by_role("dialog", name="Public rooms")
-    dialog.get_by_label("Search public rooms").fill(name)
-    dialog.get_by_role("button", name=f"Join {name}").click()
+    reader.join_public(name)
     newest = reader.message(f"history {COUNT:03d}")
     expect(newest).to_be_visible()
     items = reader.messages().get_by_role("listitem")

@@ -5,23 +5,11 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
+from browser_env import expect
 from helpers import unique
 
-expect = pytest.importorskip("playwright.sync_api", reason="browser tests skipped: the Python "
-                             "package playwright is not installed (make install adds it)").expect
 
 TOKEN_SECONDS = 8  # ACCESS_TOKEN_TTL_SECONDS of short_session_gateway
-
-
-def join_by_browsing(person, name: str) -> None:
-    page = person.page
-    page.get_by_role("button", name="Browse").click()
-    dialog = page.get_by_role("dialog", name="Public rooms")
-    dialog.get_by_label("Search public rooms").fill(name)
-    dialog.get_by_role("button", name=f"Join {name}").click()
-    expect(page.get_by_role("heading", name=f"# {name}")).to_be_visible()
 
 
 def test_gateway_killed_and_restarted_mid_conversation(people, gateway, suite, api_person):
@@ -29,7 +17,7 @@ def test_gateway_killed_and_restarted_mid_conversation(people, gateway, suite, a
     bob = people.new("bob").open().register()
     name = unique("outage")
     alice.create_room(name)
-    join_by_browsing(bob, name)
+    bob.join_public(name)
     alice.say("before the outage")
     expect(bob.message("before the outage")).to_be_visible()
     carol = api_person(suite.url)  # on another gateway, which stays up
@@ -62,7 +50,7 @@ def test_session_outlives_several_short_token_lifetimes(people, short_session_ga
     bob = people.new("bob", origin=short_session_gateway).open().register()
     name = unique("marathon")
     alice.create_room(name)
-    join_by_browsing(bob, name)
+    bob.join_public(name)
     alice.say("see you in a while")
     expect(bob.message("see you in a while")).to_be_visible()
 

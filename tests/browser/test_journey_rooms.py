@@ -5,32 +5,8 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
+from browser_env import expect
 from helpers import unique
-
-expect = pytest.importorskip("playwright.sync_api", reason="browser tests skipped: the Python "
-                             "package playwright is not installed (make install adds it)").expect
-
-
-def browse_and_join(person, room: str, search: str) -> None:
-    page = person.page
-    page.get_by_role("button", name="Browse").click()
-    dialog = page.get_by_role("dialog", name="Public rooms")
-    dialog.get_by_label("Search public rooms").fill(search)
-    dialog.get_by_role("button", name=f"Join {room}").click()
-    expect(dialog).to_be_hidden()
-    expect(page.get_by_role("heading", name=f"# {room}")).to_be_visible()
-
-
-def message_someone(person, other) -> None:
-    page = person.page
-    page.get_by_role("button", name="Message…").click()
-    picker = page.get_by_role("dialog", name="Direct message")
-    picker.get_by_label("Search people by name").fill(other.username)
-    picker.get_by_role("button", name=f"Message: {other.username}").click()
-    expect(picker).to_be_hidden()
-    expect(page.get_by_role("heading", name=other.username)).to_be_visible()
 
 
 def open_members(person):
@@ -43,7 +19,7 @@ def test_public_room_create_browse_search_join_talk_and_leave(people):
     bob = people.new("bob").open().register()
     room = unique("garden")
     alice.create_room(room, topic="roses and weeds")
-    browse_and_join(bob, room, room[:9])  # a search by the start of its name finds it
+    bob.join_public(room, search=room[:9])  # a search by the start of its name finds it
     expect(bob.page.get_by_role("region", name=f"# {room}")
            .get_by_text("2 members · roses and weeds")).to_be_visible()
 
@@ -100,7 +76,7 @@ def test_private_room_with_an_added_member_and_a_direct_message(people):
     expect(alice.message("thanks for the invite")).to_be_visible()
     expect(carol.conversation(room)).to_have_count(0)
 
-    message_someone(carol, alice)
+    carol.message_someone(alice)
     carol.say("psst, alice")
     alice.conversation(carol.username).click()
     expect(alice.message("psst, alice")).to_be_visible()
@@ -112,7 +88,7 @@ def test_private_room_with_an_added_member_and_a_direct_message(people):
 def test_edit_delete_typing_and_presence_are_seen_live(people):
     alice = people.new("alice").open().register()
     bob = people.new("bob").open().register()
-    message_someone(alice, bob)
+    alice.message_someone(bob)
     alice.say("first version")
     bob.conversation(alice.username).click()
     expect(bob.message("first version")).to_be_visible()
@@ -152,8 +128,8 @@ def test_unread_counts_in_the_sidebar_and_title_clear_on_reading(people):
     bob = people.new("bob").open().register()
     room = unique("news")
     alice.create_room(room)
-    browse_and_join(bob, room, room)
-    message_someone(bob, alice)  # Bob looks at another conversation meanwhile
+    bob.join_public(room)
+    bob.message_someone(alice)  # Bob looks at another conversation meanwhile
 
     for text in ("one", "two", "three"):
         alice.say(f"{text} for the room")

@@ -2,12 +2,9 @@
 back, and nothing is wider than the screen."""
 from __future__ import annotations
 
-import pytest
-
+from browser_env import expect
 from helpers import unique
 
-expect = pytest.importorskip("playwright.sync_api", reason="browser tests skipped: the Python "
-                             "package playwright is not installed (make install adds it)").expect
 
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 
@@ -35,10 +32,7 @@ def test_phone_shows_the_list_or_the_room_with_a_way_back(people):
     assert_fits(page)
     alice.say("hello from a phone")
 
-    bob.page.get_by_role("button", name="Browse").click()
-    dialog = bob.page.get_by_role("dialog", name="Public rooms")
-    dialog.get_by_label("Search public rooms").fill(room)
-    dialog.get_by_role("button", name=f"Join {room}").click()
+    bob.join_public(room)
     bob.say("hello from a desk")
     expect(alice.message("hello from a desk")).to_be_in_viewport()
 
