@@ -223,6 +223,8 @@ class People:
 
     def new(self, label: str, *, origin: str | None = None, **context_options) -> Person:
         origin = origin or self.origin
+        # No transitions: axe must not judge colours halfway through one.
+        context_options.setdefault("reduced_motion", "reduce")
         context = self.browser.new_context(base_url=origin, **context_options)
         context.set_default_timeout(TIMEOUT_MS)
         page = context.new_page()
