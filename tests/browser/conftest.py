@@ -125,6 +125,10 @@ class Person:
     network_errors_expected: bool = False
 
     # Shorthands for what a person looks at.
+    def connection(self):
+        """The connection status under one's name: Online, Connecting…, Offline — reconnecting…"""
+        return self.page.get_by_role("complementary", name="Conversations").get_by_role("status")
+
     def sidebar(self):
         return self.page.get_by_role("list", name="Your rooms and direct messages")
 
@@ -157,7 +161,7 @@ class Person:
         form.get_by_label("Password", exact=True).fill(self.password)
         form.get_by_role("button", name="Create account").click()
         expect(page.get_by_role("complementary", name="Conversations")).to_be_visible()
-        expect(page.get_by_text("Online", exact=True)).to_be_visible()
+        expect(self.connection()).to_have_text("Online")
         return self
 
     def login(self) -> "Person":
@@ -166,7 +170,7 @@ class Person:
         form.get_by_label("Username or email").fill(self.username)
         form.get_by_label("Password", exact=True).fill(self.password)
         form.get_by_role("button", name="Log in").click()
-        expect(page.get_by_text("Online", exact=True)).to_be_visible()
+        expect(self.connection()).to_have_text("Online")
         return self
 
     def say(self, text: str) -> None:

@@ -78,7 +78,7 @@ def test_login_screen_keyboard_and_axe(people, axe_violations):
     page.keyboard.press("Tab")  # display name stays empty
     page.keyboard.type(person.password)
     page.keyboard.press("Enter")
-    expect(page.get_by_text("Online", exact=True)).to_be_visible()
+    expect(person.connection()).to_have_text("Online")
 
 
 def test_chat_screen_keyboard_dialogs_and_axe(people, axe_violations):

@@ -28,14 +28,14 @@ def test_gateway_killed_and_restarted_mid_conversation(people, gateway, suite, a
         person.network_errors_expected = True  # refused connections while it is down
     gateway.kill()
     for person in (alice, bob):
-        expect(person.page.get_by_text(re.compile("reconnecting"))).to_be_visible()
+        expect(person.connection()).to_have_text(re.compile("reconnecting"))
     meanwhile = [f"said meanwhile {n}" for n in range(1, 4)]
     for text in meanwhile:
         carol.say(room["id"], text)
 
     gateway.start()  # same port: the pages reconnect by themselves
     for person in (alice, bob):
-        expect(person.page.get_by_text("Online", exact=True)).to_be_visible(timeout=90_000)
+        expect(person.connection()).to_have_text("Online", timeout=90_000)
         for text in meanwhile:
             expect(person.message(text)).to_have_count(1)
     bob.say("after the outage")
@@ -57,7 +57,7 @@ def test_session_outlives_several_short_token_lifetimes(people, short_session_ga
     # Time itself is what this journey tests: three token lifetimes pass with the pages open.
     alice.page.wait_for_timeout(3 * TOKEN_SECONDS * 1000)
     for person in (alice, bob):
-        expect(person.page.get_by_text("Online", exact=True)).to_be_visible()
+        expect(person.connection()).to_have_text("Online")
         expect(person.page.get_by_text(re.compile("log in again"))).to_have_count(0)
     bob.say("still here")  # the socket still carries messages both ways
     expect(alice.message("still here")).to_be_visible()
@@ -71,4 +71,4 @@ def test_session_outlives_several_short_token_lifetimes(people, short_session_ga
     alice.page.keyboard.press("Escape")
     alice.page.reload()  # the renewed session survives a reload
     expect(alice.message("still here")).to_be_visible()
-    expect(alice.page.get_by_text("Online", exact=True)).to_be_visible()
+    expect(alice.connection()).to_have_text("Online")
