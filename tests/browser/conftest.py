@@ -37,8 +37,11 @@ HANDLED_HTTP_ERROR = re.compile(r"Failed to load resource: the server responded 
 NETWORK_ERROR = re.compile(r"net::ERR_|WebSocket connection to .* failed")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """One Chromium per test module. Not per session: while Playwright's sync API is running,
+    its event loop counts as running in this thread, and every asyncio test after it would fail
+    ("Runner.run() cannot be called from a running event loop")."""
     reason = why_no_browser()
     if reason:
         pytest.skip(f"browser tests skipped: {reason}")
@@ -89,7 +92,7 @@ class Gateway:
 
 
 @pytest.fixture(scope="session")
-def gateway(suite, browser) -> Gateway:
+def gateway(suite) -> Gateway:
     """The browser tests' gateway, next to the suite's (same broker, databases and Redis)."""
     own = Gateway(suite.env, suite.isolation.workdir, "gateway-browser").start()
     yield own

@@ -104,6 +104,8 @@ def test_chat_screen_keyboard_dialogs_and_axe(people, axe_violations):
     details = page.get_by_role("complementary", name="Room details")
     expect(details).to_be_visible()
     assert_no_axe_violations(axe_violations, page)
+    tab_through(page, page.get_by_role("button", name="Members"),
+                {"Close room details", "Edit room…", "Leave room", "Delete room", "Message"})
     page.get_by_role("button", name="Close room details").focus()
     page.keyboard.press("Escape")
     expect(details).to_be_hidden()
