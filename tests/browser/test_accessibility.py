@@ -100,7 +100,8 @@ def test_chat_screen_keyboard_dialogs_and_axe(people, axe_violations):
                        re.compile(re.escape(room)), "Mute", "Members", "Edit message", "Delete message", "Message",
                        "Send"})
 
-    page.get_by_role("button", name="Members").click()
+    page.get_by_role("button", name="Members").focus()
+    page.keyboard.press("Enter")  # by keyboard, so the focus ring stays on (focus-visible)
     details = page.get_by_role("complementary", name="Room details")
     expect(details).to_be_visible()
     assert_no_axe_violations(axe_violations, page)
