@@ -13,6 +13,7 @@ printed in the report header and the skip summary.
 from __future__ import annotations
 
 import re
+import shutil
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -227,6 +228,7 @@ class People:
     def __init__(self, browser, origin: str, test_name: str):
         self.browser, self.origin, self.test_name = browser, origin, test_name
         self.everyone: list[Person] = []
+        shutil.rmtree(SCREENSHOTS / test_name, ignore_errors=True)  # no pictures of a past run
 
     def new(self, label: str, *, origin: str | None = None, **context_options) -> Person:
         origin = origin or self.origin
@@ -239,6 +241,12 @@ class People:
         watch(person)
         self.everyone.append(person)
         return person
+
+    def snapshot(self, person: Person, moment: str) -> None:
+        """A screenshot along the way, next to the end-state ones."""
+        folder = SCREENSHOTS / self.test_name
+        folder.mkdir(parents=True, exist_ok=True)
+        person.page.screenshot(path=str(folder / f"{person.label}-{moment}.png"))
 
     def finish(self, failed: bool) -> None:
         folder = SCREENSHOTS / self.test_name

@@ -42,12 +42,14 @@ def test_phone_shows_the_list_or_the_room_with_a_way_back(people):
     editor.fill("hello from a small phone")
     page.get_by_role("button", name="Save").tap()
     expect(bob.message("hello from a small phone")).to_be_visible()
+    people.snapshot(alice, "room")
 
     page.get_by_role("button", name="Members").tap()
     details = page.get_by_role("complementary", name="Room details")
     expect(details).to_be_in_viewport()
     expect(details.get_by_role("button", name="Leave room")).to_be_in_viewport()
     assert_fits(page)
+    people.snapshot(alice, "members")
     details.get_by_role("button", name="Close room details").tap()
     expect(details).to_be_hidden()
 
