@@ -40,7 +40,7 @@ browser-deps:
 	    || echo "browser tests: apt-get could not install chromium; they will be skipped"; \
 	else echo "browser tests: no Chromium here and no root apt-get to install it; they will be skipped"; fi
 	@[ -f $(AXE_SCRIPT) ] || { command -v npm >/dev/null \
-	    && npm install --silent --no-audit --no-fund --prefix $(BROWSER_TOOLS) 'axe-core@^4.10' >/dev/null \
+	    && npm install --silent --no-audit --no-fund --fetch-retries=1 --fetch-timeout=60000 --prefix $(BROWSER_TOOLS) 'axe-core@^4.10' >/dev/null \
 	    && echo "browser tests: installed axe-core under $(BROWSER_TOOLS)"; } \
 	  || echo "browser tests: npm could not install axe-core; the axe checks will be skipped"
 
