@@ -6,7 +6,7 @@ PORT   ?= 8080
 SERVICES := auth rooms gateway logger cleaner
 SERVICE_PROJECTS := $(foreach s,$(SERVICES),-e services/$(s))
 
-.PHONY: install run test test-chaos test-fast bench soak migrate clean
+.PHONY: install browser-deps run test test-chaos test-fast bench soak migrate clean
 
 # The virtualenv is rebuilt whenever a dependency list changes.
 $(VENV)/.installed: common/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) requirements-dev.txt clients/cli/pyproject.toml
@@ -25,8 +25,28 @@ run: install
 migrate: install
 	$(PY) scripts/run_local.py --migrate-only
 
-# The whole suite against real RabbitMQ, Redis and PostgreSQL (see README: Testing).
-test: install
+# What the browser tests (tests/browser) need besides Python packages: a Chromium (Debian's,
+# installed with apt-get where we are root; Playwright's own download is not used) and axe-core
+# from npm under var/. Where either cannot be had, a line says so and those tests are skipped.
+BROWSER_TOOLS := var/browser-tools
+AXE_SCRIPT := $(BROWSER_TOOLS)/node_modules/axe-core/axe.min.js
+browser-deps:
+	@if [ -n "$$PARLEY_CHROMIUM" ] || command -v chromium >/dev/null || command -v chromium-browser >/dev/null \
+	    || command -v google-chrome >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "browser tests: installing Chromium (apt-get install chromium)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  { apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }; } >/dev/null \
+	    || echo "browser tests: apt-get could not install chromium; they will be skipped"; \
+	else echo "browser tests: no Chromium here and no root apt-get to install it; they will be skipped"; fi
+	@[ -f $(AXE_SCRIPT) ] || { command -v npm >/dev/null \
+	    && npm install --silent --no-audit --no-fund --fetch-retries=1 --fetch-timeout=60000 --prefix $(BROWSER_TOOLS) 'axe-core@^4.10' >/dev/null \
+	    && echo "browser tests: installed axe-core under $(BROWSER_TOOLS)"; } \
+	  || echo "browser tests: npm could not install axe-core; the axe checks will be skipped"
+
+# The whole suite against real RabbitMQ, Redis and PostgreSQL (see README: Testing), the web
+# client included (tests/browser, headless Chromium).
+test: install browser-deps
 	$(PY) -m pytest
 
 # Faults under a steady stream of WebSocket traffic (tests/chaos): private RabbitMQ, Redis and

@@ -13,6 +13,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 collect_ignore = [] if os.environ.get("PARLEY_CHAOS") == "1" else ["chaos"]
 
 
+def pytest_report_header(config):
+    """Up front: whether the browser tests will run, and if not why."""
+    from browser_env import report_header
+
+    return report_header()
+
+
 @pytest.fixture
 async def http():
     """An HTTP/WebSocket client session for one test."""

@@ -579,7 +579,11 @@ function onMemberJoined(f) {
 }
 
 function onMemberLeft(f) {
-  if (f.user_id === S.me.id) { removeRoom(f.room_id, 'You are no longer a member of this room.'); return; }
+  if (f.user_id === S.me.id) {
+    const mine = S.rooms.get(f.room_id); // our own leave's frame may beat its HTTP answer
+    removeRoom(f.room_id, mine && mine.leaving ? `You left ${roomLabel(mine)}.` : 'You are no longer a member of this room.');
+    return;
+  }
   const r = S.rooms.get(f.room_id);
   if (!r) return;
   if (r.members && r.members.delete(f.user_id)) r.room.member_count = r.members.size;
@@ -627,11 +631,13 @@ async function leaveRoom() {
   const r = openRoomState();
   if (!r) return;
   if (!window.confirm(`Leave “${roomLabel(r)}”?`)) return;
+  r.leaving = true;
   try {
     await api('POST', `/rooms/${enc(r.room.id)}/leave`);
     if (S.socket) S.socket.send({ type: 'unsubscribe', room_id: r.room.id });
     removeRoom(r.room.id, `You left ${roomLabel(r)}.`);
   } catch (e) {
+    r.leaving = false;
     toast(describeError(e), 'error');
   }
 }

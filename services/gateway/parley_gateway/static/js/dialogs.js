@@ -358,11 +358,31 @@ function wireUsers() {
   $('#user-q').addEventListener('input', debounce(searchUsers, 250));
 }
 
+/** Escape closes from any field (a search box would otherwise only clear itself), and Tab
+ * wraps around inside the dialog instead of leaving the page for the browser's own UI. */
+function onDialogKey(dlg, ev) {
+  if (ev.key === 'Escape' && !ev.isComposing) {
+    ev.preventDefault();
+    closeDialog(dlg);
+    return;
+  }
+  if (ev.key !== 'Tab') return;
+  const focusable = [...dlg.querySelectorAll('button, input, textarea, select, a[href], [tabindex]')]
+    .filter((el) => !el.disabled && el.tabIndex >= 0 && el.getClientRects().length
+      && !(el.type === 'radio' && !el.checked));
+  if (!focusable.length) return;
+  const first = focusable[0];
+  const last = focusable[focusable.length - 1];
+  if (ev.shiftKey && document.activeElement === first) { ev.preventDefault(); last.focus(); }
+  else if (!ev.shiftKey && document.activeElement === last) { ev.preventDefault(); first.focus(); }
+}
+
 export function setupDialogs() {
   for (const dlg of document.querySelectorAll('dialog')) {
     for (const b of dlg.querySelectorAll('.cancel-btn')) b.addEventListener('click', () => closeDialog(dlg));
     // Click on the backdrop closes.
     dlg.addEventListener('click', (ev) => { if (ev.target === dlg) closeDialog(dlg); });
+    dlg.addEventListener('keydown', (ev) => onDialogKey(dlg, ev));
   }
   wireCreate();
   wireEditRoom();
