@@ -66,8 +66,9 @@ WORKDIR /app
 USER 10001:10001
 EXPOSE 8080
 # `python -m parley_<service> healthcheck` exits 0 when this container can do its job
-# (the gateway: GET /healthz on its own listener), else 1.
-HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+# (the gateway: GET /healthz on its own listener), else 1. It starts a Python process that
+# imports the service: give it time on a busy host (seconds of CPU on a loaded 2-core box).
+HEALTHCHECK --interval=30s --timeout=30s --start-period=60s --retries=3 \
     CMD ["/opt/parley/bin/parley-container", "healthcheck"]
 # Exec form through a tiny launcher: SIGTERM reaches Python directly (it execs, no shell).
 # No arguments: the service's default (`run`: migrate under an advisory lock, then serve).

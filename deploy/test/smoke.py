@@ -34,14 +34,25 @@ def step(text: str) -> None:
 
 
 async def call(http: aiohttp.ClientSession, method: str, url: str, token: str | None = None,
-               body=None, expect: int | tuple = (200, 201)) -> dict:
+               body=None, expect: int | tuple = (200, 201), retried_ok: tuple = ()) -> dict:
+    """One API call. A 503 (a dependency busy or restarting) is retried after its Retry-After,
+    as the API asks clients to, a few times and visibly; a status in ``retried_ok`` after
+    such a retry means the first attempt went through (e.g. 409 for a repeated register)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with http.request(method, url, json=body, headers=headers) as response:
-        text = await response.text()
-        expected = expect if isinstance(expect, tuple) else (expect,)
-        if response.status not in expected:
-            raise Failed(f"{method} {url} -> {response.status} {text[:300]}")
-        return json.loads(text) if text else {}
+    expected = expect if isinstance(expect, tuple) else (expect,)
+    for attempt in range(5):
+        async with http.request(method, url, json=body, headers=headers) as response:
+            text = await response.text()
+            if response.status == 503 and attempt < 4:
+                wait = float(response.headers.get("Retry-After", "2"))
+                step(f"{method} {url} -> 503 ({text[:120]}); retrying in {wait:.0f} s")
+                await asyncio.sleep(wait)
+                continue
+            if attempt and response.status in retried_ok:
+                return {}
+            if response.status not in expected:
+                raise Failed(f"{method} {url} -> {response.status} {text[:300]}")
+            return json.loads(text) if text else {}
 
 
 async def wait_ready(http: aiohttp.ClientSession, base: str, seconds: float) -> None:
@@ -62,7 +73,8 @@ async def wait_ready(http: aiohttp.ClientSession, base: str, seconds: float) -> 
 async def new_user(http, base: str, name: str) -> tuple[str, dict]:
     password = "correct horse " + uuid.uuid4().hex[:8]
     await call(http, "POST", f"{base}/api/v1/auth/register",
-               body={"username": name, "email": f"{name}@example.com", "password": password}, expect=201)
+               body={"username": name, "email": f"{name}@example.com", "password": password}, expect=201,
+               retried_ok=(409,))
     login = await call(http, "POST", f"{base}/api/v1/auth/login",
                        body={"username": name, "password": password}, expect=200)
     return login["access_token"], login["user"]
