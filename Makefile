@@ -6,7 +6,7 @@ PORT   ?= 8080
 SERVICES := auth rooms gateway logger cleaner
 SERVICE_PROJECTS := $(foreach s,$(SERVICES),-e services/$(s))
 
-.PHONY: install browser-deps run test test-chaos test-fast bench soak migrate clean
+.PHONY: install browser-deps run test test-chaos test-fast bench soak migrate clean images deploy-test
 
 # The virtualenv is rebuilt whenever a dependency list changes.
 $(VENV)/.installed: common/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) requirements-dev.txt clients/cli/pyproject.toml
@@ -60,6 +60,16 @@ bench: install
 # 10 minutes of steady WebSocket traffic; memory of every process at start and end.
 soak: install
 	$(PY) bench/soak.py $(SOAK_ARGS)
+
+# Every container image (deploy/images.sh: official images where a registry answers, built
+# from Debian packages where not, PARLEY_OFFLINE=1 forces that).
+images:
+	deploy/images.sh
+
+# The container deployment end to end: build, compose up scaled, smoke through the load
+# balancer, segmentation, a killed rooms replica, then the Swarm stack (deploy/README.md).
+deploy-test: install
+	PY=$(PY) deploy/test/deploy_test.sh
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

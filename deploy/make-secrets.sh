@@ -12,8 +12,9 @@
 #   auth_db_password       auth-db password          auth-db (POSTGRES_PASSWORD_FILE), auth
 #   rooms_db_password      rooms-db password         rooms-db, rooms
 #   logs_db_password       logs-db password          logs-db, logger
-#   rabbitmq.env           broker user + password    rabbitmq (env_file)
-#   amqp.env               AMQP_URI with that user   every Parley service (env_file)
+#   amqp_<svc>_password    broker user parley-<svc>  rabbitmq (deploy/rabbitmq-init.sh), <svc>
+#                          for svc in auth rooms gateway logger cleaner
+#   redis_password         the cache's password      cache, gateway, cleaner
 #
 # Needs OpenSSL 1.1.1 or newer (Ed25519). The directory is private (0700); the files in
 # it are 0644 because docker compose bind-mounts file secrets as they are, and the
@@ -24,7 +25,6 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 dir="$here/secrets"
 key="$dir/jwt-ed25519.pem"
-rabbit_user="parley"
 
 umask 077
 mkdir -p "$dir/jwt-public"
@@ -93,19 +93,11 @@ for name in auth_db_password rooms_db_password logs_db_password; do
     [ -f "$dir/$name" ] || write_file "$dir/$name" "$(random_secret)"
 done
 
-# The broker password appears in two files that must agree: rabbitmq.env creates the
-# user on the broker's first start, amqp.env gives the services the matching URI.
-if [ ! -f "$dir/rabbitmq.env" ] || [ ! -f "$dir/amqp.env" ]; then
-    if [ -f "$dir/rabbitmq.env" ]; then
-        rabbit_pass="$(sed -n 's/^RABBITMQ_DEFAULT_PASS=//p' "$dir/rabbitmq.env")"
-    else
-        rabbit_pass="$(random_secret)"
-        write_file "$dir/rabbitmq.env" "RABBITMQ_DEFAULT_USER=$rabbit_user
-RABBITMQ_DEFAULT_PASS=$rabbit_pass
-"
-    fi
-    write_file "$dir/amqp.env" "AMQP_URI=amqp://$rabbit_user:$rabbit_pass@rabbitmq:5672/
-"
-fi
+# One broker user per service (deploy/rabbitmq-init.sh creates them at broker start with
+# only that service's permissions), and the Redis password (cache, gateway, cleaner).
+for service in auth rooms gateway logger cleaner; do
+    [ -f "$dir/amqp_${service}_password" ] || write_file "$dir/amqp_${service}_password" "$(random_secret)"
+done
+[ -f "$dir/redis_password" ] || write_file "$dir/redis_password" "$(random_secret)"
 
 say "secrets ready in $dir"

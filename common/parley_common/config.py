@@ -57,7 +57,8 @@ def amqp_uri() -> str:
 
 
 def redis_url() -> str:
-    return env("REDIS_URL", DEFAULT_REDIS_URL)
+    """REDIS_URL, with REDIS_PASSWORD(_FILE) spliced in (the cache password as a secret)."""
+    return with_password(env("REDIS_URL", DEFAULT_REDIS_URL), "REDIS_PASSWORD")
 
 
 def redis_prefix() -> str:
