@@ -83,3 +83,23 @@ async def test_overflowing_queue_closes_only_that_socket(hub_server):
     msg = await asyncio.wait_for(bad_ws.receive(), 5)
     assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
     await good_ws.close()
+
+
+async def test_prepared_frames_of_every_length_form_decode(hub_server):
+    """wire.py builds the frame header itself: 7-bit, 16-bit and 64-bit lengths, and a burst
+    written as one transport.write, must all decode in a standard client."""
+    ws = await hub_server.http.ws_connect(hub_server.url + "?user=sizes", max_msg_size=0)
+    await hub_server.connected.get()
+    # JSON sizes around the 125/126 and 65535/65536 boundaries of RFC 6455's length forms
+    texts = [x * n for x, n in (("a", 40), ("b", 96), ("c", 65_480), ("d", 65_520), ("é", 70_000))]
+    for seq, text in enumerate(texts, 1):  # one loop turn: one write carrying all five
+        hub_server.hub.deliver(Frame.of("message", _room="room", _seq=seq,
+                                        message={"seq": seq, "text": text}),
+                               hub_server.hub.subscribers("room"))
+    lengths = set()
+    for seq, text in enumerate(texts, 1):
+        msg = await asyncio.wait_for(ws.receive(), 5)
+        lengths.add(len(msg.data.encode()))
+        assert json.loads(msg.data) == {"type": "message", "message": {"seq": seq, "text": text}}
+    assert min(lengths) < 126 and any(126 <= n < 65536 for n in lengths) and max(lengths) >= 65536
+    await ws.close()
