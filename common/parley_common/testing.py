@@ -353,20 +353,28 @@ def start_suite(iso: Isolation, gateways: int = 2, extra_env: dict | None = None
                   **{"REGISTRATIONS_PER_ADDRESS": "0", "AUTH_HASH_WAIT_SECONDS": "4",
                      **(extra_env or {})})
     procs: dict[str, Proc] = {}
-    for name, module, queue in (("logger", "parley_logger", "logs.archive"),
-                                ("auth", "parley_auth", "rpc-auth"),
-                                ("rooms", "parley_rooms", "rpc-rooms")):
-        db_env = {**env, "DATABASE_URL": iso.database_url(name), "INSTANCE_ID": name}
-        procs[name] = Proc(name, module, db_env, iso.workdir).start()
-    for name, queue in (("logger", "logs.archive"), ("auth", "rpc-auth"), ("rooms", "rpc-rooms")):
-        wait_until(lambda q=queue: queue_consumers(iso.amqp_uri, q) > 0, 60,
-                   what=f"{name} consuming {queue}", proc=procs[name])
-    procs["cleaner"] = Proc("cleaner", "parley_cleaner", {**env, "INSTANCE_ID": "cleaner"},
-                            iso.workdir).start()
-    suite = Suite(iso, procs, [], env)
-    for index in range(gateways):
-        _, url = suite.start_gateway(f"gateway-{index + 1}")
-        suite.gateway_urls.append(url)
+    try:
+        for name, module, queue in (("logger", "parley_logger", "logs.archive"),
+                                    ("auth", "parley_auth", "rpc-auth"),
+                                    ("rooms", "parley_rooms", "rpc-rooms")):
+            db_env = {**env, "DATABASE_URL": iso.database_url(name), "INSTANCE_ID": name}
+            procs[name] = Proc(name, module, db_env, iso.workdir).start()
+        for name, queue in (("logger", "logs.archive"), ("auth", "rpc-auth"),
+                            ("rooms", "rpc-rooms")):
+            wait_until(lambda q=queue: queue_consumers(iso.amqp_uri, q) > 0, 60,
+                       what=f"{name} consuming {queue}", proc=procs[name])
+        procs["cleaner"] = Proc("cleaner", "parley_cleaner", {**env, "INSTANCE_ID": "cleaner"},
+                                iso.workdir).start()
+        suite = Suite(iso, procs, [], env)
+        for index in range(gateways):
+            _, url = suite.start_gateway(f"gateway-{index + 1}")
+            suite.gateway_urls.append(url)
+    except BaseException:
+        # A start that fails half-way (e.g. a gateway losing its port to another process on a
+        # shared machine) must not leave the processes it did start running for ever.
+        for proc in procs.values():
+            proc.stop(timeout=5)
+        raise
     return suite
 
 
