@@ -10,6 +10,9 @@
 #   debian:bookworm-slim   pulled, or (offline) made with debootstrap + `docker import`;
 #                          kept, so later runs skip this step
 #
+# `deploy/images.sh rabbitmq redis` builds only the named datastore images (and the base):
+# what `make run` uses to start a missing broker or cache as a container.
+#
 # Environment: PARLEY_OFFLINE (1 / 0 / unset = detect), PARLEY_REGISTRY (parley),
 # PARLEY_TAG (dev), BASE_IMAGE (debian:bookworm-slim), DEBIAN_MIRROR (the one apt uses),
 # PARLEY_EXTRA_CA_CERTS: a directory of *.crt or one file trusted by the build stage only
@@ -87,11 +90,13 @@ build() {  # build TAG DOCKERFILE CONTEXT [ARGS...]
     say "built $tag ($((SECONDS - started)) s)"
 }
 
+ONLY=" $* "
 ensure_engine
 make_base
 stage_ca_certs
 for entry in "${INFRA[@]}"; do
     ours=${entry%%=*} official=${entry#*=}
+    [ "$ONLY" = "  " ] || [[ "$ONLY" == *" ${ours%%:*} "* ]] || continue
     if try_pull "$official"; then
         docker tag "$official" "parley/$ours"
         say "using the official $official as parley/$ours"
@@ -99,6 +104,7 @@ for entry in "${INFRA[@]}"; do
         build "parley/$ours" "deploy/images/${ours%%:*}/Dockerfile" "deploy/images/${ours%%:*}"
     fi
 done
+[ "$ONLY" = "  " ] || exit 0
 for service in "${SERVICES[@]}"; do
     build "$REGISTRY/$service:$TAG" Dockerfile . --build-arg SERVICE="$service"
 done

@@ -1,5 +1,8 @@
 """`make run`: check the broker and cache, migrate, then start every process with honcho.
 
+A broker or cache that does not answer on this machine is started as a Docker container when
+a Docker engine answers (scripts/local_containers.py); otherwise it says how to start it.
+
 Runs inside the project's virtualenv. Ctrl-C reaches honcho, which stops every process.
 """
 from __future__ import annotations
@@ -14,11 +17,13 @@ from urllib.parse import urlsplit
 
 from parley_common import config
 
+import local_containers  # scripts/ is on sys.path: this script's own directory
+
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATING = ("parley_auth", "parley_rooms", "parley_logger")
 HOW_TO_START = {
-    "RabbitMQ": "start it with `rabbitmq-server -detached` (or `docker run -d -p 5672:5672 rabbitmq:3`)",
-    "Redis": "start it with `redis-server --daemonize yes` (or `docker run -d -p 6379:6379 redis:7`)",
+    "RabbitMQ": "start it with `rabbitmq-server -detached` (or start a Docker engine: `make run` then starts one)",
+    "Redis": "start it with `redis-server --daemonize yes` (or start a Docker engine: `make run` then starts one)",
 }
 
 
@@ -42,13 +47,29 @@ def main() -> int:
     # make run uses SQLite under var/: DATABASE_URL is per process, never shared.
     env.pop("DATABASE_URL", None)
 
+    docker_answers = None
     for name, url, port in (("RabbitMQ", config.amqp_uri(), 5672), ("Redis", config.redis_url(), 6379)):
-        if not reachable(url, port):
-            where = urlsplit(url).hostname
-            print(f"parley: {name} is not reachable at {where}:{urlsplit(url).port or port}; "
-                  f"{HOW_TO_START[name]}, or point {'AMQP_URI' if name == 'RabbitMQ' else 'REDIS_URL'} at one.",
-                  file=sys.stderr)
-            return 1
+        if reachable(url, port):
+            continue
+        where = f"{urlsplit(url).hostname}:{urlsplit(url).port or port}"
+        if local_containers.is_local(url):
+            if docker_answers is None:
+                docker_answers = local_containers.engine_answers()
+            if docker_answers:
+                dependency = local_containers.RABBITMQ if name == "RabbitMQ" else local_containers.REDIS
+                problem = local_containers.start(dependency, url)
+                if problem is None:
+                    print(f"parley: {name} was not running at {where}: started the Docker container "
+                          f"{dependency.container} ({dependency.image_name()}; `docker stop {dependency.container}` stops it)",
+                          flush=True)
+                    continue
+                print(f"parley: {name} is not reachable at {where} and starting it in Docker failed: {problem}",
+                      file=sys.stderr)
+                return 1
+        print(f"parley: {name} is not reachable at {where}; "
+              f"{HOW_TO_START[name]}, or point {'AMQP_URI' if name == 'RabbitMQ' else 'REDIS_URL'} at one.",
+              file=sys.stderr)
+        return 1
 
     for module in MIGRATING:
         result = subprocess.run([sys.executable, "-m", module, "migrate"], env={**env, "LOG_SHIP": "0"},

@@ -13,7 +13,9 @@
 #              only the load balancer publishes a port
 #  6. kill     SIGKILL a rooms replica mid-stream (a crash): its restart policy brings it
 #              back, nothing acknowledged is lost
-#  7. swarm    one-node swarm, deploy/stack.yml, the same smoke
+#  7. backups  pg_dump of each database (deploy/README.md, Backups), checked with pg_restore -l
+#  8. swarm    one-node swarm, deploy/stack.yml, the same smoke; `docker kill` of a rooms
+#              task is replaced by the orchestrator
 # Always at the end: compose down -v, stack rm, swarm leave --force.
 #
 # Environment: PARLEY_PORT (8080), PY (the Python with aiohttp: .venv/bin/python),
@@ -222,6 +224,37 @@ check_kill() {
     say "ok   killed rooms replica restarted by its restart policy (restarts: ${after%% *}) and healthy again"
 }
 
+check_backups() {  # the backup commands of deploy/README.md: a dump of each database, readable
+    local dir db tables
+    dir=$(mktemp -d)
+    for db in auth rooms logs; do
+        if ! docker exec "$(first $db-db)" pg_dump -U parley_$db -Fc parley_$db > "$dir/$db.dump"; then
+            fail "pg_dump of $db-db"; continue
+        fi
+        tables=$(docker exec -i "$(first $db-db)" pg_restore -l < "$dir/$db.dump" | grep -c ' TABLE ' || true)
+        if [ "$tables" -gt 0 ]; then say "ok   backup of $db-db: $(wc -c < "$dir/$db.dump") bytes, $tables tables"
+        else fail "the dump of $db-db lists no tables"; fi
+    done
+    rm -rf "$dir"
+}
+
+swarm_kill_rooms() {  # under Swarm, `docker kill` of a task: the orchestrator replaces it
+    local victim deadline healthy
+    victim=$(docker ps -q --filter label=com.docker.swarm.service.name=${PROJECT}_rooms | head -n1)
+    docker kill "$victim" >/dev/null
+    deadline=$((SECONDS + 150))
+    while :; do
+        healthy=$(docker ps -q --filter label=com.docker.swarm.service.name=${PROJECT}_rooms \
+                  --filter health=healthy | grep -vc "^$victim" || true)
+        [ "$healthy" -ge 2 ] && break
+        if [ $SECONDS -ge $deadline ]; then
+            fail "swarm did not replace the killed rooms task in 150 s"; return
+        fi
+        sleep 3
+    done
+    say "ok   docker kill of a rooms task: swarm started a replacement, 2 rooms tasks healthy"
+}
+
 swarm_test() {
     phase "swarm: one-node swarm, deploy/stack.yml"
     if ! docker info --format '{{.Swarm.LocalNodeState}}' | grep -qx active; then
@@ -237,6 +270,7 @@ swarm_test() {
         || { fail "docker stack deploy"; return; }
     if "$PY" deploy/test/smoke.py --base "$BASE"; then
         say "ok   swarm smoke"
+        swarm_kill_rooms
     else
         fail "smoke on the swarm stack"
         docker service ls
@@ -272,6 +306,9 @@ check_segments
 
 phase "kill a rooms replica mid-stream"
 check_kill
+
+phase "backups"
+check_backups
 [ -z "$FAILED" ] || exit 1
 
 phase "compose down -v"
