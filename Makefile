@@ -50,7 +50,7 @@ test: install browser-deps
 	$(PY) -m pytest
 
 # Faults under a steady stream of WebSocket traffic (tests/chaos): private RabbitMQ, Redis and
-# PostgreSQL servers on ports 15470-15479, killed and restarted at will. Serial, ~10 minutes.
+# PostgreSQL servers on ports 15470-15479, killed and restarted at will. Serial, 4-6 minutes.
 test-chaos: install
 	mkdir -p var && PARLEY_CHAOS=1 timeout 1500 $(PY) -m pytest tests/chaos -s --timeout 420 --basetemp=var/chaos
 
