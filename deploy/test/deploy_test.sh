@@ -16,7 +16,7 @@
 #  7. backups  pg_dump of each database (deploy/README.md, Backups), checked with pg_restore -l
 #  8. swarm    one-node swarm, deploy/stack.yml, the same smoke; `docker kill` of a rooms
 #              task is replaced by the orchestrator
-# Always at the end: compose down -v, stack rm, swarm leave --force.
+# Always at the end: compose down -v, stack rm (and its volumes), swarm leave --force.
 #
 # Environment: PARLEY_PORT (8080), PY (the Python with aiohttp: .venv/bin/python),
 # DEPLOY_TEST_SKIP_SWARM=1, plus what deploy/images.sh reads (PARLEY_OFFLINE, ...).
@@ -48,6 +48,8 @@ cleanup() {
             [ -z "$(docker ps -aq --filter label=com.docker.stack.namespace=$PROJECT)$(docker network ls -q --filter label=com.docker.stack.namespace=$PROJECT)" ] && break
             sleep 2
         done
+        # `stack rm` keeps the stack's named volumes; they would be the next run's compose volumes.
+        docker volume ls -q --filter label=com.docker.stack.namespace=$PROJECT | xargs -r docker volume rm >/dev/null 2>&1
         docker swarm leave --force >/dev/null 2>&1
     fi
     if [ -z "$FAILED" ]; then
