@@ -16,7 +16,7 @@
 #  7. backups  pg_dump of each database (deploy/README.md, Backups), checked with pg_restore -l
 #  8. swarm    one-node swarm, deploy/stack.yml, the same smoke; `docker kill` of a rooms
 #              task is replaced by the orchestrator
-# Always at the end: compose down -v, stack rm, swarm leave --force.
+# Always at the end: compose down -v, stack rm (and its volumes), swarm leave --force.
 #
 # Environment: PARLEY_PORT (8080), PY (the Python with aiohttp: .venv/bin/python),
 # DEPLOY_TEST_SKIP_SWARM=1, plus what deploy/images.sh reads (PARLEY_OFFLINE, ...).
@@ -42,6 +42,14 @@ cleanup() {
     compose -p "$PROJECT" down -v --remove-orphans >/dev/null 2>&1
     if [ -n "$SWARM_STARTED" ]; then
         docker stack rm "$PROJECT" >/dev/null 2>&1
+        # `stack rm` returns at once; leaving the swarm before its tasks and overlay networks
+        # are gone leaves stale swarm networks behind that only a dockerd restart clears.
+        for _ in $(seq 1 60); do
+            [ -z "$(docker ps -aq --filter label=com.docker.stack.namespace=$PROJECT)$(docker network ls -q --filter label=com.docker.stack.namespace=$PROJECT)" ] && break
+            sleep 2
+        done
+        # `stack rm` keeps the stack's named volumes; they would be the next run's compose volumes.
+        docker volume ls -q --filter label=com.docker.stack.namespace=$PROJECT | xargs -r docker volume rm >/dev/null 2>&1
         docker swarm leave --force >/dev/null 2>&1
     fi
     if [ -z "$FAILED" ]; then
@@ -283,12 +291,19 @@ swarm_test() {
 phase "engine"
 ensure_engine || { fail "no Docker engine"; exit 1; }
 phase "secrets"
-[ -f deploy/secrets/redis_password ] || deploy/make-secrets.sh >/dev/null
+deploy/make-secrets.sh >/dev/null   # creates only what is missing, never overwrites
 phase "images"
 deploy/images.sh || { fail "make images"; exit 1; }
 
 phase "compose up, scaled"
 compose -p "$PROJECT" down -v --remove-orphans >/dev/null 2>&1
+stale=$(docker network ls --filter "name=${PROJECT}_" --format '{{.Name}}' | tr '\n' ' ')
+if [ -n "$stale" ]; then
+    # Compose would reuse them (e.g. overlay networks left by an interrupted swarm run).
+    say "networks left from an earlier run: $stale; removing them"
+    docker network rm $stale >/dev/null 2>&1 || {
+        fail "cannot remove $stale (stale swarm networks: restart dockerd)"; exit 1; }
+fi
 if ! compose -p "$PROJECT" up -d --no-build "${SCALE[@]}" >/tmp/parley-compose-up.log 2>&1; then
     grep -v '^Creating\|^Starting' /tmp/parley-compose-up.log; fail "compose up"; exit 1
 fi
