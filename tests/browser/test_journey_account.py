@@ -74,9 +74,16 @@ def test_profile_change_shows_live_and_account_deletion(people):
     expect(bob.page.get_by_role("heading", name="Alice Liddell")).to_be_visible()
     expect(page.get_by_text("Alice Liddell", exact=True).first).to_be_visible()
 
+    # Deleting asks for the password again, in the account dialog the profile's button opens.
     page.get_by_role("button", name="Profile").click()
-    alice.accept_next_confirm()
     profile.get_by_role("button", name="Delete account").click()
+    account = page.get_by_role("dialog", name="Account and sessions")
+    expect(account).to_be_visible()
+    account.get_by_role("button", name="Delete my account").click()
+    expect(account.get_by_text("Enter your password to confirm.")).to_be_visible()
+    account.get_by_label("Password", exact=True).fill(alice.password)
+    alice.accept_next_confirm()
+    account.get_by_role("button", name="Delete my account").click()
     expect(page.get_by_text("Your account has been deleted.")).to_be_visible()
     login = page.get_by_role("tabpanel", name="Log in")
     login.get_by_label("Username or email").fill(alice.username)

@@ -5,7 +5,7 @@ import hashlib
 import secrets
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import Any
 
@@ -277,7 +277,7 @@ class AuthService:
         for session in ended:
             if session.revoked_at is None:
                 session.revoked_at = now
-        events = [_session_revoked(session) for session in ended]
+        events = [self._session_revoked(session) for session in ended]
         if events:
             self._outbox.commit(events)
             self.log.info("sessions_revoked", reason=reason, count=len(events))
@@ -377,7 +377,7 @@ class AuthService:
             # event keeps its tokens refused for as long as the newest of them lives.
             self.db.refresh(session)
         # Sent on a repeated logout too: consumers are idempotent.
-        events = [_session_revoked(session)]
+        events = [self._session_revoked(session)]
         self._outbox.commit(events)
         if newly:
             self.log.info("logged_out", user_id=user_id, session=redacted(session_id))
@@ -398,11 +398,25 @@ class AuthService:
         """Sessions revoked while a token of theirs may still be valid, as
         ``[{session_id, expires_at}]``: the gateways rebuild their revocation cache from this
         when Redis has lost it (a restart without persistence)."""
-        rows = self.db.execute(
-            select(Session.id, Session.expires_at)
-            .where(Session.revoked_at.is_not(None), Session.expires_at > utcnow())).all()
-        return [{"session_id": session_id, "expires_at": iso(expires_at)}
-                for session_id, expires_at in rows]
+        now = utcnow()
+        sessions = self.db.scalars(
+            select(Session).where(Session.revoked_at.is_not(None), Session.expires_at > now)
+        ).all()
+        ends = ((session.id, self._tokens_end(session)) for session in sessions)
+        return [{"session_id": session_id, "expires_at": iso(end)}
+                for session_id, end in ends if end > now]
+
+    def _tokens_end(self, session: Session) -> datetime:
+        """When the newest access token of a session lapses: tokens are issued at its last
+        use (login or refresh) and never outlive the session. A revocation must be remembered
+        until then, and no longer."""
+        last_issued = _aware(session.last_used_at or session.created_at)
+        return min(_aware(session.expires_at),
+                   last_issued + timedelta(seconds=self.crypto.token_ttl))
+
+    def _session_revoked(self, session: Session) -> outbox.Event:
+        return "session_revoked", {"session_id": session.id, "user_id": session.user_id,
+                                   "expires_at": iso(self._tokens_end(session))}
 
     @rpc
     def ping(self):
@@ -470,7 +484,7 @@ class AuthService:
             select(Session).where(Session.user_id == user_id,
                                   Session.revoked_at >= user.deleted_at,
                                   Session.expires_at > utcnow())).all()
-        events = [*map(_session_revoked, revoked), ("user_deleted", {"user": public_user(user)})]
+        events = [*map(self._session_revoked, revoked), ("user_deleted", {"user": public_user(user)})]
         self._outbox.commit(events)
         if newly:
             self.log.info("user_deleted", user_id=user_id)
@@ -519,11 +533,6 @@ class AuthService:
             .order_by(User.username_lower, User.id)
             .limit(limit)).all()
         return [public_user(user) for user in users]
-
-
-def _session_revoked(session: Session) -> outbox.Event:
-    return "session_revoked", {"session_id": session.id, "user_id": session.user_id,
-                               "expires_at": iso(session.expires_at)}
 
 
 def _like_escape(text: str) -> str:

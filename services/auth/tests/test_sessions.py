@@ -1,5 +1,5 @@
 import asyncio
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import jwt
 import pytest
@@ -27,9 +27,12 @@ async def test_logout_revokes_and_announces(rpc, logged_in, auth_events, auth_db
     _, body = await auth_events.wait_for(
         lambda key, body: key == "session_revoked" and body["session_id"] == sid)
     with auth_db.connect() as connection:
-        expires_at, revoked_at = connection.execute(
-            text("SELECT expires_at, revoked_at FROM sessions WHERE id = :id"), {"id": sid}).one()
-    assert body == {"session_id": sid, "user_id": user["id"], "expires_at": iso(expires_at)}
+        last_used_at, revoked_at = connection.execute(
+            text("SELECT last_used_at, revoked_at FROM sessions WHERE id = :id"),
+            {"id": sid}).one()
+    # Remembered for as long as the session's newest access token lives, and no longer.
+    token_end = last_used_at + timedelta(seconds=reply["expires_in"])
+    assert body == {"session_id": sid, "user_id": user["id"], "expires_at": iso(token_end)}
     assert revoked_at is not None
 
     # a second logout is fine, keeps the first revocation time and repeats the event
