@@ -5,8 +5,9 @@ browsers report ``wasClean: true`` and aiohttp's client the real code instead of
 A raw client checks the server's side exactly (the TCP connection stays open until our close
 frame, then ends); aiohttp's client checks what an application sees. 4001 and 1001 (drain)
 come from outside the socket's handler (hub.Connection.close), 4401/4408 from the handler
-itself; 1013 and 4429 take the same path as 4001. Not covered: 1009 (aiohttp's reader closes
-the transport itself once a frame is too large, before the handler sees it)."""
+itself; 1013 and 4429 take the same path as 4001. 1009 (frame too large) fails the connection
+(RFC 6455 §7.1.7): its close frame reaches the client, but the server does not wait for the
+reply, since aiohttp's reader ignores everything after the oversized frame."""
 from __future__ import annotations
 
 import asyncio
@@ -135,3 +136,29 @@ async def test_drain_close_1001_completes_the_handshake(suite, http):
         assert await raw.close_code() == 1001
     finally:
         proc.stop()
+
+
+async def test_frame_too_large_1009_reaches_the_client_as_a_close_frame(suite, http):
+    """A frame over 64 KiB fails the connection (RFC 6455 §7.1.7: send a close frame, then
+    close without waiting). aiohttp's reader ignores every byte after the oversized frame, so
+    the server cannot wait for the client's reply here; what must hold is that the client is
+    told why: a close frame with 1009 before TCP ends, never a bare drop (1006)."""
+    gw = suite.gateway_urls[0]
+    token, _ = await register_and_login(gw, http)
+    raw = await RawSocket.connect(gw, token)
+    assert json.loads((await raw.read_frame())[1])["type"] == "ready"
+    raw.send(0x1, b'"' + b"x" * (64 * 1024 + 1) + b'"')
+    while True:
+        opcode, payload = await raw.read_frame()
+        if opcode == 0x8:
+            break
+    assert struct.unpack("!H", payload[:2])[0] == 1009
+    raw.writer.close()
+
+    ws = await http.ws_connect(gw.replace("http", "ws") + "/api/v1/ws",
+                               headers=auth_headers(token))
+    assert (await ws.receive_json())["type"] == "ready"
+    await ws.send_str("x" * (64 * 1024 + 1))
+    msg = await asyncio.wait_for(ws.receive(), 10)
+    assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 1009
+    assert ws.close_code == 1009
