@@ -52,7 +52,7 @@ def test_register_login_create_and_list_rooms(suite, tmp_path):
 
     assert cli(suite, token_file, "logout").returncode == 0
     after = cli(suite, token_file, "rooms")
-    assert after.returncode == 1 and "not logged in" in after.stderr
+    assert after.returncode == 3 and "not logged in" in after.stderr
 
 
 def test_sessions_password_and_account_deletion(suite, tmp_path):
@@ -71,7 +71,7 @@ def test_sessions_password_and_account_deletion(suite, tmp_path):
     changed = cli(suite, laptop, "password", stdin="a long password\nan even longer one\n")
     assert changed.returncode == 0, changed.stderr
     ended = cli(suite, phone, "rooms")  # the other session ended with the password change
-    assert ended.returncode == 1
+    assert ended.returncode == 3, ended.stderr
     assert len(cli(suite, laptop, "sessions").stdout.splitlines()) == 1
 
     refused = cli(suite, laptop, "delete-account", stdin="a long password\n")
