@@ -18,7 +18,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Footer, Header, Input, Static
 
 from .client import EXIT_NOT_LOGGED_IN, CliError, Parley, room_label
 
@@ -33,7 +33,7 @@ HELP = """\
   Ctrl+N / Ctrl+P   next / previous conversation
   F2          direct message: type a person's name after /dm
   F3          open or join a room: type its name after /join
-  F4          create a room: /create NAME  (add --private for a private one)
+  F4          create a room: /create NAME  (or /create NAME --private)
   F5          leave the open room (Enter confirms /leave)
   F6          mute / unmute the open room
   F7          edit your last message (/edit NEW TEXT)
@@ -45,7 +45,8 @@ HELP = """\
 
 [b]Commands in the composer[/b]
   /join NAME  /dm NAME  /create NAME [--private]  /leave  /mute
-  /edit TEXT  /delete  /older  /help  /quit       (//text sends "/text")
+  /edit TEXT  /delete  /older  /help  /quit
+  //text sends a line that starts with "/"
 """
 
 
@@ -72,6 +73,7 @@ class HelpScreen(ModalScreen):
 
 class ParleyApp(App):
     TITLE = "Parley"
+    ENABLE_COMMAND_PALETTE = False  # its Ctrl+P is "previous room" here; F1 is the help
     CSS = """
     #sidebar { width: 28; border-right: solid $primary; padding: 0 1; }
     #main { width: 1fr; }
@@ -79,7 +81,7 @@ class ParleyApp(App):
     #status { height: 2; color: $text-muted; padding: 0 1; }
     #composer { dock: bottom; }
     HelpScreen { align: center middle; }
-    #help { width: 72; height: auto; border: thick $primary; background: $surface; padding: 1 2; }
+    #help { width: 76; height: auto; border: thick $primary; background: $surface; padding: 1 2; }
     """
     BINDINGS = [
         Binding("f1", "help", "help"),
@@ -117,6 +119,7 @@ class ParleyApp(App):
 
     # --- layout -------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
+        yield Header(icon="")
         with Horizontal():
             yield Static("", id="sidebar")
             with Vertical(id="main"):
@@ -397,7 +400,8 @@ class ParleyApp(App):
         state = self.rooms.get(self.current or "")
         parts = []
         if state:
-            online = sorted(self.name_of(u) for u in state.online)
+            here = state.online | ({self.me["id"]} if self.connected.is_set() else set())
+            online = sorted(self.name_of(u) for u in here)
             parts.append(f"{state.label} · online: {', '.join(online) or 'nobody'}")
             now = time.monotonic()
             typing = [self.name_of(u) for u, until in state.typing.items()
