@@ -114,6 +114,7 @@ class ParleyApp(App):
         self.notice = ""
         self.loaded = asyncio.Event()              # the first conversations list is in
         self.connected = asyncio.Event()           # set while the socket is subscribed
+        self.connects = 0                          # sockets opened so far (1 + reconnects)
         self._typing_sent = 0.0
         self._read_due: dict[str, int] = {}
 
@@ -191,6 +192,7 @@ class ParleyApp(App):
                         await ws.send_json({"type": "subscribe", "room_id": room_id,
                                             "after_seq": state.last_seq})
                     self.connection = "connected"
+                    self.connects += 1
                     self.connected.set()
                     self.refresh_all()
                     delay = 0.5
