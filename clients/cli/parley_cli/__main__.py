@@ -31,30 +31,14 @@ import getpass
 import json
 import os
 import sys
-import time
 import uuid
 
 import aiohttp
 
 from .client import (DEFAULT_TOKEN_FILE, EXIT_NOT_LOGGED_IN, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE,
-                     CliError, Parley, room_label, token_expiry)
+                     CliError, Parley, room_label, token_claims)
 
 ACK_WAIT_SECONDS = 5
-
-
-async def keep_session(parley: Parley, token: str, ws) -> None:
-    """While chatting: refresh the token halfway through its life (rotating the refresh
-    credential, both saved), and hand it to the socket (which would otherwise close when the
-    first token expires)."""
-    while (expiry := token_expiry(token)) is not None:
-        await asyncio.sleep(max(1.0, (expiry - time.time()) / 2))
-        try:
-            token = await parley.refreshed()
-        except CliError as exc:
-            if exc.exit_code == EXIT_NOT_LOGGED_IN:
-                return  # the session ended: the socket closes with 4401 and says so
-            continue  # the server is away for now: try again, sooner, while the token lives
-        await ws.send_json({"type": "auth", "token": token})
 
 
 async def chat(parley: Parley, room: dict) -> None:
@@ -78,7 +62,7 @@ async def chat(parley: Parley, room: dict) -> None:
             show(message)
         last_seq = history["messages"][-1]["seq"] if history["messages"] else 0
         await ws.send_json({"type": "subscribe", "room_id": room_id, "after_seq": last_seq})
-        peer = next((m["user"] for m in members if m["user"]["id"] != token_user(token)), None)
+        peer = next((m["user"] for m in members if m["user"]["id"] != token_claims(token).get("sub")), None)
         print(f"-- connected to {room_label(room, peer=peer)}; type a message and Enter, /quit to leave --")
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
@@ -106,7 +90,7 @@ async def chat(parley: Parley, room: dict) -> None:
             await ws.close()
 
         sender = asyncio.create_task(typed())
-        renewer = asyncio.create_task(keep_session(parley, token, ws))
+        renewer = asyncio.create_task(parley.keep_socket_alive(ws, token))
         shown: set[int] = set()  # the sender may get its message twice (ack and message)
         async for frame in ws:
             if frame.type != aiohttp.WSMsgType.TEXT:
@@ -134,16 +118,6 @@ async def chat(parley: Parley, room: dict) -> None:
         renewer.cancel()
         if ws.close_code in (4401, 4001):
             raise CliError("session ended: log in again", EXIT_NOT_LOGGED_IN)
-
-
-def token_user(token: str) -> str | None:
-    """The user id (`sub`) in our own access token, to tell the other person of a DM."""
-    import base64
-    try:
-        payload = token.split(".")[1]
-        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))).get("sub")
-    except (IndexError, ValueError):
-        return None
 
 
 def show(message: dict) -> None:

@@ -33,12 +33,21 @@ class CliError(Exception):
         self.status = status  # the HTTP status, when the server answered
 
 
-def token_expiry(token: str) -> float | None:
-    """The token's `exp` (seconds since the epoch). Unverified: only the server judges it."""
+def token_claims(token: str) -> dict:
+    """The token's payload, unverified (only the server judges it): `exp`, `sub`…"""
     try:
         payload = token.split(".")[1]
-        return float(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["exp"])
-    except (IndexError, KeyError, TypeError, ValueError):
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def token_expiry(token: str) -> float | None:
+    """The token's `exp` (seconds since the epoch)."""
+    try:
+        return float(token_claims(token)["exp"])
+    except (KeyError, TypeError, ValueError):
         return None
 
 
@@ -110,6 +119,20 @@ class Parley:
         if expiry is not None and expiry - time.time() < 10:
             token = await self.refreshed()
         return token
+
+    async def keep_socket_alive(self, ws, token: str) -> None:
+        """While a socket is open: renew the access token halfway through its life (rotating
+        the refresh credential, both saved) and hand it to the socket, which would otherwise
+        close when its first token expires."""
+        while (expiry := token_expiry(token)) is not None:
+            await asyncio.sleep(max(1.0, (expiry - time.time()) / 2))
+            try:
+                token = await self.refreshed()
+            except CliError as exc:
+                if exc.exit_code == EXIT_NOT_LOGGED_IN:
+                    return  # the session ended: the socket closes with 4401 and says so
+                continue  # the server is away for now: try again while the token lives
+            await ws.send_json({"type": "auth", "token": token})
 
     # --- HTTP ---------------------------------------------------------------------------
     async def call(self, method: str, path: str, authorized: bool = True, **kwargs):

@@ -196,7 +196,7 @@ class ParleyApp(App):
                     self.connected.set()
                     self.refresh_all()
                     delay = 0.5
-                    renewer = asyncio.create_task(self.keep_session(ws, token))
+                    renewer = asyncio.create_task(self.parley.keep_socket_alive(ws, token))
                     try:
                         async for frame in ws:
                             if frame.type != aiohttp.WSMsgType.TEXT:
@@ -229,19 +229,6 @@ class ParleyApp(App):
         self.connection = "offline"
         self.notice = why
         self.refresh_all()
-
-    async def keep_session(self, ws, token: str) -> None:
-        """Renew the access token halfway through its life and hand it to the live socket."""
-        from .client import token_expiry
-        while (expiry := token_expiry(token)) is not None:
-            await asyncio.sleep(max(1.0, (expiry - time.time()) / 2))
-            try:
-                token = await self.parley.refreshed()
-            except CliError as exc:
-                if exc.exit_code == EXIT_NOT_LOGGED_IN:
-                    return  # the socket closes with 4401 and the loop says so
-                continue
-            await ws.send_json({"type": "auth", "token": token})
 
     async def send_frame(self, frame: dict) -> None:
         if self.ws is not None and not self.ws.closed:
