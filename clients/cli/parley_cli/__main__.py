@@ -240,7 +240,7 @@ def page_size(value: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="parley-cli", description="Parley in a terminal",
-                                     epilog=__doc__.split("\n\n", 2)[2],
+                                     epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default=os.environ.get("PARLEY_URL", "http://localhost:8080"))
     sub = parser.add_subparsers(dest="command")

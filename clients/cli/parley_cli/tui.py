@@ -75,7 +75,7 @@ class ParleyApp(App):
     TITLE = "Parley"
     ENABLE_COMMAND_PALETTE = False  # its Ctrl+P is "previous room" here; F1 is the help
     CSS = """
-    #sidebar { width: 28; border-right: solid $primary; padding: 0 1; }
+    #sidebar { width: 28; height: 100%; border-right: solid $primary; padding: 0 1; }
     #main { width: 1fr; }
     #log { height: 1fr; padding: 0 1; }
     #status { height: 2; color: $text-muted; padding: 0 1; }
@@ -201,7 +201,10 @@ class ParleyApp(App):
                         async for frame in ws:
                             if frame.type != aiohttp.WSMsgType.TEXT:
                                 break
-                            await self.handle_event(json.loads(frame.data))
+                            try:
+                                await self.handle_event(json.loads(frame.data))
+                            except CliError as exc:  # a look-up it needed failed: say so, go on
+                                self.notice = str(exc)
                     finally:
                         renewer.cancel()
                     close_code = ws.close_code
