@@ -192,6 +192,12 @@ async def test_two_people_chat_live_and_a_dropped_connection_resumes(suite, http
                 await pilot.press("f8", "enter")
                 await until(lambda: "Alice Ant: (deleted)" in screen_text(app), "the line shown deleted")
                 assert "no typo" not in await texts(bob, side["id"])
+
+                # Someone else starts a direct conversation: it appears, unread, by name.
+                direct = (await bob.post("/api/v1/rooms/direct", {"user_id": alice["id"]})).body["room"]
+                await bob.post(f"/api/v1/rooms/{direct['id']}/messages", {"text": "knock knock"})
+                await until(lambda: direct["id"] in app.rooms and app.rooms[direct["id"]].unread == 1
+                            and "@Bob Builder (1)" in app.sidebar_text().plain, "bob's DM shown unread")
         finally:
             await proxy.close()
 

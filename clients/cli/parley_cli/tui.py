@@ -255,6 +255,10 @@ class ParleyApp(App):
             if user["id"] == self.me.get("id") and not state:
                 room = (await self.parley.call("GET", f"/api/v1/rooms/{event['room_id']}"))["room"]
                 await self.add_room(room)
+        elif kind == "room_created" and event["room"]["id"] not in self.rooms:
+            room = event["room"]  # public ones reach everybody: only those you own are yours
+            if room["kind"] != "public" or room["owner_id"] == self.me.get("id"):
+                await self.add_room(room)
         elif kind == "member_left" and state:
             if event["user_id"] == self.me.get("id"):
                 self.remove_room(state.room["id"])
