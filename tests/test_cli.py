@@ -52,7 +52,7 @@ def test_register_login_create_and_list_rooms(suite, tmp_path):
 
     assert cli(suite, token_file, "logout").returncode == 0
     after = cli(suite, token_file, "rooms")
-    assert after.returncode == 1 and "not logged in" in after.stderr
+    assert after.returncode == 3 and "not logged in" in after.stderr
 
 
 def test_sessions_password_and_account_deletion(suite, tmp_path):
@@ -71,7 +71,7 @@ def test_sessions_password_and_account_deletion(suite, tmp_path):
     changed = cli(suite, laptop, "password", stdin="a long password\nan even longer one\n")
     assert changed.returncode == 0, changed.stderr
     ended = cli(suite, phone, "rooms")  # the other session ended with the password change
-    assert ended.returncode == 1
+    assert ended.returncode == 3, ended.stderr
     assert len(cli(suite, laptop, "sessions").stdout.splitlines()) == 1
 
     refused = cli(suite, laptop, "delete-account", stdin="a long password\n")
@@ -81,3 +81,92 @@ def test_sessions_password_and_account_deletion(suite, tmp_path):
     assert not laptop.exists()
     again = cli(suite, phone, "login", name, stdin="an even longer one\n")
     assert again.returncode == 1
+
+
+def api(suite, token: str, method: str, path: str, **kwargs):
+    response = requests.request(method, suite.url + path, headers={"Authorization": f"Bearer {token}"},
+                                timeout=30, **kwargs)
+    assert response.status_code < 300, response.text
+    return response.json() if response.content else None
+
+
+def test_names_for_rooms_and_people_send_history_and_exit_codes(suite, tmp_path):
+    token_file = tmp_path / "token"
+    name, friend = f"cli{uuid.uuid4().hex[:8]}", f"pal{uuid.uuid4().hex[:8]}"
+    for who in (name, friend):
+        assert cli(suite, tmp_path / who, "register", who, f"{who}@example.com",
+                   stdin="a long password\n").returncode == 0
+        assert cli(suite, tmp_path / who, "login", who, stdin="a long password\n").returncode == 0
+    token_file = tmp_path / name
+    friend_token = access_token(tmp_path / friend)
+    api(suite, friend_token, "PATCH", "/api/v1/users/me", json={"display_name": "Pal Friendly"})
+
+    # Not logged in: 3, before anything else.
+    nobody = cli(suite, tmp_path / "nobody", "history", "lounge")
+    assert nobody.returncode == 3 and "not logged in" in nobody.stderr
+
+    # Rooms by name: create, send, history (text and JSON).
+    room = f"lounge-{uuid.uuid4().hex[:6]}"
+    assert cli(suite, token_file, "create", room).returncode == 0
+    for text in ("first", "second", "third"):
+        sent = cli(suite, token_file, "send", room, text)
+        assert sent.returncode == 0, sent.stderr
+    shown = cli(suite, token_file, "history", room, "--limit", "2")
+    assert shown.returncode == 0, shown.stderr
+    assert [line.split(": ", 1)[1] for line in shown.stdout.splitlines()] == ["second", "third"]
+    as_json = cli(suite, token_file, "history", f"#{room}", "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    messages = json.loads(as_json.stdout)
+    assert [m["text"] for m in messages] == ["first", "second", "third"]
+    assert [m["seq"] for m in messages] == sorted(m["seq"] for m in messages)
+
+    # The friend joins by name; an id works as well as the name.
+    joined = cli(suite, tmp_path / friend, "join", room)
+    assert joined.returncode == 0, joined.stderr
+    by_id = cli(suite, tmp_path / friend, "send", messages[0]["room_id"], "by id", "--json")
+    assert by_id.returncode == 0 and json.loads(by_id.stdout)["text"] == "by id"
+
+    # Not found: 4. Ambiguous: 2, listing the candidates. Usage: 2. Unreachable: 5.
+    missing = cli(suite, token_file, "send", "no-such-room-here", "hello")
+    assert missing.returncode == 4 and "no room called" in missing.stderr, missing.stderr
+    twins = [api(suite, access_token(token_file), "POST", "/api/v1/rooms",
+                 json={"name": "twin", "kind": "private"})["room"]["id"] for _ in range(2)]
+    ambiguous = cli(suite, token_file, "history", "twin")
+    assert ambiguous.returncode == 2 and all(t in ambiguous.stderr for t in twins), ambiguous.stderr
+    assert cli(suite, token_file, "history", room, "--limit", "0").returncode == 2
+    nobody_home = subprocess.run([sys.executable, "-m", "parley_cli", "--url", "http://127.0.0.1:9",
+                                  "history", room], capture_output=True, text=True, timeout=60,
+                                 env={**os.environ, "PARLEY_TOKEN_FILE": str(token_file)})
+    assert nobody_home.returncode == 5 and "cannot reach" in nobody_home.stderr, nobody_home.stderr
+    unknown_person = cli(suite, token_file, "dm", "zz-nobody-by-this-name")
+    assert unknown_person.returncode == 4 and "nobody" in unknown_person.stderr
+
+    # Direct messages by display name; presence lines carry display names, not ids.
+    env = {**os.environ, "PARLEY_TOKEN_FILE": str(token_file), "PYTHONUNBUFFERED": "1"}
+    chat = subprocess.Popen([sys.executable, "-m", "parley_cli", "--url", suite.url, "dm", "Pal Friendly"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        first = chat.stdout.readline()  # a new direct room has no history: this is the banner
+        assert "connected to @Pal Friendly" in first, (first, chat.stderr.read())
+        chat.stdin.write("hi pal\n")
+        chat.stdin.flush()
+        direct = api(suite, friend_token, "POST", "/api/v1/rooms/direct",
+                     json={"user_id": api(suite, access_token(token_file), "GET", "/api/v1/users/me")["user"]["id"]})
+        import websockets.sync.client as ws_client
+        with ws_client.connect(suite.url.replace("http", "ws", 1) + "/api/v1/ws",
+                               additional_headers={"Authorization": f"Bearer {friend_token}"}) as ws:
+            ws.send(json.dumps({"type": "subscribe", "room_id": direct["room"]["id"]}))
+            seen = ""
+            while "Pal Friendly is online" not in seen:
+                line = chat.stdout.readline()
+                assert line, (seen, chat.stderr.read())
+                seen += line
+        out, err = chat.communicate("/quit\n", timeout=60)
+    finally:
+        if chat.poll() is None:
+            chat.kill()
+    assert chat.returncode == 0, err
+    texts = [m["text"] for m in api(suite, friend_token, "GET",
+                                     f"/api/v1/rooms/{direct['room']['id']}/messages")["messages"]]
+    assert texts == ["hi pal"]

@@ -143,3 +143,40 @@ async def test_the_terminal_client_keeps_its_session_while_chatting(short_tokens
     history = requests.get(f"{gw}/api/v1/rooms/{room_id}/messages",
                            headers=auth_headers(kept["access_token"]), timeout=10).json()
     assert [m["text"] for m in history["messages"]] == ["typed after the first token expired"]
+
+
+async def test_the_full_screen_client_keeps_its_session_and_socket(short_tokens, http, tmp_path):
+    """Past its first token's life the client still talks over the same socket (renewed with
+    `auth`) and over HTTP (renewed before each call), and the token file holds the newest."""
+    import aiohttp
+    from parley_cli.client import Parley, token_expiry
+    from parley_cli.tui import ParleyApp
+
+    gw = short_tokens
+    alice, bob = await register(http, gw), await register(http, gw)
+    bob_body = await cli_login(http, gw, bob["username"])
+    bob_api = Client(http, gw, bob_body["access_token"], bob_body["user"])
+    room = (await bob_api.post("/api/v1/rooms", {"name": "long view", "kind": "public"})).body["room"]
+    async with aiohttp.ClientSession() as own:
+        parley = Parley(own, gw, tmp_path / "token")
+        parley.save_tokens(await cli_login(own, gw, alice["username"]))
+        await parley.call("POST", f"/api/v1/rooms/{room['id']}/join")
+        first_expiry = token_expiry(parley.load_tokens()["access_token"])
+        app = ParleyApp(parley)
+        async with app.run_test(size=(100, 30)) as pilot:
+            deadline = time.monotonic() + 60
+            while not (app.connected.is_set() and time.time() > first_expiry + 2):
+                assert time.monotonic() < deadline, app.status_text()
+                await asyncio.sleep(0.2)
+            assert app.connects == 1, app.status_text()  # the socket was renewed, not reopened
+            bob_api.token = (await refresh(http, gw, bob_body["refresh_token"]))[1]["access_token"]
+            await bob_api.post(f"/api/v1/rooms/{room['id']}/messages", {"text": "still there?"})
+            while "still there?" not in app.transcript_text().plain:
+                assert time.monotonic() < deadline, app.status_text()
+                await asyncio.sleep(0.1)
+            await pilot.press(*"yes", "enter")
+            while "yes" not in [m["text"] for m in app.rooms[room["id"]].messages.values()]:
+                assert time.monotonic() < deadline, app.status_text()
+                await asyncio.sleep(0.1)
+            assert app.connects == 1
+    assert token_expiry(json.loads((tmp_path / "token").read_text())["access_token"]) > first_expiry

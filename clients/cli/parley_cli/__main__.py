@@ -1,122 +1,69 @@
 """parley-cli — the terminal client.
 
-    parley-cli [--url http://localhost:8080] register NAME EMAIL
+    parley-cli [--url http://localhost:8080]      full-screen client (same as `parley-cli tui`)
+    parley-cli register NAME EMAIL
     parley-cli login NAME            (tokens are kept in ~/.config/parley/token, mode 0600)
-    parley-cli rooms [--public] | create NAME [--private] | join ROOM_ID
-    parley-cli chat ROOM_ID          (interactive; /quit leaves)
+    parley-cli rooms [--public] | create NAME [--private] | join ROOM | leave ROOM
+    parley-cli chat ROOM             (line-by-line chat; /quit leaves)
+    parley-cli dm PERSON             (line-by-line chat with one person)
+    parley-cli send ROOM TEXT        (for scripts)
+    parley-cli history ROOM [--limit N] [--json]
     parley-cli password              (change it; your other sessions end)
     parley-cli sessions | revoke SESSION_ID | revoke --others
     parley-cli delete-account        (asks for the password)
     parley-cli logout
 
+ROOM is a room's name (`lounge`, `#lounge`), `@person` for a direct room, or its id. PERSON is
+a username, display name or id. A name that fits several is an error listing them.
+
 The token file holds the access token and the refresh credential (JSON). An expired access
 token is renewed with the refresh credential, which is rotated on every use and saved again.
+
+Exit codes: 0 ok, 1 refused by the server (forbidden, invalid, conflict, rate limited),
+2 usage (bad arguments, or an ambiguous name), 3 not logged in or the session has ended,
+4 not found, 5 the server is unreachable or unavailable.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import getpass
 import json
 import os
 import sys
-import time
 import uuid
-from pathlib import Path
 
 import aiohttp
 
+from .client import (DEFAULT_TOKEN_FILE, EXIT_NOT_LOGGED_IN, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE,
+                     CliError, Parley, room_label, token_claims)
+
 ACK_WAIT_SECONDS = 5
-TOKEN_FILE = Path(os.environ.get("PARLEY_TOKEN_FILE", Path.home() / ".config" / "parley" / "token"))
 
 
-class CliError(Exception):
-    pass
+async def chat(parley: Parley, room: dict) -> None:
+    room_id = room["id"]
+    token = await parley.token()
+    members = (await parley.call("GET", f"/api/v1/rooms/{room_id}/members"))["members"]
+    names = {m["user"]["id"]: m["user"]["display_name"] or m["user"]["username"] for m in members}
 
+    async def name_of(user_id: str) -> str:
+        if user_id not in names:
+            try:
+                user = (await parley.call("GET", f"/api/v1/users/{user_id}"))["user"]
+                names[user_id] = user["display_name"] or user["username"]
+            except CliError:
+                return user_id
+        return names[user_id]
 
-def save_tokens(body: dict) -> None:
-    """Keep a login/refresh answer's access token and refresh credential."""
-    TOKEN_FILE.parent.mkdir(parents=True, exist_ok=True)
-    # Create with 0600 from the start so the tokens are never readable by others.
-    fd = os.open(TOKEN_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump({"access_token": body["access_token"],
-                   "refresh_token": body["refresh_token"]}, handle)
-    os.chmod(TOKEN_FILE, 0o600)
-
-
-def load_tokens() -> dict:
-    try:
-        tokens = json.loads(TOKEN_FILE.read_text())
-    except FileNotFoundError:
-        raise CliError("not logged in: run `parley-cli login NAME` first") from None
-    except ValueError:
-        raise CliError("the token file is unreadable: run `parley-cli login NAME` again") from None
-    return tokens
-
-
-async def refreshed(http: aiohttp.ClientSession, base: str) -> str:
-    """Rotate the refresh credential: a new access token (saved with the new credential)."""
-    body = await api(http, "POST", f"{base}/api/v1/auth/refresh",
-                     json={"refresh_token": load_tokens()["refresh_token"]})
-    save_tokens(body)
-    return body["access_token"]
-
-
-async def access_token(http: aiohttp.ClientSession, base: str) -> str:
-    """The saved access token, renewed first when it has (nearly) expired."""
-    token = load_tokens()["access_token"]
-    expiry = token_expiry(token)
-    if expiry is not None and expiry - time.time() < 10:
-        token = await refreshed(http, base)
-    return token
-
-
-async def api(http: aiohttp.ClientSession, method: str, url: str, token: str | None = None, **kwargs):
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with http.request(method, url, headers=headers, **kwargs) as response:
-        body = await response.json() if response.content_type == "application/json" else None
-        if response.status >= 400:
-            error = (body or {}).get("error", {})
-            details = "; ".join(f"{k}: {v}" for k, v in (error.get("details") or {}).items())
-            raise CliError(f"{error.get('message', response.reason)}" + (f" ({details})" if details else ""))
-        return body
-
-
-def token_expiry(token: str) -> float | None:
-    """The token's `exp` (seconds since the epoch). Unverified: only the server judges it."""
-    try:
-        payload = token.split(".")[1]
-        return float(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["exp"])
-    except (IndexError, KeyError, TypeError, ValueError):
-        return None
-
-
-async def keep_session(http: aiohttp.ClientSession, base: str, token: str, ws) -> None:
-    """While chatting: refresh the token halfway through its life (rotating the refresh
-    credential, both saved), and hand it to the socket (which would otherwise close when the
-    first token expires)."""
-    while (expiry := token_expiry(token)) is not None:
-        await asyncio.sleep(max(1.0, (expiry - time.time()) / 2))
-        try:
-            token = await refreshed(http, base)
-        except CliError:
-            return  # the session ended: the socket closes with 4401 and says so
-        except aiohttp.ClientError:
-            continue  # the server is away for now: try again, sooner, while the token lives
-        await ws.send_json({"type": "auth", "token": token})
-
-
-async def chat(http: aiohttp.ClientSession, base: str, token: str, room_id: str) -> None:
-    ws_url = base.replace("http", "ws", 1) + "/api/v1/ws"
-    async with http.ws_connect(ws_url, headers={"Authorization": f"Bearer {token}"}) as ws:
-        history = await api(http, "GET", f"{base}/api/v1/rooms/{room_id}/messages?limit=20", token)
+    async with parley.http.ws_connect(parley.ws_url(), headers={"Authorization": f"Bearer {token}"}) as ws:
+        history = await parley.call("GET", f"/api/v1/rooms/{room_id}/messages?limit=20")
         for message in history["messages"]:
             show(message)
         last_seq = history["messages"][-1]["seq"] if history["messages"] else 0
         await ws.send_json({"type": "subscribe", "room_id": room_id, "after_seq": last_seq})
-        print("-- connected; type a message and Enter, /quit to leave --")
+        peer = next((m["user"] for m in members if m["user"]["id"] != token_claims(token).get("sub")), None)
+        print(f"-- connected to {room_label(room, peer=peer)}; type a message and Enter, /quit to leave --")
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -143,7 +90,8 @@ async def chat(http: aiohttp.ClientSession, base: str, token: str, room_id: str)
             await ws.close()
 
         sender = asyncio.create_task(typed())
-        renewer = asyncio.create_task(keep_session(http, base, token, ws))
+        renewer = asyncio.create_task(parley.keep_socket_alive(ws, token))
+        shown: set[int] = set()  # the sender may get its message twice (ack and message)
         async for frame in ws:
             if frame.type != aiohttp.WSMsgType.TEXT:
                 break
@@ -152,97 +100,151 @@ async def chat(http: aiohttp.ClientSession, base: str, token: str, room_id: str)
                 unacked.discard(event["client_id"])
                 if not unacked:
                     all_acked.set()
-            elif event["type"] == "message":
+            elif event["type"] == "message" and event["message"]["seq"] not in shown:
+                shown.add(event["message"]["seq"])
                 show(event["message"])
             elif event["type"] == "typing":
-                print(f"   {event['user']['display_name']} is typing…")
+                print(f"   {event['user']['display_name'] or event['user']['username']} is typing…")
             elif event["type"] == "presence":
-                print(f"   user {event['user_id']} is {event['status']}")
+                print(f"   {await name_of(event['user_id'])} is {event['status']}")
+            elif event["type"] == "member_joined":
+                names[event["user"]["id"]] = event["user"]["display_name"] or event["user"]["username"]
+                print(f"   {names[event['user']['id']]} joined")
+            elif event["type"] == "member_left":
+                print(f"   {await name_of(event['user_id'])} left")
             elif event["type"] == "error":
                 print(f"!! {event['message']}")
         sender.cancel()
         renewer.cancel()
         if ws.close_code in (4401, 4001):
-            raise CliError("session ended: log in again")
+            raise CliError("session ended: log in again", EXIT_NOT_LOGGED_IN)
 
 
 def show(message: dict) -> None:
     when = message["created_at"][11:16]
     text = "(deleted)" if message["deleted"] else message["text"]
-    print(f"[{when}] {message['author']['display_name']}: {text}")
+    print(f"[{when}] {message['author']['display_name'] or message['author']['username']}: {text}")
+
+
+async def history(parley: Parley, room_id: str, limit: int) -> list[dict]:
+    """The newest `limit` messages, oldest first (paged back with before_seq past 100)."""
+    messages: list[dict] = []
+    before = None
+    while len(messages) < limit:
+        params = {"limit": min(100, limit - len(messages))}
+        if before is not None:
+            params["before_seq"] = before
+        page = await parley.call("GET", f"/api/v1/rooms/{room_id}/messages", params=params)
+        messages = page["messages"] + messages
+        if not page["has_more"] or not page["messages"]:
+            break
+        before = page["messages"][0]["seq"]
+    return messages
 
 
 async def run(args: argparse.Namespace) -> None:
-    base = args.url.rstrip("/")
     async with aiohttp.ClientSession() as http:
-        async def load_token() -> str:
-            return await access_token(http, base)
-
-        if args.command == "register":
+        parley = Parley(http, args.url, DEFAULT_TOKEN_FILE)
+        command = args.command or "tui"
+        if command == "tui":
+            if not sys.stdout.isatty():
+                raise CliError("the full-screen client needs a terminal; see `parley-cli --help` "
+                               "for the line mode", EXIT_USAGE)
+            from .tui import run_tui
+            await run_tui(parley)
+        elif command == "register":
             password = getpass.getpass("password: ")
-            body = await api(http, "POST", f"{base}/api/v1/auth/register",
-                             json={"username": args.name, "email": args.email, "password": password})
+            body = await parley.call("POST", "/api/v1/auth/register", authorized=False,
+                                     json={"username": args.name, "email": args.email, "password": password})
             print(f"registered {body['user']['username']}; now `parley-cli login {args.name}`")
-        elif args.command == "login":
+        elif command == "login":
             password = getpass.getpass("password: ")
-            body = await api(http, "POST", f"{base}/api/v1/auth/login",
-                             json={"username": args.name, "password": password,
-                                   "refresh_delivery": "body"})
-            save_tokens(body)
+            body = await parley.call("POST", "/api/v1/auth/login", authorized=False,
+                                     json={"username": args.name, "password": password,
+                                           "refresh_delivery": "body"})
+            parley.save_tokens(body)
             print(f"logged in as {body['user']['username']}")
-        elif args.command == "logout":
-            await api(http, "POST", f"{base}/api/v1/auth/logout", await load_token())
-            TOKEN_FILE.unlink(missing_ok=True)
+        elif command == "logout":
+            await parley.call("POST", "/api/v1/auth/logout")
+            parley.token_file.unlink(missing_ok=True)
             print("logged out")
-        elif args.command == "password":
+        elif command == "password":
             old = getpass.getpass("current password: ")
             new = getpass.getpass("new password: ")
-            await api(http, "POST", f"{base}/api/v1/auth/password", await load_token(),
-                      json={"old_password": old, "new_password": new})
+            await parley.call("POST", "/api/v1/auth/password",
+                              json={"old_password": old, "new_password": new})
             print("password changed; your other sessions have ended")
-        elif args.command == "sessions":
-            body = await api(http, "GET", f"{base}/api/v1/auth/sessions", await load_token())
+        elif command == "sessions":
+            body = await parley.call("GET", "/api/v1/auth/sessions")
             for item in body["sessions"]:
                 mark = "*" if item["current"] else " "
                 print(f"{mark} {item['id']}  created {item['created_at'][:16]}  last used "
                       f"{item['last_used_at'][:16]}  {item['user_agent'] or '(unknown device)'}")
-        elif args.command == "revoke":
+        elif command == "revoke":
             if args.others:
-                body = await api(http, "DELETE", f"{base}/api/v1/auth/sessions", await load_token())
+                body = await parley.call("DELETE", "/api/v1/auth/sessions")
                 print(f"ended {body['revoked']} other session(s)")
             elif args.session_id:
-                await api(http, "DELETE", f"{base}/api/v1/auth/sessions/{args.session_id}",
-                          await load_token())
+                await parley.call("DELETE", f"/api/v1/auth/sessions/{args.session_id}")
                 print("session ended")
             else:
-                raise CliError("name a SESSION_ID (see `parley-cli sessions`) or --others")
-        elif args.command == "delete-account":
+                raise CliError("name a SESSION_ID (see `parley-cli sessions`) or --others", EXIT_USAGE)
+        elif command == "delete-account":
             password = getpass.getpass("password (to confirm deleting your account): ")
-            await api(http, "DELETE", f"{base}/api/v1/users/me", await load_token(),
-                      json={"password": password})
-            TOKEN_FILE.unlink(missing_ok=True)
+            await parley.call("DELETE", "/api/v1/users/me", json={"password": password})
+            parley.token_file.unlink(missing_ok=True)
             print("account deleted")
-        elif args.command == "rooms":
+        elif command == "rooms":
             scope = "public" if args.public else "joined"
-            body = await api(http, "GET", f"{base}/api/v1/rooms?scope={scope}&limit=100", await load_token())
-            for room in body["rooms"]:
+            for room in await parley.all_pages(f"/api/v1/rooms?scope={scope}&limit=100", "rooms"):
                 print(f"{room['id']}  {room['kind']:<8} {room['name'] or '(direct)'}  "
                       f"({room['member_count']} members)")
-        elif args.command == "create":
-            body = await api(http, "POST", f"{base}/api/v1/rooms", await load_token(),
-                             json={"name": args.name, "kind": "private" if args.private else "public"})
-            print(f"created {body['room']['id']}")
-        elif args.command == "join":
-            body = await api(http, "POST", f"{base}/api/v1/rooms/{args.room_id}/join", await load_token())
+        elif command == "create":
+            body = await parley.call("POST", "/api/v1/rooms",
+                                     json={"name": args.name, "kind": "private" if args.private else "public"})
+            print(f"created {body['room']['name']} ({body['room']['id']})")
+        elif command == "join":
+            room = await parley.find_room(args.room, joined_only=False)
+            body = await parley.call("POST", f"/api/v1/rooms/{room['id']}/join")
             print(f"joined {body['room']['name']}")
-        elif args.command == "chat":
-            await chat(http, base, await load_token(), args.room_id)
+        elif command == "leave":
+            room = await parley.find_room(args.room)
+            await parley.call("POST", f"/api/v1/rooms/{room['id']}/leave")
+            print(f"left {room['name'] or 'the direct room'}")
+        elif command == "chat":
+            await chat(parley, await parley.find_room(args.room))
+        elif command == "dm":
+            await chat(parley, await parley.direct_room(args.person))
+        elif command == "send":
+            room = await parley.find_room(args.room)
+            body = await parley.call("POST", f"/api/v1/rooms/{room['id']}/messages",
+                                     json={"text": args.text, "client_id": uuid.uuid4().hex})
+            if args.json:
+                print(json.dumps(body["message"]))
+        elif command == "history":
+            room = await parley.find_room(args.room)
+            messages = await history(parley, room["id"], args.limit)
+            if args.json:
+                print(json.dumps(messages, indent=1))
+            else:
+                for message in messages:
+                    show(message)
+
+
+def page_size(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="parley-cli", description="Parley in a terminal")
+    parser = argparse.ArgumentParser(prog="parley-cli", description="Parley in a terminal",
+                                     epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default=os.environ.get("PARLEY_URL", "http://localhost:8080"))
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("tui", help="the full-screen client (the default)")
     register = sub.add_parser("register")
     register.add_argument("name")
     register.add_argument("email")
@@ -252,8 +254,18 @@ def main(argv: list[str] | None = None) -> int:
     create = sub.add_parser("create")
     create.add_argument("name")
     create.add_argument("--private", action="store_true")
-    sub.add_parser("join").add_argument("room_id")
-    sub.add_parser("chat").add_argument("room_id")
+    sub.add_parser("join").add_argument("room")
+    sub.add_parser("leave").add_argument("room")
+    sub.add_parser("chat").add_argument("room")
+    sub.add_parser("dm").add_argument("person")
+    send = sub.add_parser("send")
+    send.add_argument("room")
+    send.add_argument("text")
+    send.add_argument("--json", action="store_true", help="print the stored message as JSON")
+    hist = sub.add_parser("history")
+    hist.add_argument("room")
+    hist.add_argument("--limit", type=page_size, default=20)
+    hist.add_argument("--json", action="store_true", help="a JSON array of messages, oldest first")
     sub.add_parser("password")
     sub.add_parser("sessions")
     revoke = sub.add_parser("revoke")
@@ -265,13 +277,13 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(run(args))
     except CliError as exc:
         print(f"parley-cli: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code
     except aiohttp.ClientError as exc:
         print(f"parley-cli: cannot reach {args.url}: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
         pass
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":
