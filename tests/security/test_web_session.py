@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from browser_env import find_chromium, why_no_browser
-from helpers import PASSWORD, own_suite, register
+from helpers import PASSWORD, register, short_token_suite
 
 playwright_api = pytest.importorskip("playwright.async_api")
 CHROMIUM = find_chromium()
@@ -43,11 +43,7 @@ async def test_reload_without_a_token_resumes_through_the_cookie(suite, http):
             await browser.close()
 
 
-@pytest.fixture(scope="module")
-def short_lived(isolation):
-    """A suite of its own whose access tokens live 8 seconds."""
-    with own_suite(isolation, "webshort", ACCESS_TOKEN_TTL_SECONDS="8") as url:
-        yield url
+short_lived = short_token_suite("webshort", 8)
 
 
 async def test_the_session_outlives_many_token_lifetimes_and_a_closed_tab(short_lived, http):
