@@ -16,7 +16,7 @@ Headline: the highest rate with p99 <= 100 ms and nothing lost. Also the gateway
 connection (RSS growth / sockets).
 
 The server side runs on PRIVATE RabbitMQ, Redis and PostgreSQL instances started for the run
-(bench/_private_servers.py: own ports 15500+, own data dirs; PostgreSQL with one database per
+(parley_common.private_servers: own ports 15500+, own data dirs; PostgreSQL with one database per
 service, as deployed) and every process of it is pinned with taskset to --server-cores; this
 load generator pins itself to --load-cores. Other modes:
 
@@ -51,9 +51,9 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _private_servers import pids_of_tree, private_servers  # noqa: E402
 from _wsclient import connect  # noqa: E402
 
+from parley_common.private_servers import PrivateServers, pids_of_tree  # noqa: E402
 from parley_common.testing import Isolation, Servers, start_suite  # noqa: E402
 
 PASSWORD = "bench-password-1"
@@ -67,12 +67,12 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 class PrivateBrokerServers(Servers):
     """The test isolation's Servers, with vhosts made on the private RabbitMQ node."""
 
-    def __init__(self, private):
-        super().__init__(private.amqp_uri, private.postgres_admin, private.redis_url)
+    def __init__(self, private: PrivateServers):
+        super().__init__(private.rabbit.url, private.postgres.admin_url, private.redis.url)
         self.private = private
 
     def _rabbitmqctl(self, *args: str) -> None:
-        self.private.rabbitmqctl(*args)
+        self.private.rabbit.rabbitmqctl(*args)
 
 
 def cpu_ticks(side: "ServerSide") -> dict[str, int]:
@@ -123,10 +123,10 @@ class ServerSide:
         self.suite = suite
 
     def trees(self) -> dict[str, list[int]]:
-        roots = dict(self.private.roots)
-        roots.update({name: proc.popen.pid for name, proc in self.suite.procs.items()
-                      if proc.alive()})
-        return {name: pids_of_tree([pid]) for name, pid in roots.items()}
+        trees = self.private.pids()
+        trees.update({name: pids_of_tree([proc.popen.pid])
+                      for name, proc in self.suite.procs.items() if proc.alive()})
+        return trees
 
     def pids(self) -> list[int]:
         return [pid for pids in self.trees().values() for pid in pids]
@@ -539,11 +539,6 @@ def raise_fd_limit(wanted: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def _traversable(path: str) -> Path:
-    os.chmod(path, 0o755)  # PostgreSQL runs as its own user inside it
-    return Path(path)
-
-
 async def run(args) -> dict:
     raise_fd_limit(65536)  # inherited by the server processes started below
     server_cores = {int(c) for c in args.server_cores.split(",")}
@@ -553,11 +548,11 @@ async def run(args) -> dict:
               "server_cores": args.server_cores, "load_cores": args.load_cores,
               "machine_cores": os.cpu_count(), "loadavg_at_start": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="parley-fanout-") as tmp, \
-            private_servers(_traversable(tmp) / "servers", args.server_cores,
-                            args.base_port) as private:
+            PrivateServers(Path(tmp) / "servers", args.base_port, args.server_cores,
+                           node=f"parleybench{args.base_port}") as private:
         servers = PrivateBrokerServers(private)
         vhost = "parley-fanout"
-        iso = Isolation(servers, servers.create_vhost(vhost), vhost, private.redis_url,
+        iso = Isolation(servers, servers.create_vhost(vhost), vhost, private.redis.url,
                         "parley-fanout:", Path(tmp))
         os.sched_setaffinity(0, server_cores)  # the Parley processes are born on the server core
         suite = start_suite(iso, gateways=1, extra_env={

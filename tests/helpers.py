@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import pytest
 
 PASSWORD = "correct horse 1"
 _NO_BODY = object()
@@ -187,3 +188,13 @@ def own_suite(isolation, label: str, **env: str):
         finally:
             for proc in reversed(list(running.procs.values())):
                 proc.stop()
+
+
+def short_token_suite(label: str, seconds: int):
+    """A module-scoped fixture (assign it to a name in the test module): a suite of its own
+    (own_suite) whose access tokens live ``seconds``; the fixture's value is its URL."""
+    @pytest.fixture(scope="module")
+    def suite_with_short_tokens(isolation):
+        with own_suite(isolation, label, ACCESS_TOKEN_TTL_SECONDS=str(seconds)) as url:
+            yield url
+    return suite_with_short_tokens

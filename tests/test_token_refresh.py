@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from helpers import (PASSWORD, Client, auth_headers, login, next_frame, receive_frame,
-                     own_suite, register, ws_url)
+                     register, short_token_suite, ws_url)
 
 
 async def refresh(http, base: str, refresh_token: str):
@@ -81,11 +81,7 @@ async def test_a_socket_takes_a_renewed_token_of_its_own_session_only(suite, htt
     await ws.close()
 
 
-@pytest.fixture(scope="module")
-def short_tokens(isolation):
-    """A suite of its own whose tokens live 6 seconds."""
-    with own_suite(isolation, "shorttokens", ACCESS_TOKEN_TTL_SECONDS="6") as url:
-        yield url
+short_tokens = short_token_suite("shorttokens", 6)
 
 
 async def test_a_renewed_socket_outlives_its_first_token_and_then_expires(short_tokens, http):

@@ -349,9 +349,8 @@ def start_suite(iso: Isolation, gateways: int = 2, extra_env: dict | None = None
     # per-address limit on registrations, and hashes queue rather than being shed on a busy
     # machine, unless extra_env says otherwise (tests/security checks both limits).
     env = iso.env(JWT_PRIVATE_KEY_FILE=str(keyfile), RPC_TIMEOUT_SECONDS="5",
-                  SWEEP_INTERVAL_SECONDS="2",
                   **{"REGISTRATIONS_PER_ADDRESS": "0", "AUTH_HASH_WAIT_SECONDS": "4",
-                     **(extra_env or {})})
+                     "SWEEP_INTERVAL_SECONDS": "2", **(extra_env or {})})
     procs: dict[str, Proc] = {}
     try:
         for name, module, queue in (("logger", "parley_logger", "logs.archive"),

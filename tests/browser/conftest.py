@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from browser_env import AXE_SCRIPT, ROOT, expect, find_chromium, why_no_browser
-from helpers import PASSWORD, unique
-from parley_common.testing import Proc, free_port, http_ok, start_suite, wait_until
+from helpers import PASSWORD, own_suite, unique
+from parley_common.testing import Proc, free_port, http_ok, wait_until
 
 SCREENSHOTS = ROOT / "var" / "browser-screenshots"
 TIMEOUT_MS = 30_000  # a loaded 2-core CI box: generous, every wait is for a condition
@@ -103,14 +103,9 @@ def gateway(suite) -> Gateway:
 @pytest.fixture(scope="module")
 def short_session_gateway(isolation, browser):
     """A suite of its own whose access tokens live 8 seconds (the refresh journey)."""
-    with isolation.child("browsertokens") as own:
-        running = start_suite(own, gateways=1, extra_env={
-            "ACCESS_TOKEN_TTL_SECONDS": "8", "ARGON2_TIME_COST": "1",
-            "ARGON2_MEMORY_COST": "8192", "ARGON2_PARALLELISM": "1",
-            "LOGIN_FAILURES_PER_ADDRESS": "500"})
-        yield running.gateway_urls[0]
-        for proc in reversed(list(running.procs.values())):
-            proc.stop()
+    with own_suite(isolation, "browsertokens", ACCESS_TOKEN_TTL_SECONDS="8",
+                   LOGIN_FAILURES_PER_ADDRESS="500") as url:
+        yield url
 
 
 # --- people -------------------------------------------------------------------------------------

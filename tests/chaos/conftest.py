@@ -13,9 +13,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from parley_common.private_servers import PrivateServers
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from servers import PrivatePostgres, PrivateRabbit, PrivateRedis  # noqa: E402
 from stack import Stack  # noqa: E402
 from stream import Api  # noqa: E402
 
@@ -26,24 +27,10 @@ PORT_BASE = int(os.environ.get("CHAOS_PORT_BASE", "15470"))
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("chaos")
-    rabbit = PrivateRabbit(workdir / "rabbit", PORT_BASE + 2)
-    redis = PrivateRedis(workdir / "redis", PORT_BASE + 4)
-    postgres = PrivatePostgres(PORT_BASE + 5)
-    started = []
-    try:
-        for server in (postgres, redis, rabbit):
-            server.start()
-            started.append(server)
-        running = Stack(workdir, rabbit, redis, postgres).start()
+    with PrivateServers(workdir, PORT_BASE, node="parley-chaos") as servers:
+        running = Stack(workdir, servers.rabbit, servers.redis, servers.postgres).start()
         yield running
         running.stop()
-    finally:
-        for server in reversed(started):
-            try:
-                server.stop()
-            except Exception:
-                pass
-        postgres.remove()
 
 
 @pytest.fixture(scope="session")

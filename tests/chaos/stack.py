@@ -14,9 +14,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from parley_common.private_servers import PrivatePostgres, PrivateRabbit, PrivateRedis
 from parley_common.testing import Proc, free_port, http_ok, queue_consumers, wait_until
 
-from servers import PrivatePostgres, PrivateRabbit, PrivateRedis
 
 # Processes in start order: (name, module, database label or None, rpc queue it serves)
 PROCESSES = (

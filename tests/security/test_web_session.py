@@ -4,16 +4,23 @@ across a reload without a stored access token (a new tab), across several token 
 session. Skipped where Playwright or Chromium is not installed."""
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 
-from helpers import PASSWORD, own_suite, register
+from browser_env import find_chromium, why_no_browser
+from helpers import PASSWORD, register, short_token_suite
 
 playwright_api = pytest.importorskip("playwright.async_api")
-CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="no Chromium")
+CHROMIUM = find_chromium()
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=str(why_no_browser()))
+
+
+async def log_in(page, base: str, username: str, shown: str) -> None:
+    """Logs in through the web client's form; waits for ``shown`` (a selector)."""
+    await page.goto(base + "/")
+    await page.fill("#login-username", username)
+    await page.fill("#login-password", PASSWORD)
+    await page.press("#login-password", "Enter")
+    await page.wait_for_selector(shown, timeout=15000)
 
 
 async def test_reload_without_a_token_resumes_through_the_cookie(suite, http):
@@ -22,11 +29,7 @@ async def test_reload_without_a_token_resumes_through_the_cookie(suite, http):
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:
             page = await browser.new_page()
-            await page.goto(suite.url + "/")
-            await page.fill("#login-username", user["username"])
-            await page.fill("#login-password", PASSWORD)
-            await page.press("#login-password", "Enter")
-            await page.wait_for_selector("#app-view:not([hidden])", timeout=15000)
+            await log_in(page, suite.url, user["username"], "#app-view:not([hidden])")
             assert "parley_refresh" not in await page.evaluate("document.cookie")  # HttpOnly
             # Drop the access token (as a new tab has none) and reload: the cookie resumes.
             await page.evaluate("sessionStorage.clear(); localStorage.clear()")
@@ -40,11 +43,7 @@ async def test_reload_without_a_token_resumes_through_the_cookie(suite, http):
             await browser.close()
 
 
-@pytest.fixture(scope="module")
-def short_lived(isolation):
-    """A suite of its own whose access tokens live 8 seconds."""
-    with own_suite(isolation, "webshort", ACCESS_TOKEN_TTL_SECONDS="8") as url:
-        yield url
+short_lived = short_token_suite("webshort", 8)
 
 
 async def test_the_session_outlives_many_token_lifetimes_and_a_closed_tab(short_lived, http):
@@ -56,11 +55,7 @@ async def test_the_session_outlives_many_token_lifetimes_and_a_closed_tab(short_
         try:
             context = await browser.new_context()
             page = await context.new_page()
-            await page.goto(short_lived + "/")
-            await page.fill("#login-username", user["username"])
-            await page.fill("#login-password", PASSWORD)
-            await page.press("#login-password", "Enter")
-            await page.wait_for_selector("#conn-status[data-state=online]", timeout=15000)
+            await log_in(page, short_lived, user["username"], "#conn-status[data-state=online]")
             first = await page.evaluate("sessionStorage.getItem('parley.token')")
             await asyncio.sleep(20)  # two and a half token lifetimes
             assert await page.get_attribute("#conn-status", "data-state") == "online"
