@@ -398,13 +398,16 @@ class AuthService:
         """Sessions revoked while a token of theirs may still be valid, as
         ``[{session_id, expires_at}]``: the gateways rebuild their revocation cache from this
         when Redis has lost it (a restart without persistence)."""
-        now = utcnow()
+        # A verifier accepts a token a few seconds past its expiry (clock leeway): a
+        # revocation is listed for a minute past its tokens' end, the gateways keep what
+        # their own leeway needs.
+        since = utcnow() - timedelta(minutes=1)
         sessions = self.db.scalars(
-            select(Session).where(Session.revoked_at.is_not(None), Session.expires_at > now)
+            select(Session).where(Session.revoked_at.is_not(None), Session.expires_at > since)
         ).all()
         ends = ((session.id, self._tokens_end(session)) for session in sessions)
         return [{"session_id": session_id, "expires_at": iso(end)}
-                for session_id, end in ends if end > now]
+                for session_id, end in ends if end > since]
 
     def _tokens_end(self, session: Session) -> datetime:
         """When the newest access token of a session lapses: tokens are issued at its last
