@@ -232,6 +232,13 @@ async def stream_through_kill(http, base, room, a, b, kill_command: str, count: 
                 resent += 1
                 step(f"message {index}: no ack ({str(exc)[:120]}); resending the same client_id")
                 await asyncio.sleep(2)
+                # A write that failed: the server closed it, aiohttp may not have read the
+                # close frame yet (ws.closed is still False).
+                if not ws.closed and isinstance(exc, (aiohttp.ClientError, ConnectionError)):
+                    try:
+                        await asyncio.wait_for(ws.close(), 3)
+                    except (asyncio.TimeoutError, aiohttp.ClientError, ConnectionError):
+                        pass
                 if ws.closed:
                     try:
                         new_ws, gateway = await connect(http, base, token)
