@@ -75,7 +75,7 @@ case "${1:-}" in
         new_jwt_key
         say ""
         say "Now recreate auth so it signs with the new key and serves both public keys:"
-        say "  docker compose up -d --force-recreate auth"
+        say "  docker-compose -p parley up -d --no-deps --no-build --force-recreate auth"
         say "Delete jwt-public/$old_kid.pem once the longest token lifetime"
         say "(ACCESS_TOKEN_TTL_SECONDS, 15 minutes by default) has passed, and recreate auth again."
         exit 0

@@ -13,8 +13,15 @@
 #              only the load balancer publishes a port
 #  6. kill     SIGKILL a rooms replica mid-stream (a crash): its restart policy brings it
 #              back, nothing acknowledged is lost
-#  7. backups  pg_dump of each database (deploy/README.md, Backups), checked with pg_restore -l
-#  8. swarm    one-node swarm, deploy/stack.yml, the same smoke; `docker kill` of a rooms
+#  7. upgrade  rolling upgrade of gateway and rooms to a new tag (the same image re-tagged
+#              as upgrade-test) mid-stream: nothing acknowledged is lost, clients on a
+#              replaced gateway reconnect
+#  8. jwt key  rotation of the JWT signing key: old tokens and a live WebSocket keep working,
+#              new tokens carry the new kid and work on every gateway; then the old key
+#              is removed (deploy/secrets/ keeps the new key afterwards)
+#  9. backups  pg_dump of each database (deploy/README.md, Backups), checked with pg_restore -l
+# 10. swarm    one-node swarm, deploy/stack.yml, the same smoke; a rolling
+#              `docker service update --image` of rooms mid-stream; `docker kill` of a rooms
 #              task is replaced by the orchestrator
 # Always at the end: compose down -v, stack rm (and its volumes), swarm leave --force.
 #
@@ -33,6 +40,11 @@ export PARLEY_PORT=$PORT
 STARTED=$SECONDS
 FAILED=""
 SWARM_STARTED=""
+REGISTRY=${PARLEY_REGISTRY:-parley}
+UPGRADE_TAG=upgrade-test   # the rolling upgrade's "new version": the current images, re-tagged
+RETIRED_KID=""             # the JWT key id the rotation retired, until its public key is removed
+# smoke.py runs the mid-stream commands with /bin/sh: the compose client by name.
+if command -v docker-compose >/dev/null 2>&1; then COMPOSE=docker-compose; else COMPOSE="docker compose"; fi
 
 phase() { say "==== $* ($((SECONDS - STARTED)) s)"; }
 fail() { say "FAIL: $*"; FAILED="${FAILED:-$*}"; }
@@ -40,6 +52,8 @@ fail() { say "FAIL: $*"; FAILED="${FAILED:-$*}"; }
 cleanup() {
     phase "cleanup"
     compose -p "$PROJECT" down -v --remove-orphans >/dev/null 2>&1
+    # A rotation that failed half-way: its retired key need not stay accepted.
+    [ -z "$RETIRED_KID" ] || rm -f "deploy/secrets/jwt-public/$RETIRED_KID.pem"
     if [ -n "$SWARM_STARTED" ]; then
         docker stack rm "$PROJECT" >/dev/null 2>&1
         # `stack rm` returns at once; leaving the swarm before its tasks and overlay networks
@@ -52,6 +66,7 @@ cleanup() {
         docker volume ls -q --filter label=com.docker.stack.namespace=$PROJECT | xargs -r docker volume rm >/dev/null 2>&1
         docker swarm leave --force >/dev/null 2>&1
     fi
+    docker rmi "$REGISTRY/gateway:$UPGRADE_TAG" "$REGISTRY/rooms:$UPGRADE_TAG" >/dev/null 2>&1
     if [ -z "$FAILED" ]; then
         say "deploy-test PASS ($((SECONDS - STARTED)) s)"
     else
@@ -232,6 +247,39 @@ check_kill() {
     say "ok   killed rooms replica restarted by its restart policy (restarts: ${after%% *}) and healthy again"
 }
 
+tag_upgrade() {  # the "new version" of gateway and rooms: today's images under a new tag
+    local service
+    for service in gateway rooms; do
+        docker tag "$REGISTRY/$service:${PARLEY_TAG:-dev}" "$REGISTRY/$service:$UPGRADE_TAG" || return 1
+    done
+}
+
+check_upgrade() {  # deploy/README.md, Rolling upgrade (one host), while messages stream
+    local images
+    tag_upgrade || { fail "docker tag for the upgrade"; return; }
+    "$PY" deploy/test/smoke.py --base "$BASE" --expect-reconnect --kill-during-stream \
+        "PARLEY_TAG=$UPGRADE_TAG $COMPOSE -p $PROJECT up -d --no-deps --no-build --scale gateway=2 --scale rooms=2 gateway rooms" \
+        || { dump_logs; fail "messages through a rolling upgrade"; return; }
+    wait_healthy 180 || { dump_logs; fail "not healthy after the rolling upgrade"; return; }
+    images=$(docker inspect -f '{{.Config.Image}}' $(containers gateway) $(containers rooms) | sort | uniq -c | tr -s ' \n' ' ')
+    if [ "$images" = " 2 $REGISTRY/gateway:$UPGRADE_TAG 2 $REGISTRY/rooms:$UPGRADE_TAG " ]; then
+        say "ok   gateway and rooms replaced by $UPGRADE_TAG replicas, all healthy"
+    else
+        fail "after the upgrade, gateway and rooms run:$images"
+    fi
+}
+
+check_key_rotation() {  # deploy/README.md, The JWT signing key (one host)
+    local recreate_auth="$COMPOSE -p $PROJECT up -d --no-deps --no-build --force-recreate auth"
+    RETIRED_KID=$(deploy/make-secrets.sh --kid) || { fail "make-secrets.sh --kid"; return; }
+    "$PY" deploy/test/smoke.py --base "$BASE" \
+        --rotate-key "deploy/make-secrets.sh --rotate-jwt && $recreate_auth" \
+        --retire-key "rm deploy/secrets/jwt-public/$RETIRED_KID.pem && $recreate_auth" \
+        || { dump_logs; fail "JWT key rotation"; return; }
+    RETIRED_KID=""
+    say "ok   JWT key rotated to $(deploy/make-secrets.sh --kid); the old one retired and removed"
+}
+
 check_backups() {  # the backup commands of deploy/README.md: a dump of each database, readable
     local dir db tables
     dir=$(mktemp -d)
@@ -263,6 +311,25 @@ swarm_kill_rooms() {  # under Swarm, `docker kill` of a task: the orchestrator r
     say "ok   docker kill of a rooms task: swarm started a replacement, 2 rooms tasks healthy"
 }
 
+swarm_upgrade() {  # deploy/README.md, Rolling upgrade (swarm), while messages stream
+    local state image
+    tag_upgrade || { fail "docker tag for the upgrade"; return; }
+    "$PY" deploy/test/smoke.py --base "$BASE" --kill-during-stream \
+        "docker service update --detach=false --quiet --no-resolve-image --image $REGISTRY/rooms:$UPGRADE_TAG ${PROJECT}_rooms" \
+        || { fail "messages through a swarm rolling upgrade"; return; }
+    for _ in $(seq 1 60); do  # --detach=false returns on convergence; the state follows
+        state=$(docker service inspect -f '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' ${PROJECT}_rooms)
+        [ "$state" != updating ] && break
+        sleep 3
+    done
+    image=$(docker service inspect -f '{{.Spec.TaskTemplate.ContainerSpec.Image}}' ${PROJECT}_rooms)
+    if [ "$state" = completed ] && [ "${image%%@*}" = "$REGISTRY/rooms:$UPGRADE_TAG" ]; then
+        say "ok   swarm rolling upgrade of rooms to $UPGRADE_TAG completed (start-first, one task at a time)"
+    else
+        fail "swarm update of rooms: state '$state', image '$image'"
+    fi
+}
+
 swarm_test() {
     phase "swarm: one-node swarm, deploy/stack.yml"
     if ! docker info --format '{{.Swarm.LocalNodeState}}' | grep -qx active; then
@@ -278,6 +345,7 @@ swarm_test() {
         || { fail "docker stack deploy"; return; }
     if "$PY" deploy/test/smoke.py --base "$BASE"; then
         say "ok   swarm smoke"
+        swarm_upgrade
         swarm_kill_rooms
     else
         fail "smoke on the swarm stack"
@@ -321,6 +389,12 @@ check_segments
 
 phase "kill a rooms replica mid-stream"
 check_kill
+
+phase "rolling upgrade of gateway and rooms mid-stream"
+check_upgrade
+
+phase "JWT signing key rotation"
+check_key_rotation
 
 phase "backups"
 check_backups

@@ -2,11 +2,22 @@
 
     smoke.py --base http://127.0.0.1:8080                 register, login, room, two WebSocket
                                                           clients on different gateways, history
-    smoke.py --base ... --kill-during-stream 'CMD'        also: stream messages, run CMD (docker
-                                                          kill of a rooms replica) halfway, resend
-                                                          unacknowledged ones with the same
-                                                          client_id; every acknowledged message
-                                                          must be in the history, exactly once
+    smoke.py --base ... --kill-during-stream 'CMD'        also: stream messages, start CMD (a
+                                                          kill of a rooms replica, a rolling
+                                                          upgrade) halfway and keep streaming
+                                                          while it runs; resend unacknowledged
+                                                          ones with the same client_id, reconnect
+                                                          closed sockets; every acknowledged
+                                                          message must be in the history, once
+             ... --expect-reconnect                       also: both sockets were closed by the
+                                                          command (their gateways were replaced)
+                                                          and the clients reconnected
+    smoke.py --base ... --rotate-key 'CMD' --retire-key 'CMD2'
+                                                          JWT key rotation: a token and a live
+                                                          WebSocket from before CMD keep working
+                                                          on every gateway, a new login carries a
+                                                          new kid accepted by every gateway; after
+                                                          CMD2 (old key removed) logins still work
 
 Prints one line per step; exits 1 with the reason on the first failure.
 """
@@ -14,8 +25,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
-import subprocess
 import sys
 import time
 import uuid
@@ -23,6 +34,7 @@ import uuid
 import aiohttp
 
 WS_TIMEOUT = 15.0
+MAX_STREAM = 90  # + the smoke's 4 messages: one page of history (limit 100)
 
 
 class Failed(Exception):
@@ -70,14 +82,18 @@ async def wait_ready(http: aiohttp.ClientSession, base: str, seconds: float) -> 
     raise Failed(f"/readyz not 200 within {seconds:.0f} s: {last}")
 
 
-async def new_user(http, base: str, name: str) -> tuple[str, dict]:
-    password = "correct horse " + uuid.uuid4().hex[:8]
+async def new_user(http, base: str, name: str, password: str | None = None) -> tuple[str, dict]:
+    password = password or "correct horse " + uuid.uuid4().hex[:8]
     await call(http, "POST", f"{base}/api/v1/auth/register",
                body={"username": name, "email": f"{name}@example.com", "password": password}, expect=201,
                retried_ok=(409,))
-    login = await call(http, "POST", f"{base}/api/v1/auth/login",
-                       body={"username": name, "password": password}, expect=200)
-    return login["access_token"], login["user"]
+    return await login(http, base, name, password)
+
+
+async def login(http, base: str, name: str, password: str) -> tuple[str, dict]:
+    answer = await call(http, "POST", f"{base}/api/v1/auth/login",
+                        body={"username": name, "password": password}, expect=200)
+    return answer["access_token"], answer["user"]
 
 
 async def frame(ws, wanted: str, timeout: float = WS_TIMEOUT, **match) -> dict:
@@ -110,7 +126,26 @@ async def connect(http, base: str, token: str):
     return ws, gateway
 
 
-async def smoke(base: str, kill_command: str | None, stream: int) -> None:
+async def connect_on_each_gateway(http, base: str, token: str, gateways: int = 2) -> list[str]:
+    """WebSockets with `token` until `gateways` different gateways accepted it (leastconn
+    spreads new sockets); returns their names."""
+    seen: dict[str, object] = {}
+    for _ in range(12 * gateways):
+        ws, gateway = await connect(http, base, token)
+        if gateway in seen:
+            await ws.close()
+            continue
+        seen[gateway] = ws
+        if len(seen) == gateways:
+            break
+    for ws in seen.values():
+        await ws.close()
+    if len(seen) < gateways:
+        raise Failed(f"the token reached only gateways {sorted(seen)}, not {gateways}")
+    return sorted(seen)
+
+
+async def smoke(base: str, kill_command: str | None, stream: int, expect_reconnect: bool = False) -> None:
     suffix = uuid.uuid4().hex[:8]
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
         await wait_ready(http, base, 240)
@@ -158,27 +193,35 @@ async def smoke(base: str, kill_command: str | None, stream: int) -> None:
 
         if kill_command:
             await stream_through_kill(http, base, room, (ws_a, token_a), (ws_b, token_b),
-                                      kill_command, stream)
+                                      kill_command, stream, expect_reconnect)
         for ws in (ws_a, ws_b):
             await ws.close()
 
 
-async def stream_through_kill(http, base, room, a, b, kill_command: str, count: int) -> None:
-    """Send `count` messages (alternating users, paced under the per-user rate limit); run
-    kill_command halfway. A send without an ack in time is resent with its client_id."""
+async def stream_through_kill(http, base, room, a, b, kill_command: str, count: int,
+                              expect_reconnect: bool = False) -> None:
+    """Send `count` messages (alternating users, paced under the per-user rate limit); start
+    kill_command halfway and go on sending while it runs. A send without an ack in time is
+    resent with its client_id; a socket the server closed is reconnected and resubscribed."""
     sockets = {0: a, 1: b}
+    reconnected = {0: 0, 1: 0}
     acked: dict[str, int] = {}
     resent = 0
-    for index in range(count):
+    command = None
+    index = -1
+    # Go on past `count` while the command still runs (an upgrade takes a while), within the
+    # one page of history (100 messages) the check below reads.
+    while index + 1 < count or (command is not None and command.returncode is None
+                                and index + 1 < MAX_STREAM):
+        index += 1
         if index == count // 2:
-            result = subprocess.run(kill_command, shell=True, capture_output=True, text=True)
-            if result.returncode:
-                raise Failed(f"{kill_command!r} failed: {result.stderr.strip()}")
-            step(f"mid-stream ({index} acknowledged): {kill_command}")
+            command = await asyncio.create_subprocess_shell(
+                kill_command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            step(f"mid-stream ({index} acknowledged), started: {kill_command}")
         client_id = uuid.uuid4().hex
         text = f"stream {index} {client_id[:6]}"
         user = index % 2
-        for attempt in range(8):
+        for attempt in range(20):
             ws, token = sockets[user]
             try:
                 await ws.send_json({"type": "send", "room_id": room["id"], "text": text, "client_id": client_id, "ref": client_id})
@@ -189,14 +232,32 @@ async def stream_through_kill(http, base, room, a, b, kill_command: str, count: 
                 resent += 1
                 step(f"message {index}: no ack ({str(exc)[:120]}); resending the same client_id")
                 await asyncio.sleep(2)
+                # A write that failed: the server closed it, aiohttp may not have read the
+                # close frame yet (ws.closed is still False).
+                if not ws.closed and isinstance(exc, (aiohttp.ClientError, ConnectionError)):
+                    try:
+                        await asyncio.wait_for(ws.close(), 3)
+                    except (asyncio.TimeoutError, aiohttp.ClientError, ConnectionError):
+                        pass
                 if ws.closed:
-                    new_ws, _ = await connect(http, base, token)
-                    await new_ws.send_json({"type": "subscribe", "room_id": room["id"]})
-                    await frame(new_ws, "subscribed", room_id=room["id"])
+                    try:
+                        new_ws, gateway = await connect(http, base, token)
+                        await new_ws.send_json({"type": "subscribe", "room_id": room["id"]})
+                        await frame(new_ws, "subscribed", room_id=room["id"])
+                    except (Failed, asyncio.TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
+                        step(f"reconnect failed ({str(exc)[:120]}); trying again")
+                        continue
                     sockets[user] = (new_ws, token)
+                    reconnected[user] += 1
+                    step(f"user {user}: socket closed by the server, reconnected to {gateway}")
         else:
             raise Failed(f"message {index} never acknowledged")
         await asyncio.sleep(0.4)
+    if command is not None:
+        output, _ = await command.communicate()
+        if command.returncode:
+            raise Failed(f"{kill_command!r} failed ({command.returncode}): {output.decode()[-600:]}")
+        step("the mid-stream command finished")
     history = await call(http, "GET", f"{base}/api/v1/rooms/{room['id']}/messages?limit=100",
                          a[1])
     by_client: dict[str, list[int]] = {}
@@ -207,10 +268,76 @@ async def stream_through_kill(http, base, room, a, b, kill_command: str, count: 
     moved = [c for c in acked if c in by_client and by_client[c] != [acked[c]]]
     if lost or doubled or moved:
         raise Failed(f"after the kill: lost {lost}, duplicated {doubled}, seq changed {moved}")
-    step(f"{len(acked)} acknowledged messages through the kill ({resent} resends): "
-         "all in the history, each once, with its acknowledged seq")
+    step(f"{len(acked)} acknowledged messages through the command ({resent} resends, "
+         f"{sum(reconnected.values())} reconnects): all in the history, each once, with its "
+         "acknowledged seq")
+    if expect_reconnect and not all(reconnected.values()):
+        raise Failed(f"expected both clients to be moved off a replaced gateway: reconnects {reconnected}")
     for ws, _ in sockets.values():
         await ws.close()
+
+
+def kid_of(token: str) -> str:
+    header = token.split(".", 1)[0]
+    return json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"]
+
+
+async def run(command: str) -> None:
+    process = await asyncio.create_subprocess_shell(
+        command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    output, _ = await process.communicate()
+    if process.returncode:
+        raise Failed(f"{command!r} failed ({process.returncode}): {output.decode()[-600:]}")
+    step(f"ran: {command}")
+
+
+async def send_on(ws, room_id: str, text: str) -> int:
+    client_id = uuid.uuid4().hex
+    await ws.send_json({"type": "send", "room_id": room_id, "text": text, "client_id": client_id, "ref": client_id})
+    return (await frame(ws, "ack", client_id=client_id))["message"]["seq"]
+
+
+async def rotate_key(base: str, rotate_command: str, retire_command: str) -> None:
+    """JWT signing key rotation as deploy/README.md describes it, checked from outside."""
+    name, password = f"carol_{uuid.uuid4().hex[:8]}", "correct horse " + uuid.uuid4().hex[:8]
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+        await wait_ready(http, base, 120)
+        old_token, _ = await new_user(http, base, name, password)
+        old_kid = kid_of(old_token)
+        room = (await call(http, "POST", f"{base}/api/v1/rooms", old_token,
+                           {"name": f"rotation {name}", "kind": "public"}, expect=201))["room"]
+        live, gateway = await connect(http, base, old_token)
+        await live.send_json({"type": "subscribe", "room_id": room["id"]})
+        await frame(live, "subscribed", room_id=room["id"])
+        await send_on(live, room["id"], "before the rotation")
+        step(f"{name}: token with kid {old_kid}, a live WebSocket on {gateway}")
+
+        await run(rotate_command)
+        await wait_ready(http, base, 120)
+        new_token, _ = await login(http, base, name, password)
+        new_kid = kid_of(new_token)
+        if new_kid == old_kid:
+            raise Failed(f"a login after the rotation still signs with kid {old_kid}")
+        step(f"a login after the rotation: kid {new_kid}")
+        # An unknown kid makes a gateway fetch auth's keys again (at most every few seconds);
+        # each gateway must accept the new token and still the old one.
+        for token, which in ((new_token, "new"), (old_token, "old")):
+            gateways = await connect_on_each_gateway(http, base, token)
+            await call(http, "GET", f"{base}/api/v1/rooms/{room['id']}/messages?limit=1", token)
+            step(f"the {which} token opens WebSockets on {', '.join(gateways)} and reads the API")
+        if live.closed:
+            raise Failed("the WebSocket opened before the rotation was closed")
+        await send_on(live, room["id"], "after the rotation")
+        step("the WebSocket opened before the rotation is still up and sends")
+        await live.close()
+
+        await run(retire_command)
+        await wait_ready(http, base, 120)
+        newest, _ = await login(http, base, name, password)
+        if kid_of(newest) != new_kid:
+            raise Failed(f"after retiring {old_kid}, logins sign with {kid_of(newest)}, not {new_kid}")
+        gateways = await connect_on_each_gateway(http, base, newest)
+        step(f"old key retired: logins still sign with {new_kid}, accepted on {', '.join(gateways)}")
 
 
 def main() -> int:
@@ -218,9 +345,16 @@ def main() -> int:
     parser.add_argument("--base", required=True)
     parser.add_argument("--kill-during-stream", metavar="CMD")
     parser.add_argument("--stream", type=int, default=40)
+    parser.add_argument("--expect-reconnect", action="store_true")
+    parser.add_argument("--rotate-key", metavar="CMD")
+    parser.add_argument("--retire-key", metavar="CMD")
     args = parser.parse_args()
+    base = args.base.rstrip("/")
     try:
-        asyncio.run(smoke(args.base.rstrip("/"), args.kill_during_stream, args.stream))
+        if args.rotate_key:
+            asyncio.run(rotate_key(base, args.rotate_key, args.retire_key or "true"))
+        else:
+            asyncio.run(smoke(base, args.kill_during_stream, args.stream, args.expect_reconnect))
     except Failed as exc:
         print(f"[smoke] FAILED: {exc}", flush=True)
         return 1
