@@ -139,15 +139,22 @@ async def test_drain_close_1001_completes_the_handshake(suite, http):
 
 
 async def test_frame_too_large_1009_reaches_the_client_as_a_close_frame(suite, http):
-    """A frame over 64 KiB fails the connection (RFC 6455 §7.1.7: send a close frame, then
-    close without waiting). aiohttp's reader ignores every byte after the oversized frame, so
-    the server cannot wait for the client's reply here; what must hold is that the client is
-    told why: a close frame with 1009 before TCP ends, never a bare drop (1006)."""
+    """A frame over 64 KiB fails the connection (RFC 6455 §7.1.7): the close frame with 1009
+    reaches the client even while it is still sending, never a reset or a bare drop (1006).
+    aiohttp's reader ignores every byte after the oversized frame, so the server cannot read
+    the client's reply; it closes lingering (hub.LingeringWebSocketResponse)."""
     gw = suite.gateway_urls[0]
     token, _ = await register_and_login(gw, http)
     raw = await RawSocket.connect(gw, token)
     assert json.loads((await raw.read_frame())[1])["type"] == "ready"
-    raw.send(0x1, b'"' + b"x" * (64 * 1024 + 1) + b'"')
+    # The header first and the payload a moment later: the server fails the connection on
+    # the header, so the payload meets a socket the server is closing. A plain close would
+    # answer it with a reset that swallows the unread close frame.
+    payload = b'"' + b"x" * (1024 * 1024) + b'"'  # well past what socket buffers hold
+    raw.writer.write(bytes([0x81, 0x80 | 127]) + struct.pack("!Q", len(payload)) + b"\0" * 4)
+    await raw.writer.drain()
+    await asyncio.sleep(0.3)
+    raw.writer.write(payload)  # masked with zeros: the bytes as they are
     while True:
         opcode, payload = await raw.read_frame()
         if opcode == 0x8:

@@ -42,6 +42,23 @@ CLOSE_HANDSHAKE_SECONDS = 2.0  # how long a server-initiated close waits for the
 __all__ = ["Frame", "Connection", "Hub"]
 
 
+class LingeringWebSocketResponse(web.WebSocketResponse):
+    """aiohttp closes the transport at once when it fails a connection (a frame over the size
+    limit, a protocol error). Bytes the client is still sending then reach a closed socket, the
+    kernel answers with a reset, and the client loses the close frame (1009) it had not read
+    yet. Here that close lingers instead: FIN after our close frame, then keep reading (and
+    dropping) what arrives until the client closes too or CLOSE_HANDSHAKE_SECONDS pass."""
+
+    def _close_transport(self) -> None:
+        req = self._req
+        transport = req.transport if req is not None else None
+        if transport is None or transport.is_closing() or not transport.can_write_eof():
+            super()._close_transport()
+            return
+        transport.write_eof()
+        asyncio.get_running_loop().call_later(CLOSE_HANDSHAKE_SECONDS, transport.close)
+
+
 class Connection:
     def __init__(self, hub: "Hub", ws: web.WebSocketResponse, queue_size: int):
         self.hub = hub
@@ -189,6 +206,15 @@ class Connection:
         finally:
             self._reader = None
             self._reading = False
+
+    async def linger(self) -> None:
+        """After aiohttp failed the connection: stay until the client has closed its side (or
+        the lingering close gives up), since returning from the handler closes the socket."""
+        transport = self.transport
+        deadline = asyncio.get_running_loop().time() + CLOSE_HANDSHAKE_SECONDS
+        while transport is not None and not transport.is_closing() \
+                and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
 
     # --- closing -----------------------------------------------------------------------
     def close(self, code: int, reason: str = "") -> None:

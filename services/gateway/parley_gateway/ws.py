@@ -33,7 +33,7 @@ from .budget import Budgets, Verdict
 from .events import EventConsumer
 from .hub import (CLOSE_AUTH_TIMEOUT, CLOSE_INTERNAL, CLOSE_RATE_LIMITED,
                   CLOSE_SESSION_REVOKED, CLOSE_TRY_AGAIN_LATER, CLOSE_UNAUTHENTICATED,
-                  Connection, Frame, Hub)
+                  Connection, Frame, Hub, LingeringWebSocketResponse)
 from .presence import Presence
 
 log = get_logger("parley_gateway.ws")
@@ -120,8 +120,8 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
                                  headers={"Retry-After": str(error.retry_after)})
     settings = app["settings"]
     # No permessage-deflate: the hub writes prepared uncompressed frames (wire.py).
-    ws = web.WebSocketResponse(max_msg_size=settings.ws_max_frame, compress=False,
-                               heartbeat=getattr(settings, "ws_heartbeat", DEFAULT_WS_HEARTBEAT))
+    ws = LingeringWebSocketResponse(max_msg_size=settings.ws_max_frame, compress=False,
+                                    heartbeat=getattr(settings, "ws_heartbeat", DEFAULT_WS_HEARTBEAT))
     await ws.prepare(request)
     _bound_socket_buffers(request, settings.ws_socket_sndbuf)
     conn = hub.new_connection(ws)
@@ -136,6 +136,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             await ws.close(code=CLOSE_INTERNAL, message=b"internal error")
     finally:
         await session.finish()
+        await conn.linger()  # returning closes the socket: let a lingering close finish first
     return ws
 
 
@@ -175,7 +176,7 @@ class WsSession:
             elif msg.type == WSMsgType.BINARY:
                 self.count_in("binary")
                 await self.reply_error(InvalidJson("Send text frames holding one JSON object."))
-            else:  # ERROR (e.g. 1009 frame too large: aiohttp has closed already), CLOSE
+            else:  # ERROR (e.g. 1009 frame too large: aiohttp has sent its close), CLOSE
                 break
             if self.conn.closing:
                 break
