@@ -110,7 +110,9 @@ class AuthService:
             self.log.info("registration_replayed", user_id=made.id)
             return self_user(made)
         # The unique constraints decide; this check only spares a hash in the common case.
-        self._raise_if_taken(username.lower(), email.lower())
+        made = self._twin_or_conflict(request_id, username.lower(), email.lower())
+        if made is not None:  # a twin of this request committed since the look-up above
+            return self_user(made)
         now = utcnow()
         user = User(id=new_id(), username=username, username_lower=username.lower(),
                     email=email, email_lower=email.lower(), display_name=display or username,
@@ -122,11 +124,10 @@ class AuthService:
             self._outbox.commit(events)  # a taken name fails when the commit flushes the user
         except IntegrityError:
             self.db.rollback()  # lost a race with a concurrent registration (or a twin request)
-            made = self._registered_by(request_id, username.lower())
+            made = self._twin_or_conflict(request_id, username.lower(), email.lower())
             if made is not None:
                 return self_user(made)
             self.log.info("registration_race_lost")
-            self._raise_if_taken(username.lower(), email.lower())
             raise Conflict("That user already exists.")
         self.log.info("user_registered", user_id=user.id)
         self._emit(events)
@@ -138,6 +139,19 @@ class AuthService:
         return self.db.scalar(select(User).where(User.registration_key == request_id,
                                                  User.username_lower == username_lower,
                                                  User.deleted_at.is_(None)))
+
+    def _twin_or_conflict(self, request_id: str | None, username_lower: str,
+                          email_lower: str) -> User | None:
+        """The user a twin of this request made meanwhile, else Conflict when the name or the
+        address belongs to someone; None while both are free."""
+        try:
+            self._raise_if_taken(username_lower, email_lower)
+        except Conflict:
+            made = self._registered_by(request_id, username_lower)
+            if made is None:
+                raise
+            return made
+        return None
 
     def _raise_if_taken(self, username_lower: str, email_lower: str) -> None:
         if self.db.scalar(select(User.id).where(User.username_lower == username_lower)):
