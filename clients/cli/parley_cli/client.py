@@ -175,15 +175,23 @@ class Parley:
         return next((m["user"] for m in members if m["user"]["id"] != me_id), None)
 
     # --- names --------------------------------------------------------------------------
+    async def _if_exists(self, path: str, key: str) -> dict | None:
+        """The object at ``path``, or None when there is none (a name that only looks like
+        an id is then looked up as a name)."""
+        try:
+            return (await self.call("GET", path))[key]
+        except CliError as exc:
+            if exc.exit_code != EXIT_NOT_FOUND:
+                raise
+            return None
+
     async def find_user(self, name: str) -> dict:
         """A person by username, display name or id; ambiguity is an error listing them."""
         name = name.removeprefix("@")
         if ROOM_ID.match(name):
-            try:
-                return (await self.call("GET", f"/api/v1/users/{name}"))["user"]
-            except CliError as exc:
-                if exc.exit_code != EXIT_NOT_FOUND:
-                    raise
+            user = await self._if_exists(f"/api/v1/users/{name}", "user")
+            if user is not None:
+                return user
         found = (await self.call("GET", "/api/v1/users", params={"q": name, "limit": 20}))["users"]
         wanted = name.casefold()
         for rule in (lambda u: u["username"].casefold() == wanted,
@@ -211,11 +219,9 @@ class Parley:
         if name.startswith("@"):
             return await self.direct_room(name)
         if ROOM_ID.match(name):
-            try:
-                return (await self.call("GET", f"/api/v1/rooms/{name}"))["room"]
-            except CliError as exc:
-                if exc.exit_code != EXIT_NOT_FOUND:
-                    raise
+            room = await self._if_exists(f"/api/v1/rooms/{name}", "room")
+            if room is not None:
+                return room
         wanted = name.removeprefix("#").strip().casefold()
         mine = await self.all_pages("/api/v1/rooms?scope=joined&limit=100", "rooms")
         fits = [r for r in mine if (r["name"] or "").casefold() == wanted]
