@@ -89,9 +89,6 @@ class Connection:
         self._reading = False
 
     # --- sending -----------------------------------------------------------------------
-    def start(self) -> None:
-        """Kept for callers of the earlier writer-task design: nothing to start now."""
-
     def push(self, frame: Frame) -> None:
         """Send a live frame without waiting; an overflowing client is disconnected."""
         if self.closing:
