@@ -35,6 +35,11 @@ def make_engine(url: str, *, pool_size: int = 10, pre_ping: bool = True,
                          **options)
 
 
+def like_escape(text: str) -> str:
+    """``text`` matched literally inside a LIKE pattern (use with ``escape="\\"``)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def make_sessionmaker(engine: Engine) -> sessionmaker:
     return sessionmaker(bind=engine, expire_on_commit=False)
 

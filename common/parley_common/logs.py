@@ -22,6 +22,7 @@ import structlog
 import structlog.tracebacks
 
 from . import bus, config
+from .backoff import Backoff
 
 def redacted(secret: str | None) -> str | None:
     """A short, stable label for a value that must never be logged in clear (a session id is
@@ -69,7 +70,7 @@ class LogShipper:
         import pika  # imported here so a process that never ships need not load it
 
         pending = None
-        backoff = 0.5
+        backoff = Backoff(0.5, 10.0)
         while True:
             try:
                 params = pika.URLParameters(self.amqp_uri)
@@ -78,7 +79,7 @@ class LogShipper:
                 connection = pika.BlockingConnection(params)
                 channel = connection.channel()
                 bus.declare_log_topology_pika(channel)
-                backoff = 0.5
+                backoff.reset()
                 while True:
                     if pending is None:
                         try:
@@ -94,8 +95,7 @@ class LogShipper:
                     pending = None
                     self._queue.task_done()
             except Exception:  # broker down or connection lost: retry, keep the record
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+                time.sleep(backoff.next())
 
 
 class _StdlibBridge(logging.Handler):

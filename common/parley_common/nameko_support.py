@@ -5,17 +5,20 @@ Import :mod:`parley_common.green` before this module in a service's ``__main__``
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import sys
-from typing import Callable
+from typing import Any, Callable
 
 import kombu.exceptions
 from nameko.extensions import DependencyProvider
 from nameko.rpc import Rpc, RpcConsumer
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from . import config, db
-from .errors import ParleyError
+from .errors import ParleyError, Unavailable
 from .logs import configure_logging, get_logger
 
 
@@ -49,15 +52,60 @@ class OutageTolerantRpc(Rpc):
     rpc_consumer = OutageTolerantRpcConsumer()
 
 
-# Our domain errors are answers, not faults: nameko logs them as "expected".
+def keeping_signature(wrapper: Callable, method: Callable) -> Callable:
+    """``wrapper`` (made with functools.wraps) checked by nameko against ``method``'s own
+    parameters: a call with wrong arguments stays a clean error, not a TypeError inside."""
+    wrapper.__signature__ = inspect.signature(method)
+    return wrapper
+
+
+def database_outage_unavailable(method: Callable) -> Callable:
+    """A database that went away (connection refused, dropped, restarted) answers 503
+    `unavailable`, which the caller retries, instead of a 500."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except DBAPIError as exc:
+            if not (isinstance(exc, OperationalError) or exc.connection_invalidated):
+                raise
+            log = getattr(self, "log", None) or get_logger(self.name)
+            log.error("database_unavailable", error=str(exc.orig)[:200])
+            raise Unavailable(f"The {self.name} database is not answering.",
+                              retry_after=2) from None
+
+    return keeping_signature(wrapper, method)
+
+
 def rpc(fn=None, *, entrypoint=None, **options):
-    """``@rpc`` or ``@rpc(...)``. (nameko drops keyword options when the decorator is given
-    the function directly, so a functools.partial would silently lose expected_exceptions.)
-    ``entrypoint``: a subclass of :class:`OutageTolerantRpc` to use instead (the same one for
-    every method of a service)."""
+    """``@rpc`` or ``@rpc(...)``: nameko's, except that our domain errors are answers, not
+    faults (nameko logs them as "expected"), and a database outage is 503
+    (:func:`database_outage_unavailable`). (nameko drops keyword options when the decorator
+    is given the function directly, so a functools.partial would silently lose
+    expected_exceptions.) ``entrypoint``: a subclass of :class:`OutageTolerantRpc` to use
+    instead (the same one for every method of a service)."""
     options.setdefault("expected_exceptions", (ParleyError,))
-    decorator = (entrypoint or OutageTolerantRpc).decorator
-    return decorator(**options) if fn is None else decorator(**options)(fn)
+    decorator = (entrypoint or OutageTolerantRpc).decorator(**options)
+    if fn is None:
+        return lambda method: decorator(database_outage_unavailable(method))
+    return decorator(database_outage_unavailable(fn))
+
+
+def call_with_timeout(method: Callable[..., Any], *args, seconds: float, what: str) -> Any:
+    """An RpcProxy call that gives up after ``seconds``: ``Unavailable`` naming ``what``
+    (nameko's proxies have no timeout of their own). The eventlet part of service code."""
+    import eventlet
+    from nameko.exceptions import RemoteError, UnknownService
+
+    try:
+        with eventlet.Timeout(seconds):
+            return method(*args)
+    except eventlet.Timeout:
+        raise Unavailable(f"The {what} service did not answer in time.", retry_after=2) from None
+    except (UnknownService, RemoteError) as exc:
+        get_logger("rpc").warning("rpc_call_failed", service=what, error=type(exc).__name__)
+        raise Unavailable(f"The {what} service is not available.", retry_after=2) from None
 
 
 class _ExpectedErrorsQuietly(logging.Filter):

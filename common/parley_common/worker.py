@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import threading
 import time
@@ -27,6 +26,7 @@ import pika
 import pika.exceptions
 
 from . import config
+from .backoff import Backoff
 from .logs import get_logger
 
 # What a lost or refused broker connection looks like to pika's blocking adapter.
@@ -59,22 +59,6 @@ class StopFlag:
                 break
             self._event.wait(min(remaining, 0.2))
         return self._event.is_set()
-
-
-class Backoff:
-    """Capped exponential back-off with a little jitter (replicas don't retry in lockstep)."""
-
-    def __init__(self, initial: float = 0.5, maximum: float = 15.0) -> None:
-        self.initial, self.maximum = initial, maximum
-        self._current = initial
-
-    def next(self) -> float:
-        delay = self._current
-        self._current = min(self._current * 2, self.maximum)
-        return delay * random.uniform(0.8, 1.2)
-
-    def reset(self) -> None:
-        self._current = self.initial
 
 
 @dataclass

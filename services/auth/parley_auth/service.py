@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import Any
@@ -17,12 +16,15 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from parley_common import config, outbox
+from parley_common.db import like_escape
 from parley_common.errors import (Conflict, InvalidCredentials, NotFound, Unauthenticated,
                                   ValidationFailed)
+from parley_common.ids import new_id
 from parley_common.logs import redacted
 from parley_common.nameko_support import Database, Logger, rpc
-from parley_common.timeutil import iso, utcnow
+from parley_common.timeutil import aware, iso, utcnow
 from parley_common.text import PROBLEM, storable
+from parley_common.users import public_user
 
 from . import models
 from . import validation as v
@@ -32,15 +34,6 @@ from .passwords import Passwords
 
 MAX_QUERY = 64
 REFRESH_HISTORY = 16  # used refresh credentials remembered per session (to detect their reuse)
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
-
-
-def public_user(user: User) -> dict[str, Any]:
-    return {"id": user.id, "username": user.username, "display_name": user.display_name,
-            "avatar_url": user.avatar_url, "created_at": iso(user.created_at)}
 
 
 def self_user(user: User) -> dict[str, Any]:
@@ -239,7 +232,7 @@ class AuthService:
             raise Unauthenticated("The refresh credential is invalid; log in again.")
         session, user = found
         now = utcnow()
-        if session.revoked_at is not None or _aware(session.expires_at) <= now \
+        if session.revoked_at is not None or aware(session.expires_at) <= now \
                 or user.deleted_at is not None:
             raise Unauthenticated("This session has ended; log in again.")
         digest = _digest(refresh_token)
@@ -250,7 +243,7 @@ class AuthService:
                 or not secrets.compare_digest(digest, session.refresh_hash or ""):
             raise Unauthenticated("The refresh credential is invalid; log in again.")
         issued = int(time.time())
-        created = int(_aware(session.created_at).timestamp())
+        created = int(aware(session.created_at).timestamp())
         if created + self.crypto.session_max <= issued:
             raise Unauthenticated("This session has reached its maximum age; log in again.")
         next_token, next_hash = _new_refresh(session_id, generation + 1)
@@ -427,8 +420,8 @@ class AuthService:
         """When the newest access token of a session lapses: tokens are issued at its last
         use (login or refresh) and never outlive the session. A revocation must be remembered
         until then, and no longer."""
-        last_issued = _aware(session.last_used_at or session.created_at)
-        return min(_aware(session.expires_at),
+        last_issued = aware(session.last_used_at or session.created_at)
+        return min(aware(session.expires_at),
                    last_issued + timedelta(seconds=self.crypto.token_ttl))
 
     def _session_revoked(self, session: Session) -> outbox.Event:
@@ -541,7 +534,7 @@ class AuthService:
             errors["q"] = f"q must be at most {MAX_QUERY} characters."
         limit = v.limit(limit, errors)
         v.raise_if(errors)
-        prefix = _like_escape(q.strip().lower()) + "%"
+        prefix = like_escape(q.strip().lower()) + "%"
         users = self.db.scalars(
             select(User)
             .where(User.id != user_id, User.deleted_at.is_(None),
@@ -550,10 +543,6 @@ class AuthService:
             .order_by(User.username_lower, User.id)
             .limit(limit)).all()
         return [public_user(user) for user in users]
-
-
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _digest(token: str) -> str:
@@ -573,8 +562,3 @@ def _parse_refresh(token) -> tuple[str, int] | None:
     if len(parts) != 3 or not parts[0] or not parts[1].isdigit() or len(parts[1]) > 9:
         return None
     return parts[0], int(parts[1])
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; we store UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)

@@ -13,8 +13,9 @@ import redis
 
 from parley_common import bus, config
 from parley_common.logs import configure_logging, get_logger
-from parley_common.worker import (BROKER_ERRORS, Backoff, Publisher, StopFlag,
-                                  heartbeat_file, heartbeat_fresh)
+from parley_common.backoff import Backoff
+from parley_common.worker import (BROKER_ERRORS, Publisher, StopFlag, heartbeat_file,
+                                  heartbeat_fresh)
 
 from .sweeper import Sweeper
 

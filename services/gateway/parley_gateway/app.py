@@ -13,6 +13,7 @@ import warnings
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from parley_common.backoff import Backoff
 from parley_common.cache_keys import CacheKeys
 from parley_common.logs import get_logger
 from parley_common.rpc import AsyncRpcClient
@@ -39,16 +40,16 @@ ENDPOINTS = api_health.ENDPOINTS + api_auth.ENDPOINTS + api_users.ENDPOINTS + ap
 
 async def _start_rpc(rpc: AsyncRpcClient) -> None:
     """Connect to the broker, retrying with back-off: the gateway may start before it."""
-    delay = 0.5
+    backoff = Backoff(0.5, 10.0)
     while True:
         try:
             await rpc.start()
             log.info("broker_connected")
             return
         except Exception as exc:  # broker not up yet (connection refused, DNS, auth ...)
-            log.warning("broker_unavailable", error=repr(exc), retry_in=delay)
+            delay = backoff.next()
+            log.warning("broker_unavailable", error=repr(exc), retry_in=round(delay, 2))
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
 
 
 async def _on_startup(app: web.Application) -> None:

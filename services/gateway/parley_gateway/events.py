@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime
 from typing import Any
 
 import aio_pika
@@ -18,6 +17,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from parley_common import bus
 from parley_common.errors import ParleyError
 from parley_common.logs import get_logger
+from parley_common.timeutil import parse_iso
 
 from .hub import CLOSE_SESSION_REVOKED, CLOSE_TRY_AGAIN_LATER, Frame, Hub
 from .ordering import RoomSequencer
@@ -31,16 +31,12 @@ PROFILE_LOOKUP_SECONDS = 3.0  # rooms.room_ids_for_user for a user_updated fan-o
 HISTORY_FILL_SECONDS = 3.0  # rooms.list_messages closing a gap in a room's live stream
 
 
-def parse_time(value: Any) -> float | None:
+def unix_seconds(value: Any) -> float | None:
     """Unix seconds from a unix number or an ISO 8601 string; None when neither."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    if isinstance(value, str) and value:
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            return None
-    return None
+    moment = parse_iso(value)
+    return None if moment is None else moment.timestamp()
 
 
 class EventConsumer:
@@ -271,7 +267,7 @@ class EventConsumer:
         session_id = payload.get("session_id")
         if not session_id:
             return
-        expires_at = parse_time(payload.get("expires_at")) or time.time() + DEFAULT_SESSION_TTL
+        expires_at = unix_seconds(payload.get("expires_at")) or time.time() + DEFAULT_SESSION_TTL
         tokens = self.app.get("tokens")
         if tokens is not None:
             await tokens.revoke_local(session_id, expires_at)
@@ -306,8 +302,8 @@ class EventConsumer:
 
 def _payload_time(payload: dict) -> float | None:
     if "ts" in payload:
-        return parse_time(payload["ts"])
+        return unix_seconds(payload["ts"])
     message = payload.get("message")
     if isinstance(message, dict):
-        return parse_time(message.get("edited_at") or message.get("created_at"))
+        return unix_seconds(message.get("edited_at") or message.get("created_at"))
     return None

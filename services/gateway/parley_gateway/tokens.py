@@ -19,11 +19,12 @@ import redis.exceptions
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from parley_common.backoff import Backoff
 from parley_common.cache_keys import CacheKeys
 from parley_common.errors import ParleyError, Unauthenticated, Unavailable
 from parley_common.logs import get_logger
 
-from .events import parse_time
+from .events import unix_seconds
 
 log = get_logger("parley_gateway.tokens")
 
@@ -81,10 +82,9 @@ class TokenVerifier:
     def start_background_fetch(self) -> None:
         """Fetch the keys until auth answers, with back-off; never blocks start-up."""
         async def fetch_until_loaded() -> None:
-            delay = 0.5
+            backoff = Backoff(0.5, 10.0)
             while not await self.refresh():
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                await asyncio.sleep(backoff.next())
 
         self._background = asyncio.create_task(fetch_until_loaded())
 
@@ -173,7 +173,7 @@ class TokenVerifier:
             now = time.time()
             async with self.redis.pipeline(transaction=False) as pipe:
                 for entry in revoked or ():
-                    expires_at = parse_time(entry.get("expires_at")) or now + DEFAULT_REVOKED_TTL
+                    expires_at = unix_seconds(entry.get("expires_at")) or now + DEFAULT_REVOKED_TTL
                     if expires_at > now - LEEWAY_SECONDS:
                         pipe.set(self.keys.revoked(entry["session_id"]), "1",
                                  ex=_revoked_ttl(expires_at))

@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from parley_common.backoff import Backoff
 from parley_common.errors import (Forbidden, InvalidJson, ParleyError, RateLimited,
                                   Unavailable, ValidationFailed)
 from parley_common.logs import get_logger
@@ -64,16 +65,16 @@ async def _start(app: web.Application) -> None:
     hub.metrics = app.get("metrics")
     consumer = EventConsumer(app, hub, settings.amqp_uri, settings.instance_id,
                              settings.ws_send_queue)
-    delay = 0.5
+    backoff = Backoff(0.5, 10.0)
     while True:  # the broker may come up after us (compose, swarm): retry with back-off
         try:
             await consumer.start()
             break
         except Exception as exc:
-            log.warning("event_consumer_unavailable", error=repr(exc), retry_in=delay)
+            delay = backoff.next()
+            log.warning("event_consumer_unavailable", error=repr(exc), retry_in=round(delay, 2))
             await consumer.close()
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
     hub.consumer = consumer
     presence = Presence(app["redis"], app["keys"], settings.instance_id, consumer.publish,
                         app["rpc"], settings.heartbeat_seconds)

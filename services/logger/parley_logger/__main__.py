@@ -7,7 +7,8 @@ import sys
 
 from parley_common import bus, config, db
 from parley_common.logs import configure_logging, get_logger
-from parley_common.worker import Backoff, PikaWorker, StopFlag, heartbeat_file, heartbeat_fresh
+from parley_common.backoff import Backoff
+from parley_common.worker import PikaWorker, StopFlag, heartbeat_file, heartbeat_fresh
 from sqlalchemy import text
 
 from .consumers import ArchiveConsumer, ErrorAlertConsumer

@@ -15,10 +15,10 @@ import argparse
 import json
 import re
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from parley_common import config, db
-from parley_common.timeutil import iso, utcnow
+from parley_common.timeutil import iso, parse_iso, utcnow
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -34,14 +34,11 @@ def parse_time(value: str, now: datetime | None = None) -> datetime:
     match = _DURATION.match(value)
     if match:
         return now - timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
+    parsed = parse_iso(value)
+    if parsed is None:
         raise argparse.ArgumentTypeError(
-            f"{value!r} is neither a duration like 10m, 2h, 1d nor an ISO time") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+            f"{value!r} is neither a duration like 10m, 2h, 1d nor an ISO time")
+    return parsed
 
 
 def _names(value: str) -> list[str]:

@@ -1,81 +1,45 @@
 """The nameko service "rooms": RPC methods of docs/internals.md, auth.events handlers, and
-rooms.events published after each commit (through the outbox, relayed if a publisher died)."""
+rooms.events published after each commit (through the outbox, relayed if a publisher died).
+
+Each method validates its arguments (validation.py) and makes one store call; the rpc
+decorator below does the rest: a database outage answers 503, and the events a change returns
+are published once it has committed."""
 from __future__ import annotations
 
 import functools
-import inspect
 
-import eventlet
 from nameko.events import event_handler
-from nameko.exceptions import RemoteError, UnknownService
 from nameko.rpc import RpcProxy
 from nameko.timer import timer
-from sqlalchemy.exc import DBAPIError, OperationalError
 
-from parley_common import config, db, nameko_support, outbox
-from parley_common.errors import ParleyError, Unavailable, ValidationFailed
-from parley_common.nameko_support import Database, Logger
+from parley_common import nameko_support, outbox
+from parley_common.errors import ParleyError, ValidationFailed
+from parley_common.nameko_support import Logger, keeping_signature
 
 from . import validation as v
 from .amqp import LeanEventDispatcher, LeanRpc
-from .store import AUTOCOMMIT_ENGINE, PRIVATE, PUBLIC, NewPost, Store
-
-RPC_TIMEOUT_SECONDS = config.env_float("RPC_TIMEOUT_SECONDS", 5.0)
-
-# parley_common's @rpc on our leaner entrypoint (replies published once-encoded, on reused
-# producers, without confirms; see amqp.py and the README's "Throughput").
-rpc = functools.partial(nameko_support.rpc, entrypoint=LeanRpc)
+from .dependencies import RoomsStore
+from .store import PRIVATE, PUBLIC, NewPost
 
 
-class RoomsDatabase(Database):
-    """Database("rooms"), plus a second pool for post_message, the hot path: autocommit
-    connections without pre-ping (a ping is a round trip per call, as much as the post itself).
-    After a database restart one post fails with `unavailable`, that pool is dropped, and
-    retries succeed. The session pool, used by everything else, keeps pre-ping: no post would
-    ever notice its connections died, and those calls are not hot enough for the extra round
-    trip to matter."""
+def rpc(method=None, *, emits: bool = False):
+    """parley_common's @rpc (domain errors are answers, a database outage is 503) on our
+    leaner entrypoint (replies published once-encoded, on reused producers, without confirms;
+    see amqp.py and the README's "Throughput"). ``emits``: the method returns
+    ``(answer, events)``; the caller gets the answer, the events are published (_emit)."""
+    def decorate(method):
+        return nameko_support.rpc(publishing(method) if emits else method, entrypoint=LeanRpc)
 
-    autocommit_engine = None
+    def publishing(method):
+        @functools.wraps(method)
+        def wrapper(self, *args, **kwargs):
+            answer, events = method(self, *args, **kwargs)
+            self._emit(events)
+            return answer
 
-    def setup(self):
-        super().setup()
-        url = config.database_url(self.service)
-        if not db.is_sqlite(url):
-            # Autocommit makes post_message's single statement its own transaction: one round
-            # trip instead of statement + COMMIT. A pool of its own, set to autocommit once per
-            # connection (not toggled on every checkout).
-            self.autocommit_engine = db.make_engine(url, pool_size=self.pool_size, pre_ping=False,
-                                                    isolation_level="AUTOCOMMIT")
+        return keeping_signature(wrapper, method)
 
-    def stop(self):
-        if self.autocommit_engine is not None:
-            self.autocommit_engine.dispose()
-        super().stop()
-
-    def get_dependency(self, worker_ctx):
-        session = super().get_dependency(worker_ctx)
-        if self.autocommit_engine is not None:
-            session.info[AUTOCOMMIT_ENGINE] = self.autocommit_engine
-        return session
-
-
-def guarded(method):
-    """A database that went away is 503 `unavailable`, not a 500."""
-
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except ParleyError:
-            raise
-        except (OperationalError, DBAPIError) as exc:
-            if isinstance(exc, OperationalError) or getattr(exc, "connection_invalidated", False):
-                self.log.error("database_unavailable", error=str(exc.orig)[:200])
-                raise Unavailable("The rooms database is not answering.", retry_after=2) from None
-            raise
-
-    wrapper.__signature__ = inspect.signature(method)
-    return wrapper
+    return decorate if method is None else decorate(method)
 
 
 def _checked_post(post) -> NewPost:
@@ -91,6 +55,10 @@ def _checked_post(post) -> NewPost:
     return NewPost(user_id, room_id, text, client_id)
 
 
+def _user_and_room(check: v.Checker, user_id, room_id) -> tuple[str, str]:
+    return check.id("user_id", user_id), check.id("room_id", room_id)
+
+
 def _user_payload(payload) -> dict | None:
     user = payload.get("user") if isinstance(payload, dict) else None
     if isinstance(user, dict) and isinstance(user.get("id"), str) and user["id"] \
@@ -102,30 +70,12 @@ def _user_payload(payload) -> dict | None:
 class RoomsService:
     name = "rooms"
 
-    db = RoomsDatabase("rooms")
+    store = RoomsStore("rooms", users_from="auth")  # one Store per worker
     log = Logger()
     auth = RpcProxy("auth")
     dispatch = LeanEventDispatcher()
 
     # --- plumbing ---------------------------------------------------------------------------
-
-    @functools.cached_property
-    def store(self) -> Store:
-        """One Store per worker (nameko makes a service instance per worker): _emit releases
-        the outbox rows that this worker's store committed."""
-        return Store(self.db, self._fetch_users)
-
-    def _fetch_users(self, user_ids: list[str]) -> dict[str, dict]:
-        """auth.get_users for ids our replica has not seen yet (e.g. registered a moment ago)."""
-        try:
-            with eventlet.Timeout(RPC_TIMEOUT_SECONDS):
-                found = self.auth.get_users(user_ids)
-        except eventlet.Timeout:
-            raise Unavailable("The auth service did not answer in time.", retry_after=2) from None
-        except (UnknownService, RemoteError) as exc:
-            self.log.warning("auth_get_users_failed", error=type(exc).__name__)
-            raise Unavailable("The auth service is not available.", retry_after=2) from None
-        return found if isinstance(found, dict) else {}
 
     def _emit(self, events) -> None:
         """After the commit: publish (one confirm round trip for all), then drop the events'
@@ -138,8 +88,7 @@ class RoomsService:
 
     # --- rooms ------------------------------------------------------------------------------
 
-    @rpc
-    @guarded
+    @rpc(emits=True)
     def create_room(self, user_id, name, kind, topic=None, member_ids=None, request_id=None):
         """``request_id``, picked by the caller per request, makes a redelivered or retried call
         answer with the room the first one made."""
@@ -153,14 +102,12 @@ class RoomsService:
         request_id = None if request_id is None else check.id("request_id", request_id)
         check.done()
         room, created, events = self.store.create_room(user_id, name, kind, topic, member_ids,
-                                                          request_id)
-        self._emit(events)
+                                                       request_id)
         self.log.info("room_created" if created else "room_create_replayed", room_id=room["id"],
                       kind=kind, user_id=user_id)
-        return room
+        return room, events
 
-    @rpc
-    @guarded
+    @rpc(emits=True)
     def open_direct(self, user_id, other_user_id):
         check = v.Checker()
         user_id = check.id("user_id", user_id)
@@ -169,11 +116,9 @@ class RoomsService:
             check.fail("other_user_id", "must be someone other than yourself")
         check.done()
         room, created, events = self.store.open_direct(user_id, other_user_id)
-        self._emit(events)
-        return {"room": room, "created": created}
+        return {"room": room, "created": created}, events
 
     @rpc
-    @guarded
     def list_rooms(self, user_id, scope, q=None, limit=50, cursor=None):
         check = v.Checker()
         user_id = check.id("user_id", user_id)
@@ -183,82 +128,67 @@ class RoomsService:
         key = v.decode_cursor(check, cursor, (str, str, str))
         check.done()
         return self.store.list_rooms(user_id, PUBLIC if scope == "public" else "joined",
-                                        q or None, limit, key)
+                                     q or None, limit, key)
 
     @rpc
-    @guarded
     def get_room(self, user_id, room_id):
         check = v.Checker()
-        user_id, room_id = check.id("user_id", user_id), check.id("room_id", room_id)
+        user_id, room_id = _user_and_room(check, user_id, room_id)
         check.done()
         return self.store.get_room(user_id, room_id)
 
-    @rpc
-    @guarded
+    @rpc(emits=True)
     def update_room(self, user_id, room_id, name=None, topic=None):
         check = v.Checker()
-        user_id, room_id = check.id("user_id", user_id), check.id("room_id", room_id)
+        user_id, room_id = _user_and_room(check, user_id, room_id)
         name = check.text("name", name, maximum=v.MAX_NAME, required=False, plain=True)
         topic = check.text("topic", topic, maximum=v.MAX_TOPIC, required=False, minimum=0,
                            plain=True)
         check.done()
-        room, events = self.store.update_room(user_id, room_id, name, topic)
-        self._emit(events)
-        return room
+        return self.store.update_room(user_id, room_id, name, topic)
 
-    @rpc
-    @guarded
+    @rpc(emits=True)
     def delete_room(self, user_id, room_id):
         check = v.Checker()
-        user_id, room_id = check.id("user_id", user_id), check.id("room_id", room_id)
+        user_id, room_id = _user_and_room(check, user_id, room_id)
         check.done()
-        self._emit(self.store.delete_room(user_id, room_id))
+        events = self.store.delete_room(user_id, room_id)
         self.log.info("room_deleted", room_id=room_id, user_id=user_id)
-        return None
+        return None, events
 
-    @rpc
-    @guarded
+    @rpc(emits=True)
     def join_room(self, user_id, room_id):
         check = v.Checker()
-        user_id, room_id = check.id("user_id", user_id), check.id("room_id", room_id)
+        user_id, room_id = _user_and_room(check, user_id, room_id)
         check.done()
-        room, events = self.store.join_room(user_id, room_id)
-        self._emit(events)
-        return room
+        return self.store.join_room(user_id, room_id)
 
-    @rpc
-    @guarded
+    @rpc(emits=True)
     def leave_room(self, user_id, room_id):
         check = v.Checker()
-        user_id, room_id = check.id("user_id", user_id), check.id("room_id", room_id)
+        user_id, room_id = _user_and_room(check, user_id, room_id)
         check.done()
-        self._emit(self.store.leave_room(user_id, room_id))
-        return None
+        return None, self.store.leave_room(user_id, room_id)
 
-    @rpc
-    @guarded
+    @rpc(emits=True)
     def add_member(self, user_id, room_id, member_id):
         check = v.Checker()
-        user_id, room_id = check.id("user_id", user_id), check.id("room_id", room_id)
+        user_id, room_id = _user_and_room(check, user_id, room_id)
         member_id = check.id("member_id", member_id)
         check.done()
-        room, events = self.store.add_member(user_id, room_id, member_id)
-        self._emit(events)
-        return room
+        return self.store.add_member(user_id, room_id, member_id)
 
     @rpc
-    @guarded
     def list_members(self, user_id, room_id):
         check = v.Checker()
-        user_id, room_id = check.id("user_id", user_id), check.id("room_id", room_id)
+        user_id, room_id = _user_and_room(check, user_id, room_id)
         check.done()
         return self.store.list_members(user_id, room_id)
 
     @rpc
-    @guarded
     def set_muted(self, user_id, room_id, muted):
         check = v.Checker()
-        user_id, room_id = check.id("user_id", user_id), check.id("room_id", room_id)
+        user_id, room_id = _user_and_room(check, user_id, room_id)
         muted = check.bool("muted", muted)
         check.done()
         return self.store.set_muted(user_id, room_id, muted)
@@ -269,7 +199,6 @@ class RoomsService:
         return "pong"
 
     @rpc
-    @guarded
     def room_ids_for_user(self, user_id):
         check = v.Checker()
         user_id = check.id("user_id", user_id)
@@ -278,8 +207,7 @@ class RoomsService:
 
     # --- messages ---------------------------------------------------------------------------
 
-    @rpc
-    @guarded
+    @rpc(emits=True)
     def post_messages(self, posts):
         """Several posts in one call and one transaction (the gateway batches the sends that
         arrive while earlier batches are in flight). One answer per post, in order:
@@ -294,29 +222,26 @@ class RoomsService:
                 accepted.append((index, _checked_post(post)))
             except ParleyError as exc:
                 answers[index] = exc.to_body()
-        if accepted:
-            outcomes, events = self.store.post_messages([post for _, post in accepted])
-            self._emit(events)
-            for (index, _), outcome in zip(accepted, outcomes):
-                answers[index] = outcome.to_body() if isinstance(outcome, ParleyError) else outcome
-        return answers
+        if not accepted:
+            return answers, []
+        outcomes, events = self.store.post_messages([post for _, post in accepted])
+        for (index, _), outcome in zip(accepted, outcomes):
+            answers[index] = outcome.to_body() if isinstance(outcome, ParleyError) else outcome
+        return answers, events
 
-    @rpc
-    @guarded
+    @rpc(emits=True)
     def post_message(self, user_id, room_id, text, client_id):
         post = _checked_post({"user_id": user_id, "room_id": room_id, "text": text,
                               "client_id": client_id})
         (outcome,), events = self.store.post_messages([post])
-        self._emit(events)
-        if isinstance(outcome, ParleyError):
+        if isinstance(outcome, ParleyError):  # refused: nothing was posted, nothing to publish
             raise outcome
-        return outcome
+        return outcome, events
 
     @rpc
-    @guarded
     def list_messages(self, user_id, room_id, before_seq=None, after_seq=None, limit=50):
         check = v.Checker()
-        user_id, room_id = check.id("user_id", user_id), check.id("room_id", room_id)
+        user_id, room_id = _user_and_room(check, user_id, room_id)
         before_seq = check.int("before_seq", before_seq, minimum=1, optional=True)
         after_seq = check.int("after_seq", after_seq, minimum=0, optional=True)
         limit = check.limit(limit)
@@ -325,41 +250,32 @@ class RoomsService:
         check.done()
         return self.store.list_messages(user_id, room_id, before_seq, after_seq, limit)
 
-    @rpc
-    @guarded
+    @rpc(emits=True)
     def edit_message(self, user_id, room_id, message_id, text):
         check = v.Checker()
-        user_id, room_id = check.id("user_id", user_id), check.id("room_id", room_id)
+        user_id, room_id = _user_and_room(check, user_id, room_id)
         message_id = check.id("message_id", message_id)
         text = check.text("text", text, maximum=v.MAX_TEXT)
         check.done()
-        message, events = self.store.edit_message(user_id, room_id, message_id, text)
-        self._emit(events)
-        return message
+        return self.store.edit_message(user_id, room_id, message_id, text)
 
-    @rpc
-    @guarded
+    @rpc(emits=True)
     def delete_message(self, user_id, room_id, message_id):
         check = v.Checker()
-        user_id, room_id = check.id("user_id", user_id), check.id("room_id", room_id)
+        user_id, room_id = _user_and_room(check, user_id, room_id)
         message_id = check.id("message_id", message_id)
         check.done()
-        self._emit(self.store.delete_message(user_id, room_id, message_id))
-        return None
+        return None, self.store.delete_message(user_id, room_id, message_id)
 
-    @rpc
-    @guarded
+    @rpc(emits=True)
     def mark_read(self, user_id, room_id, seq):
         check = v.Checker()
-        user_id, room_id = check.id("user_id", user_id), check.id("room_id", room_id)
+        user_id, room_id = _user_and_room(check, user_id, room_id)
         seq = check.int("seq", seq, minimum=0)
         check.done()
-        result, events = self.store.mark_read(user_id, room_id, seq)
-        self._emit(events)
-        return result
+        return self.store.mark_read(user_id, room_id, seq)
 
     @rpc
-    @guarded
     def list_conversations(self, user_id, limit=50, cursor=None):
         check = v.Checker()
         user_id = check.id("user_id", user_id)
@@ -374,28 +290,29 @@ class RoomsService:
 
     @event_handler("auth", "user_registered", requeue_on_error=True)
     def on_user_registered(self, payload):
-        self._upsert_from_event("user_registered", payload)
+        self._replicate("user_registered", payload)
 
     @event_handler("auth", "user_updated", requeue_on_error=True)
     def on_user_updated(self, payload):
-        self._upsert_from_event("user_updated", payload)
+        self._replicate("user_updated", payload)
 
     @event_handler("auth", "user_deleted", requeue_on_error=True)
     def on_user_deleted(self, payload):
-        user = _user_payload(payload)
+        user = self._event_user("user_deleted", payload)
         if user is None:
-            self.log.warning("event_ignored", event_type="user_deleted", reason="no user id")
             return
         events = self.store.remove_user(user["id"])
         self._emit(events)
         self.log.info("user_removed", user_id=user["id"], rooms_left=sum(
             1 for event_type, _ in events if event_type == "member_left"))
 
-    def _upsert_from_event(self, event_type: str, payload) -> None:
+    def _replicate(self, event_type: str, payload) -> None:
+        user = self._event_user(event_type, payload)
+        if user is not None:
+            self.store.replicate_user(user)
+
+    def _event_user(self, event_type: str, payload) -> dict | None:
         user = _user_payload(payload)
         if user is None:
             self.log.warning("event_ignored", event_type=event_type, reason="no user id")
-            return
-        store = self.store
-        store.upsert_user(user)
-        self.db.commit()
+        return user

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from parley_common import db
 from parley_rooms.models import outbox
-from parley_rooms.store import AUTOCOMMIT_ENGINE, NewPost, Store
+from parley_rooms.store import NewPost, Store
 
 
 def no_fetch(ids):
@@ -25,8 +25,7 @@ def stranded_store(rooms):
     engine = db.make_engine(url, pool_size=1)
     autocommit = db.make_engine(url, pool_size=1, isolation_level="AUTOCOMMIT")
     session = db.make_sessionmaker(engine)()
-    session.info[AUTOCOMMIT_ENGINE] = autocommit
-    yield Store(session, no_fetch)
+    yield Store(session, no_fetch, autocommit=autocommit)
     session.close()
     engine.dispose()
     autocommit.dispose()

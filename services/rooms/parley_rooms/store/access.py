@@ -1,0 +1,81 @@
+"""Who may see and touch a room, and the room facts every operation needs (members, counts)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, func, select
+
+from parley_common.errors import Forbidden
+
+from ..models import memberships, rooms
+from .base import PUBLIC, StoreBase, no_such_room
+from .rendering import room_dict
+
+
+@dataclass
+class Member:
+    """The caller's membership of a room."""
+    user_id: str
+    role: str
+    joined_at: Any
+    last_read_seq: int
+    muted: bool
+
+
+@dataclass
+class Access:
+    room: Any              # the rooms row
+    member: Member | None  # the caller's membership, or None
+
+    @property
+    def is_owner(self) -> bool:
+        return self.room.owner_id is not None and self.member is not None \
+            and self.room.owner_id == self.member.user_id
+
+
+class RoomAccess(StoreBase):
+    def access(self, user_id: str, room_id: str, *, need_member: bool, lock: bool = False) -> Access:
+        """The room as ``user_id`` may see it. Hidden rooms (private/direct, not a member) are
+        NotFound; public rooms need membership for anything but reading the room itself."""
+        statement = (
+            select(rooms, memberships.c.user_id.label("member_user_id"),
+                   memberships.c.role, memberships.c.joined_at, memberships.c.last_read_seq,
+                   memberships.c.muted)
+            .select_from(rooms.outerjoin(memberships, and_(memberships.c.room_id == rooms.c.id,
+                                                           memberships.c.user_id == user_id)))
+            .where(rooms.c.id == room_id)
+        )
+        if lock:  # serializes membership changes of one room (and waits for its posters)
+            statement = statement.with_for_update(of=rooms)
+        row = self.session.execute(statement).first()
+        if row is None:
+            raise no_such_room()
+        member = None
+        if row.member_user_id is not None:
+            member = Member(row.member_user_id, row.role, row.joined_at, row.last_read_seq, row.muted)
+        if member is None and row.kind != PUBLIC:
+            raise no_such_room()
+        if member is None and need_member:
+            raise Forbidden("Join this room first.")
+        return Access(row, member)
+
+    def member_ids(self, room_id: str) -> list[str]:
+        """In joining order (the first is the longest-standing member)."""
+        return list(self.session.execute(
+            select(memberships.c.user_id).where(memberships.c.room_id == room_id)
+            .order_by(memberships.c.joined_at, memberships.c.user_id)).scalars())
+
+    def member_counts(self, room_ids: list[str]) -> dict[str, int]:
+        if not room_ids:
+            return {}
+        rows = self.session.execute(select(memberships.c.room_id, func.count())
+                                    .where(memberships.c.room_id.in_(room_ids))
+                                    .group_by(memberships.c.room_id))
+        return {room_id: count for room_id, count in rows}
+
+    def load_room(self, room_id: str) -> dict:
+        row = self.session.execute(select(rooms).where(rooms.c.id == room_id)).first()
+        if row is None:
+            raise no_such_room()
+        return room_dict(row, self.member_counts([room_id]).get(room_id, 0))

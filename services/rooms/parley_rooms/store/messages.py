@@ -1,0 +1,113 @@
+"""Messages once posted: read a page of history, edit, delete (a tombstone keeps its seq).
+Posting is posting.py (SQLite) and postgres_posting.py (PostgreSQL)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+
+from parley_common.errors import Conflict, Forbidden
+from parley_common.outbox import Event
+from parley_common.timeutil import utcnow
+
+from ..models import messages
+from .access import RoomAccess
+from .base import no_such_message, operation
+from .rendering import MESSAGE_WITH_AUTHOR, message_from_joined
+
+
+@dataclass(frozen=True)
+class NewPost:
+    """A post as the caller gave it (validated): `user_id` is the author."""
+    user_id: str
+    room_id: str
+    text: str
+    client_id: str
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.user_id, self.room_id, self.client_id)
+
+
+class Messages(RoomAccess):
+    def _rebuild_posted(self, row) -> Event | None:
+        """A relayed message_posted: the message as it is now, to its members now; nothing if
+        it went with its room."""
+        room_id = self.session.execute(
+            select(messages.c.room_id).where(messages.c.id == row.id)).scalar()
+        if room_id is None:
+            return None
+        return row.event_type, {"message": self.message(room_id, row.id),
+                                "member_ids": self.member_ids(room_id)}
+
+    def message(self, room_id: str, message_id: str) -> dict:
+        row = self.session.execute(MESSAGE_WITH_AUTHOR.where(messages.c.id == message_id,
+                                                             messages.c.room_id == room_id)).first()
+        if row is None:
+            raise no_such_message()
+        return message_from_joined(row)
+
+    @operation
+    def list_messages(self, user_id: str, room_id: str, before_seq: int | None,
+                      after_seq: int | None, limit: int) -> dict:
+        access = self.access(user_id, room_id, need_member=True)
+        statement = MESSAGE_WITH_AUTHOR.where(messages.c.room_id == room_id)
+        if after_seq is not None:
+            statement = statement.where(messages.c.seq > after_seq).order_by(messages.c.seq)
+        else:
+            if before_seq is not None:
+                statement = statement.where(messages.c.seq < before_seq)
+            statement = statement.order_by(messages.c.seq.desc())
+        rows = list(self.session.execute(statement.limit(limit + 1)))
+        has_more = len(rows) > limit
+        rows = rows[:limit]
+        if after_seq is None:
+            rows.reverse()
+        # The room's newest seq too, so a WebSocket subscribe needs this one call (a post that
+        # committed between the two reads shows in the page: take whichever is newer).
+        last_seq = max([access.room.last_seq, *(row.seq for row in rows)])
+        return {"messages": [message_from_joined(row) for row in rows], "has_more": has_more,
+                "last_seq": last_seq}
+
+    def _message_row(self, room_id: str, message_id: str):
+        row = self.session.execute(select(messages).where(messages.c.id == message_id,
+                                                          messages.c.room_id == room_id)).first()
+        if row is None:
+            raise no_such_message()
+        return row
+
+    @operation
+    def edit_message(self, user_id: str, room_id: str, message_id: str,
+                     text: str) -> tuple[dict, list[Event]]:
+        self.access(user_id, room_id, need_member=True)
+        row = self._message_row(room_id, message_id)
+        if row.author_id != user_id:
+            raise Forbidden("Only the author may edit a message.")
+        if row.deleted_at is not None:
+            raise Conflict("A deleted message cannot be edited.")
+        if row.text == text:  # a repeated edit: nothing changes, nobody needs telling
+            return self.message(room_id, message_id), []
+        self.session.execute(update(messages).where(messages.c.id == message_id)
+                             .values(text=text, edited_at=utcnow()))
+        message = self.message(room_id, message_id)
+        events = [("message_edited", {"message": message, "member_ids": self.member_ids(room_id)})]
+        self.outbox.commit(events)
+        return message, events
+
+    @operation
+    def delete_message(self, user_id: str, room_id: str, message_id: str) -> list[Event]:
+        access = self.access(user_id, room_id, need_member=True)
+        row = self._message_row(room_id, message_id)
+        if row.author_id != user_id and not access.is_owner:
+            raise Forbidden("Only the author or the room's owner may delete a message.")
+        if row.deleted_at is not None:  # already a tombstone
+            return []
+        done = self.session.execute(update(messages).where(messages.c.id == message_id,
+                                                           messages.c.deleted_at.is_(None))
+                                    .values(text="", deleted_at=utcnow()))
+        if done.rowcount == 0:  # a concurrent delete won
+            return []
+        events = [("message_deleted", {"room_id": room_id, "message_id": message_id, "seq": row.seq,
+                                       "member_ids": self.member_ids(room_id)})]
+        self.outbox.commit(events)
+        return events

@@ -1,0 +1,148 @@
+"""Posting on PostgreSQL, the hot path: a whole batch of posts in ONE statement
+(_PG_POST_BATCH) on an autocommit connection, which makes the statement its own transaction:
+one round trip per batch, no separate COMMIT."""
+from __future__ import annotations
+
+from parley_common.errors import Forbidden, ParleyError, Unavailable
+from parley_common.ids import new_id
+from parley_common.outbox import Event
+from parley_common.timeutil import utcnow
+
+from .base import PUBLIC, no_such_room
+from .messages import Messages, NewPost
+from .rendering import new_message
+
+# How often a post batch is re-run after a unique violation (a racing retry of one of its
+# posts committed first) before the caller is told to try again.
+POST_ATTEMPTS = 3
+
+# A whole post batch in one statement = one transaction on an autocommit connection.
+# - `locked` takes the row lock of every room of the batch, in id order: concurrent batches
+#   (any replica) that share rooms queue up in the same order, so they cannot deadlock, and
+#   the lock orders posters of a room: each reads the last_seq its predecessor committed
+#   (FOR UPDATE returns the newest row version after waiting).
+# - `probe` checks membership and an earlier message with the same (author, client_id);
+#   `fresh` numbers the accepted posts of each room on from that room's last_seq, in batch
+#   order; then the seq bump, the inserts and the authors' read markers.
+# - Every CTE reads the snapshot of the statement's start. If a racing retry of one of these
+#   posts committed while we waited for a lock, the insert hits the unique constraint and the
+#   whole statement is undone (no seq taken, no gap); the caller re-runs it on a fresh snapshot.
+# - One row per post, in batch order; the first row of each room carries its member ids.
+_PG_POST_BATCH = """
+WITH input AS MATERIALIZED (
+    SELECT * FROM unnest(%(ids)s::text[], %(rooms)s::text[], %(authors)s::text[],
+                         %(clients)s::text[], %(texts)s::text[]) WITH ORDINALITY
+           AS t(id, room_id, author_id, client_id, text, ord)
+), locked AS MATERIALIZED (
+    SELECT id, kind, last_seq FROM rooms
+     WHERE id IN (SELECT room_id FROM input)
+     ORDER BY id FOR UPDATE
+), probe AS MATERIALIZED (
+    SELECT i.*, l.kind, l.last_seq AS base_seq,
+           EXISTS (SELECT 1 FROM memberships m
+                    WHERE m.room_id = i.room_id AND m.user_id = i.author_id) AS is_member,
+           (SELECT x.id FROM messages x
+             WHERE x.room_id = i.room_id AND x.author_id = i.author_id
+               AND x.client_id = i.client_id) AS existing_id
+      FROM input i LEFT JOIN locked l ON l.id = i.room_id
+), fresh AS MATERIALIZED (
+    SELECT p.ord, p.id, p.room_id, p.author_id, p.client_id, p.text,
+           p.base_seq + row_number() OVER (PARTITION BY p.room_id ORDER BY p.ord) AS seq
+      FROM probe p
+     WHERE p.kind IS NOT NULL AND p.is_member AND p.existing_id IS NULL
+), bump AS (
+    UPDATE rooms r SET last_seq = f.top, last_activity_at = %(now)s
+      FROM (SELECT room_id, max(seq) AS top FROM fresh GROUP BY room_id) f
+     WHERE r.id = f.room_id
+), posted AS (
+    INSERT INTO messages (id, room_id, seq, author_id, text, client_id, created_at)
+    SELECT id, room_id, seq, author_id, text, client_id, %(now)s FROM fresh
+), outboxed AS (
+    INSERT INTO outbox (id, event_type, position, created_at)
+    SELECT id, 'message_posted', ord, %(now)s FROM fresh
+), marked AS (
+    UPDATE memberships m SET last_read_seq = GREATEST(m.last_read_seq, f.top)
+      FROM (SELECT room_id, author_id, max(seq) AS top FROM fresh
+             GROUP BY room_id, author_id) f
+     WHERE m.room_id = f.room_id AND m.user_id = f.author_id
+), roster AS (
+    SELECT room_id, array_agg(user_id ORDER BY joined_at, user_id) AS member_ids
+      FROM memberships WHERE room_id IN (SELECT room_id FROM fresh)
+     GROUP BY room_id
+)
+SELECT p.kind, p.is_member, p.existing_id, f.seq,
+       CASE WHEN p.ord = min(p.ord) OVER (PARTITION BY p.room_id) THEN r.member_ids END,
+       u.username, u.display_name
+  FROM probe p
+  LEFT JOIN fresh f ON f.ord = p.ord
+  LEFT JOIN roster r ON r.room_id = p.room_id
+  LEFT JOIN users u ON u.id = p.author_id
+ ORDER BY p.ord
+"""
+
+
+class PostgresPosting(Messages):
+    def _post_batch_postgresql(self, autocommit, posts: list[NewPost]
+                               ) -> tuple[list[dict | ParleyError], list[Event]]:
+        """The hot path on PostgreSQL: the whole batch in ONE statement on an autocommit
+        connection (its own transaction, no separate COMMIT; see _PG_POST_BATCH). Raw DBAPI
+        cursor and a constant SQL string: no SQLAlchemy compile/execute machinery per call."""
+        import psycopg2.errors  # here, not at the top: SQLite-only installs have no psycopg2
+
+        now = utcnow()
+        message_ids = [new_id() for _ in posts]
+        params = {"ids": message_ids, "rooms": [post.room_id for post in posts],
+                  "authors": [post.user_id for post in posts],
+                  "clients": [post.client_id for post in posts],
+                  "texts": [post.text for post in posts], "now": now}
+        for _attempt in range(POST_ATTEMPTS):
+            connection = autocommit.raw_connection()
+            try:
+                cursor = connection.cursor()
+                try:
+                    cursor.execute(_PG_POST_BATCH, params)
+                    rows = cursor.fetchall()
+                finally:
+                    cursor.close()
+            except (psycopg2.errors.UniqueViolation, psycopg2.errors.DeadlockDetected):
+                # A retry of one of these posts committed while we waited for a room lock
+                # (our snapshot predates it). The statement wrote nothing and took no seq;
+                # on a fresh snapshot that post is found as already posted.
+                connection.close()
+                continue
+            except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+                # A dead connection (database restarted, connection killed): drop it and every
+                # other pooled one of its age, like SQLAlchemy does for sessions; the caller retries.
+                connection.invalidate(exc)
+                autocommit.dispose()
+                raise Unavailable("The rooms database is not answering.", retry_after=2) from None
+            except BaseException:  # e.g. the worker killed mid-query: the connection's state is unknown
+                connection.invalidate()
+                raise
+            connection.close()
+            return self._batch_outcomes(posts, message_ids, rows, now)
+        raise Unavailable("The rooms database is too busy; try again.", retry_after=1)
+
+    def _batch_outcomes(self, posts: list[NewPost], message_ids: list[str], rows, now
+                        ) -> tuple[list[dict | ParleyError], list[Event]]:
+        if len(rows) != len(posts):
+            raise RuntimeError(f"post batch: {len(rows)} rows for {len(posts)} posts")
+        rosters = {post.room_id: list(row[4]) for post, row in zip(posts, rows) if row[4]}
+        outcomes: list[dict | ParleyError] = []
+        events: list[Event] = []
+        for post, message_id, row in zip(posts, message_ids, rows):
+            kind, is_member, existing_id, seq, _roster, username, display_name = row
+            if kind is None or (not is_member and kind != PUBLIC):
+                outcomes.append(no_such_room())
+            elif not is_member:
+                outcomes.append(Forbidden("Join this room first."))
+            elif existing_id is not None:
+                outcomes.append({"message": self.message(post.room_id, existing_id),
+                                 "created": False})
+            else:
+                message = new_message(post, message_id, seq, now, username, display_name)
+                outcomes.append({"message": message, "created": True})
+                self.outbox.adopt([message_id])  # the statement wrote its outbox row
+                events.append(("message_posted", {"message": message,
+                                                  "member_ids": rosters.get(post.room_id, [])}))
+        return outcomes, events

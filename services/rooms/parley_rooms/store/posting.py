@@ -1,0 +1,119 @@
+"""Posting: a batch of posts in, one answer per post out. PostgreSQL takes the whole batch in
+one statement (postgres_posting.py); SQLite posts them one transaction each (_post_one)."""
+from __future__ import annotations
+
+from sqlalchemy import and_, case, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from parley_common.errors import Forbidden, ParleyError
+from parley_common.ids import new_id
+from parley_common.outbox import Event
+from parley_common.timeutil import utcnow
+
+from ..models import memberships, messages, outbox, rooms, users
+from .base import PUBLIC, no_such_room, operation
+from .messages import NewPost
+from .postgres_posting import PostgresPosting
+from .rendering import new_message
+
+
+class Posting(PostgresPosting):
+    @operation
+    def post_messages(self, posts: list[NewPost]) -> tuple[list[dict | ParleyError], list[Event]]:
+        """Post a batch. Answers, in the order given, `{"message", "created"}` or the error that
+        refused that post (one refused post does not fail the others), and the message_posted
+        events of the new messages. A repeated (author, room, client_id), whether posted
+        earlier or repeated within the batch, answers the first message with created false."""
+        first_of: dict[tuple, int] = {}
+        distinct: list[NewPost] = []
+        for post in posts:
+            if post.key not in first_of:
+                first_of[post.key] = len(distinct)
+                distinct.append(post)
+        if self.autocommit is not None:  # PostgreSQL: one statement per batch
+            outcomes, events = self._post_batch_postgresql(self.autocommit, distinct)
+        else:
+            outcomes, events = self._post_each(distinct)
+        answers: list[dict | ParleyError] = []
+        answered: set[tuple] = set()
+        for post in posts:
+            outcome = outcomes[first_of[post.key]]
+            if post.key in answered and isinstance(outcome, dict):
+                outcome = {"message": outcome["message"], "created": False}
+            answered.add(post.key)
+            answers.append(outcome)
+        return answers, events
+
+    def _post_each(self, posts: list[NewPost]) -> tuple[list[dict | ParleyError], list[Event]]:
+        outcomes: list[dict | ParleyError] = []
+        events: list[Event] = []
+        for post in posts:
+            try:
+                message, created, posted = self._post_one(post)
+            except ParleyError as exc:
+                outcomes.append(exc)
+                continue
+            outcomes.append({"message": message, "created": created})
+            events.extend(posted)
+        return outcomes, events
+
+    def _post_one(self, post: NewPost) -> tuple[dict, bool, list[Event]]:
+        """One transaction on the session (SQLite): bump rooms.last_seq (the row lock orders
+        concurrent posters of a room; a rollback hands the number back, so seqs have no gaps),
+        insert, move the author's read marker, commit."""
+        user_id, room_id, text, client_id = post.user_id, post.room_id, post.text, post.client_id
+        probe = self.session.execute(
+            select(rooms.c.kind, memberships.c.user_id.label("member_user_id"),
+                   messages.c.id.label("existing_id"), users.c.username, users.c.display_name)
+            .select_from(
+                rooms.outerjoin(memberships, and_(memberships.c.room_id == rooms.c.id,
+                                                  memberships.c.user_id == user_id))
+                .outerjoin(messages, and_(messages.c.room_id == rooms.c.id,
+                                          messages.c.author_id == user_id,
+                                          messages.c.client_id == client_id))
+                .outerjoin(users, users.c.id == memberships.c.user_id))
+            .where(rooms.c.id == room_id)).first()
+        if probe is None or (probe.member_user_id is None and probe.kind != PUBLIC):
+            raise no_such_room()
+        if probe.member_user_id is None:
+            raise Forbidden("Join this room first.")
+        if probe.existing_id is not None:
+            existing = self.message(room_id, probe.existing_id)
+            self.session.rollback()  # the next post of the batch starts afresh
+            return existing, False, []
+        member_ids = self.member_ids(room_id)
+        now = utcnow()
+        seq = self.session.execute(
+            update(rooms).where(rooms.c.id == room_id)
+            .values(last_seq=rooms.c.last_seq + 1, last_activity_at=now)
+            .returning(rooms.c.last_seq)).scalar()
+        if seq is None:  # deleted under our feet
+            self.session.rollback()
+            raise no_such_room()
+        message_id = new_id()
+        try:
+            self.session.execute(insert(messages).values(
+                id=message_id, room_id=room_id, seq=seq, author_id=user_id, text=text,
+                client_id=client_id, created_at=now, edited_at=None, deleted_at=None))
+            self.session.execute(
+                update(memberships)
+                .where(memberships.c.room_id == room_id, memberships.c.user_id == user_id)
+                .values(last_read_seq=case((memberships.c.last_read_seq < seq, seq),
+                                           else_=memberships.c.last_read_seq)))
+            # Like the PostgreSQL statement: a payload-less row, rebuilt from the message if relayed.
+            self.session.execute(insert(outbox).values(id=message_id, event_type="message_posted",
+                                                       payload=None, position=0, created_at=now))
+            self.session.commit()
+        except IntegrityError:  # the same client_id raced us and won: that message is the answer
+            self.session.rollback()
+            existing_id = self.session.execute(select(messages.c.id).where(
+                messages.c.room_id == room_id, messages.c.author_id == user_id,
+                messages.c.client_id == client_id)).scalar()
+            if existing_id is None:
+                raise
+            existing = self.message(room_id, existing_id)
+            self.session.rollback()
+            return existing, False, []
+        self.outbox.adopt([message_id])
+        message = new_message(post, message_id, seq, now, probe.username, probe.display_name)
+        return message, True, [("message_posted", {"message": message, "member_ids": member_ids})]
