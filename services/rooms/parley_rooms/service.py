@@ -55,8 +55,19 @@ def _checked_post(post) -> NewPost:
     return NewPost(user_id, room_id, text, client_id)
 
 
-def _user_and_room(check: v.Checker, user_id, room_id) -> tuple[str, str]:
-    return check.id("user_id", user_id), check.id("room_id", room_id)
+def _room_call(user_id, room_id) -> tuple[v.Checker, str, str]:
+    """The checks of every call about a room; the method adds its own, then check.done()."""
+    check = v.Checker()
+    return check, check.id("user_id", user_id), check.id("room_id", room_id)
+
+
+def _checked_room_call(user_id, room_id, **ids) -> tuple[str, ...]:
+    """user_id, room_id and the further ids (member_id, message_id) of a call that takes
+    nothing else, checked."""
+    check, user_id, room_id = _room_call(user_id, room_id)
+    others = [check.id(name, value) for name, value in ids.items()]
+    check.done()
+    return (user_id, room_id, *others)
 
 
 def _user_payload(payload) -> dict | None:
@@ -132,15 +143,12 @@ class RoomsService:
 
     @rpc
     def get_room(self, user_id, room_id):
-        check = v.Checker()
-        user_id, room_id = _user_and_room(check, user_id, room_id)
-        check.done()
+        user_id, room_id = _checked_room_call(user_id, room_id)
         return self.store.get_room(user_id, room_id)
 
     @rpc(emits=True)
     def update_room(self, user_id, room_id, name=None, topic=None):
-        check = v.Checker()
-        user_id, room_id = _user_and_room(check, user_id, room_id)
+        check, user_id, room_id = _room_call(user_id, room_id)
         name = check.text("name", name, maximum=v.MAX_NAME, required=False, plain=True)
         topic = check.text("topic", topic, maximum=v.MAX_TOPIC, required=False, minimum=0,
                            plain=True)
@@ -149,46 +157,33 @@ class RoomsService:
 
     @rpc(emits=True)
     def delete_room(self, user_id, room_id):
-        check = v.Checker()
-        user_id, room_id = _user_and_room(check, user_id, room_id)
-        check.done()
+        user_id, room_id = _checked_room_call(user_id, room_id)
         events = self.store.delete_room(user_id, room_id)
         self.log.info("room_deleted", room_id=room_id, user_id=user_id)
         return None, events
 
     @rpc(emits=True)
     def join_room(self, user_id, room_id):
-        check = v.Checker()
-        user_id, room_id = _user_and_room(check, user_id, room_id)
-        check.done()
+        user_id, room_id = _checked_room_call(user_id, room_id)
         return self.store.join_room(user_id, room_id)
 
     @rpc(emits=True)
     def leave_room(self, user_id, room_id):
-        check = v.Checker()
-        user_id, room_id = _user_and_room(check, user_id, room_id)
-        check.done()
+        user_id, room_id = _checked_room_call(user_id, room_id)
         return None, self.store.leave_room(user_id, room_id)
 
     @rpc(emits=True)
     def add_member(self, user_id, room_id, member_id):
-        check = v.Checker()
-        user_id, room_id = _user_and_room(check, user_id, room_id)
-        member_id = check.id("member_id", member_id)
-        check.done()
-        return self.store.add_member(user_id, room_id, member_id)
+        return self.store.add_member(*_checked_room_call(user_id, room_id, member_id=member_id))
 
     @rpc
     def list_members(self, user_id, room_id):
-        check = v.Checker()
-        user_id, room_id = _user_and_room(check, user_id, room_id)
-        check.done()
+        user_id, room_id = _checked_room_call(user_id, room_id)
         return self.store.list_members(user_id, room_id)
 
     @rpc
     def set_muted(self, user_id, room_id, muted):
-        check = v.Checker()
-        user_id, room_id = _user_and_room(check, user_id, room_id)
+        check, user_id, room_id = _room_call(user_id, room_id)
         muted = check.bool("muted", muted)
         check.done()
         return self.store.set_muted(user_id, room_id, muted)
@@ -240,8 +235,7 @@ class RoomsService:
 
     @rpc
     def list_messages(self, user_id, room_id, before_seq=None, after_seq=None, limit=50):
-        check = v.Checker()
-        user_id, room_id = _user_and_room(check, user_id, room_id)
+        check, user_id, room_id = _room_call(user_id, room_id)
         before_seq = check.int("before_seq", before_seq, minimum=1, optional=True)
         after_seq = check.int("after_seq", after_seq, minimum=0, optional=True)
         limit = check.limit(limit)
@@ -252,8 +246,7 @@ class RoomsService:
 
     @rpc(emits=True)
     def edit_message(self, user_id, room_id, message_id, text):
-        check = v.Checker()
-        user_id, room_id = _user_and_room(check, user_id, room_id)
+        check, user_id, room_id = _room_call(user_id, room_id)
         message_id = check.id("message_id", message_id)
         text = check.text("text", text, maximum=v.MAX_TEXT)
         check.done()
@@ -261,16 +254,12 @@ class RoomsService:
 
     @rpc(emits=True)
     def delete_message(self, user_id, room_id, message_id):
-        check = v.Checker()
-        user_id, room_id = _user_and_room(check, user_id, room_id)
-        message_id = check.id("message_id", message_id)
-        check.done()
-        return None, self.store.delete_message(user_id, room_id, message_id)
+        ids = _checked_room_call(user_id, room_id, message_id=message_id)
+        return None, self.store.delete_message(*ids)
 
     @rpc(emits=True)
     def mark_read(self, user_id, room_id, seq):
-        check = v.Checker()
-        user_id, room_id = _user_and_room(check, user_id, room_id)
+        check, user_id, room_id = _room_call(user_id, room_id)
         seq = check.int("seq", seq, minimum=0)
         check.done()
         return self.store.mark_read(user_id, room_id, seq)
