@@ -11,7 +11,6 @@ must tolerate a repeat (they have to anyway: the broker redelivers too).
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import timedelta
 from typing import Any, Callable, Iterable
 
@@ -21,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from . import config
+from .ids import new_id
 from .timeutil import utcnow
 
 Event = tuple[str, dict]
@@ -64,7 +64,7 @@ class Outbox:
         if not events:
             return
         now = utcnow()
-        rows = [{"id": uuid.uuid4().hex, "event_type": event_type,
+        rows = [{"id": new_id(), "event_type": event_type,
                  "payload": json.dumps(payload), "position": position, "created_at": now}
                 for position, (event_type, payload) in enumerate(events)]
         self.session.execute(insert(self.table), rows)

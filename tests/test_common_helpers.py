@@ -1,0 +1,43 @@
+"""The small helpers auth, rooms, the gateway and the workers share from parley_common."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import create_engine, literal, select
+
+from parley_common.backoff import Backoff
+from parley_common.db import like_escape
+from parley_common.timeutil import iso, parse_iso
+
+
+def test_parse_iso_reads_what_iso_writes_and_refuses_the_rest():
+    moment = datetime(2026, 11, 22, 10, 15, 0, 123000, tzinfo=timezone.utc)
+    assert parse_iso(iso(moment)) == moment
+    assert parse_iso("2026-11-22T11:15:00+01:00") == datetime(2026, 11, 22, 10, 15, tzinfo=timezone.utc)
+    assert parse_iso("2026-11-22T10:15:00") == datetime(2026, 11, 22, 10, 15, tzinfo=timezone.utc)
+    for wrong in (None, "", "yesterday", 1732270500, ["2026-11-22"]):
+        assert parse_iso(wrong) is None
+
+
+def test_like_escape_matches_wildcards_literally():
+    engine = create_engine("sqlite://")
+    names = ["50%_off", "500 off", "50xxoff", "a\\b"]
+    with engine.connect() as connection:
+        def matching(fragment: str) -> list[str]:
+            pattern = f"%{like_escape(fragment)}%"
+            return [name for name in names if connection.execute(
+                select(literal(name).like(pattern, escape="\\"))).scalar()]
+
+        assert matching("50%_") == ["50%_off"]
+        assert matching("a\\b") == ["a\\b"]
+        assert matching("off") == ["50%_off", "500 off", "50xxoff"]
+    engine.dispose()
+
+
+def test_backoff_doubles_to_its_cap_with_jitter_and_resets():
+    backoff = Backoff(0.5, 4.0)
+    delays = [backoff.next() for _ in range(6)]
+    for delay, nominal in zip(delays, [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]):
+        assert nominal * 0.8 <= delay <= nominal * 1.2
+    backoff.reset()
+    assert backoff.next() <= 0.5 * 1.2
