@@ -97,7 +97,8 @@ async def login(ctx: Ctx):
     login_name, password = ctx.body["username"], ctx.body["password"]
     # Attempts count per account as auth resolves the login (username and e-mail of one
     # account share a counter), or per normalised login when it names nobody.
-    account = await ctx.rpc("auth", "login_account", login_name) or login_key(login_name)[:MAX_LOGIN]
+    account = (await ctx.rpc("auth", "login_account", login_name)
+               or login_key(login_name)[:MAX_LOGIN])
     user_agent = ctx.request.headers.get("User-Agent", "")[:MAX_USER_AGENT] or None
     result = await password_checked(ctx, account, ctx.rpc(
         "auth", "login", login_name, password, user_agent))

@@ -23,8 +23,8 @@ Waiting = tuple[dict, asyncio.Future]
 
 
 class PostBatcher:
-    def __init__(self, rpc: AsyncRpcClient, *, max_batch: int = MAX_POSTS_PER_CALL, max_in_flight: int = 4,
-                 max_waiting: int = 0):
+    def __init__(self, rpc: AsyncRpcClient, *, max_batch: int = MAX_POSTS_PER_CALL,
+                 max_in_flight: int = 4, max_waiting: int = 0):
         self.rpc = rpc
         # Posts allowed to wait for a batch (0 = unbounded): past it a post is refused at once
         # with 503, instead of memory and latency growing while rooms is slow or away.

@@ -306,7 +306,8 @@ class WsSession:
     async def on_renew(self, frame: dict, ref) -> None:
         """A second ``auth {token}``: a refreshed token of the same session keeps the socket
         open past the first token's expiry (POST /auth/refresh issues it)."""
-        principal = await self.app["tokens"].verify(frame["token"])  # expired or revoked: an error frame
+        # expired or revoked: an error frame
+        principal = await self.app["tokens"].verify(frame["token"])
         conn = self.conn
         if (principal.user_id, principal.session_id) != (conn.user_id, conn.session_id):
             raise Forbidden("A socket keeps the session it was opened with.")
@@ -463,4 +464,3 @@ def _loads(data: str):
         return loads_bounded(data)
     except ValueError:  # not JSON, or nested too deeply
         return None
-

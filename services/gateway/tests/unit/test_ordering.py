@@ -1,5 +1,5 @@
 """The gateway's RoomSequencer (parley_gateway/ordering.py) in-process: it holds, fills and
-drops as it should (the end-to-end ordering across two rooms replicas: tests/test_ws_ordering.py)."""
+drops as it should (ordering end to end, with two rooms replicas: tests/test_ws_ordering.py)."""
 from __future__ import annotations
 
 import asyncio
