@@ -49,6 +49,11 @@ browser-deps:
 test: install browser-deps
 	$(PY) -m pytest
 
+# Unit tests only: services/*/tests/unit, in-process (no broker, database, cache or service
+# process), seconds. `make test` runs them too.
+test-fast: install
+	$(PY) -m pytest -q services/*/tests/unit
+
 # Faults under a steady stream of WebSocket traffic (tests/chaos): private RabbitMQ, Redis and
 # PostgreSQL servers on ports 15470-15479, killed and restarted at will. Serial, 4-6 minutes.
 test-chaos: install

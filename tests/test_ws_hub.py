@@ -10,6 +10,7 @@ import os
 import socket
 import time
 import uuid
+from types import SimpleNamespace
 
 import aiohttp
 import pytest
@@ -93,6 +94,27 @@ async def subscribe(ws, room_id: str, after_seq=None) -> dict:
 
 
 @pytest.fixture
+async def duo(suite, http) -> SimpleNamespace:
+    """Alice on the first gateway and Bob on the second, both members of a public room of
+    Alice's: the set-up most tests here start from."""
+    gw_a, gw_b = suite.gateway_urls[:2]
+    alice_token, alice = await register_and_login(gw_a, http)
+    bob_token, bob = await register_and_login(gw_b, http)
+    room = await public_room(http, gw_a, alice_token, bob_token)
+    return SimpleNamespace(gw_a=gw_a, gw_b=gw_b, alice_token=alice_token, alice=alice,
+                           bob_token=bob_token, bob=bob, room=room)
+
+
+async def both_subscribed(http, duo: SimpleNamespace):
+    """Alice's socket (first gateway) and Bob's (second), each subscribed to the duo's room."""
+    alice_ws, _ = await connect(http, duo.gw_a, duo.alice_token)
+    bob_ws, _ = await connect(http, duo.gw_b, duo.bob_token)
+    await subscribe(alice_ws, duo.room["id"])
+    await subscribe(bob_ws, duo.room["id"])
+    return alice_ws, bob_ws
+
+
+@pytest.fixture
 async def redis_client(suite):
     client = aioredis.Redis.from_url(suite.isolation.redis_url, decode_responses=True)
     yield client, suite.isolation.redis_prefix
@@ -113,11 +135,10 @@ def tight_gateway(suite):
 
 # --- the walking skeleton ----------------------------------------------------------------
 
-async def test_message_crosses_instances_with_ack_and_room_events(suite, http):
-    gw_a, gw_b = suite.gateway_urls[:2]
-    alice_token, alice = await register_and_login(gw_a, http)
-    bob_token, bob = await register_and_login(gw_b, http)
-    room = await public_room(http, gw_a, alice_token)
+async def test_message_crosses_instances_with_ack_and_room_events(duo, http):
+    gw_a, gw_b = duo.gw_a, duo.gw_b
+    alice_token, alice, bob_token, bob = duo.alice_token, duo.alice, duo.bob_token, duo.bob
+    room = await public_room(http, gw_a, alice_token)  # bob joins it below
 
     alice_ws, ready = await connect(http, gw_a, alice_token)
     assert ready["user"]["id"] == alice["id"] and ready["session_id"]
@@ -170,15 +191,10 @@ async def test_authors_other_connection_gets_the_message(suite, http):
     await laptop.close()
 
 
-async def test_leaving_drops_the_subscription_and_deletion_reaches_members(suite, http):
-    gw_a, gw_b = suite.gateway_urls[:2]
-    alice_token, _ = await register_and_login(gw_a, http)
-    bob_token, bob = await register_and_login(gw_b, http)
-    room = await public_room(http, gw_a, alice_token, bob_token)
-    alice_ws, _ = await connect(http, gw_a, alice_token)
-    bob_ws, _ = await connect(http, gw_b, bob_token)
-    await subscribe(alice_ws, room["id"])
-    await subscribe(bob_ws, room["id"])
+async def test_leaving_drops_the_subscription_and_deletion_reaches_members(duo, http):
+    gw_a, gw_b, alice_token, bob_token, bob, room = (duo.gw_a, duo.gw_b, duo.alice_token,
+                                                     duo.bob_token, duo.bob, duo.room)
+    alice_ws, bob_ws = await both_subscribed(http, duo)
 
     status, _ = await call(http, "POST", f"{gw_b}/api/v1/rooms/{room['id']}/leave", bob_token)
     assert status == 204
@@ -242,11 +258,9 @@ async def test_no_auth_frame_in_time_closes_4408(tight_gateway, http):
 
 # --- resume ------------------------------------------------------------------------------
 
-async def test_resume_replays_exactly_the_missing_messages_then_live(suite, http):
-    gw_a, gw_b = suite.gateway_urls[:2]
-    alice_token, _ = await register_and_login(gw_a, http)
-    bob_token, _ = await register_and_login(gw_b, http)
-    room = await public_room(http, gw_a, alice_token, bob_token)
+async def test_resume_replays_exactly_the_missing_messages_then_live(duo, http):
+    gw_a, gw_b, alice_token, bob_token, room = (duo.gw_a, duo.gw_b, duo.alice_token,
+                                                duo.bob_token, duo.room)
     for index in range(3):  # more history than the resume needs
         await post(http, gw_a, alice_token, room["id"], f"old {index}")
 
@@ -401,16 +415,10 @@ async def test_logout_closes_sockets_of_that_session_on_every_instance(suite, ht
 
 # --- typing, read receipts, presence -----------------------------------------------------
 
-async def test_typing_reaches_others_throttled_and_lapses(suite, http, redis_client):
+async def test_typing_reaches_others_throttled_and_lapses(duo, http, redis_client):
     client, prefix = redis_client
-    gw_a, gw_b = suite.gateway_urls[:2]
-    alice_token, alice = await register_and_login(gw_a, http)
-    bob_token, _ = await register_and_login(gw_b, http)
-    room = await public_room(http, gw_a, alice_token, bob_token)
-    alice_ws, _ = await connect(http, gw_a, alice_token)
-    bob_ws, _ = await connect(http, gw_b, bob_token)
-    await subscribe(alice_ws, room["id"])
-    await subscribe(bob_ws, room["id"])
+    alice, room = duo.alice, duo.room
+    alice_ws, bob_ws = await both_subscribed(http, duo)
 
     await alice_ws.send_json({"type": "typing", "room_id": room["id"]})
     typing = await next_frame(bob_ws, "typing")
@@ -429,16 +437,10 @@ async def test_typing_reaches_others_throttled_and_lapses(suite, http, redis_cli
     await bob_ws.close()
 
 
-async def test_read_receipts_reach_the_room(suite, http):
-    gw_a, gw_b = suite.gateway_urls[:2]
-    alice_token, _ = await register_and_login(gw_a, http)
-    bob_token, bob = await register_and_login(gw_b, http)
-    room = await public_room(http, gw_a, alice_token, bob_token)
-    message = await post(http, gw_a, alice_token, room["id"], "read me")
-    alice_ws, _ = await connect(http, gw_a, alice_token)
-    bob_ws, _ = await connect(http, gw_b, bob_token)
-    await subscribe(alice_ws, room["id"])
-    await subscribe(bob_ws, room["id"])
+async def test_read_receipts_reach_the_room(duo, http):
+    bob, room = duo.bob, duo.room
+    message = await post(http, duo.gw_a, duo.alice_token, room["id"], "read me")
+    alice_ws, bob_ws = await both_subscribed(http, duo)
 
     await bob_ws.send_json({"type": "read", "room_id": room["id"], "seq": message["seq"],
                             "ref": "rd"})
@@ -450,12 +452,10 @@ async def test_read_receipts_reach_the_room(suite, http):
     await bob_ws.close()
 
 
-async def test_presence_online_and_offline_across_instances(suite, http, redis_client):
+async def test_presence_online_and_offline_across_instances(duo, http, redis_client):
     client, prefix = redis_client
-    gw_a, gw_b = suite.gateway_urls[:2]
-    alice_token, alice = await register_and_login(gw_a, http)
-    bob_token, _ = await register_and_login(gw_b, http)
-    room = await public_room(http, gw_a, bob_token, alice_token)
+    gw_a, gw_b, alice_token, alice, bob_token, room = (duo.gw_a, duo.gw_b, duo.alice_token,
+                                                       duo.alice, duo.bob_token, duo.room)
     bob_ws, _ = await connect(http, gw_b, bob_token)
     await subscribe(bob_ws, room["id"])
 
@@ -496,12 +496,10 @@ async def test_a_connected_newcomer_shows_online_in_the_room_they_join(suite, ht
 
 # --- malformed input and limits ----------------------------------------------------------
 
-async def test_a_new_display_name_reaches_whoever_shows_it(suite, http):
-    gw_a, gw_b = suite.gateway_urls[:2]
-    alice_token, alice = await register_and_login(gw_a, http)
-    bob_token, _ = await register_and_login(gw_b, http)
+async def test_a_new_display_name_reaches_whoever_shows_it(duo, http):
+    gw_a, gw_b, alice_token, alice, bob_token, room = (duo.gw_a, duo.gw_b, duo.alice_token,
+                                                       duo.alice, duo.bob_token, duo.room)
     carol_token, _ = await register_and_login(gw_b, http)
-    room = await public_room(http, gw_a, alice_token, bob_token)
     bob_ws, _ = await connect(http, gw_b, bob_token)
     await subscribe(bob_ws, room["id"])
     alice_ws, _ = await connect(http, gw_a, alice_token)  # her own other tab
@@ -549,6 +547,14 @@ async def test_malformed_frames_get_error_frames_and_the_socket_stays_usable(sui
           "ref": "l"}, "validation_failed"),
         ({"type": "send", "room_id": not_joined["id"], "text": "\ud800", "client_id": "x",
           "ref": "m"}, "validation_failed"),
+        # the limits REST and rooms apply (parley_common.limits), checked before any call
+        ({"type": "typing", "room_id": "r" * 65, "ref": "n"}, "validation_failed"),
+        ({"type": "send", "room_id": not_joined["id"], "text": "hi", "client_id": "c" * 65,
+          "ref": "o"}, "validation_failed"),
+        ({"type": "send", "room_id": not_joined["id"], "text": "x" * 4001, "client_id": "x",
+          "ref": "p"}, "validation_failed"),
+        ({"type": "read", "room_id": not_joined["id"], "seq": 1.0, "ref": "q"},
+         "validation_failed"),
     ]
     for frame, code in cases:
         await ws.send_json(frame)

@@ -8,6 +8,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 DEFAULT_AMQP_URI = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_REDIS_PREFIX = "parley:"
 
 
 def env(name: str, default: str | None = None) -> str | None:
@@ -62,7 +63,7 @@ def redis_url() -> str:
 
 
 def redis_prefix() -> str:
-    return env("REDIS_PREFIX", "parley:")
+    return env("REDIS_PREFIX", DEFAULT_REDIS_PREFIX)
 
 
 def instance_id() -> str:

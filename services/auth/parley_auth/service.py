@@ -20,6 +20,7 @@ from parley_common.db import like_escape
 from parley_common.errors import (Conflict, InvalidCredentials, NotFound, Unauthenticated,
                                   ValidationFailed)
 from parley_common.ids import new_id
+from parley_common.limits import MAX_QUERY
 from parley_common.logs import redacted
 from parley_common.nameko_support import Database, Logger, rpc
 from parley_common.timeutil import aware, iso, utcnow
@@ -32,7 +33,6 @@ from .keys import Keyring
 from .models import Session, User
 from .passwords import Passwords
 
-MAX_QUERY = 64
 REFRESH_HISTORY = 16  # used refresh credentials remembered per session (to detect their reuse)
 
 

@@ -9,16 +9,15 @@ from urllib.parse import urlsplit
 from email_validator import EmailNotValidError, validate_email
 
 from parley_common.errors import ValidationFailed
+# The limits are parley_common.limits' (the gateway's schemas use the same); the service reads
+# them from here (v.MAX_PASSWORD, ...).
+from parley_common.limits import (MAX_AVATAR_URL, MAX_DISPLAY_NAME, MAX_EMAIL, MAX_ID,
+                                  MAX_IDS_PER_CALL, MAX_PAGE, MAX_PASSWORD, MAX_USER_AGENT,
+                                  MAX_USERNAME, MIN_PAGE, MIN_PASSWORD, MIN_USERNAME,
+                                  USERNAME_PATTERN)
 from parley_common.text import PROBLEM, has_control_chars, storable
 
-USERNAME_RE = re.compile(r"[A-Za-z0-9_.-]{3,32}", re.ASCII)
-MAX_EMAIL = 254
-MIN_PASSWORD, MAX_PASSWORD = 8, 128
-MAX_DISPLAY_NAME = 64
-MAX_AVATAR_URL = 512
-MAX_USER_AGENT = 512
-MAX_BATCH_IDS = 500
-MAX_ID = 64
+USERNAME_RE = re.compile(USERNAME_PATTERN, re.ASCII)
 
 Errors = dict[str, str]
 
@@ -32,8 +31,8 @@ def username(value: Any, errors: Errors) -> str | None:
     if not isinstance(value, str):
         errors["username"] = "Username is required and must be a string."
     elif not USERNAME_RE.fullmatch(value):
-        errors["username"] = ("Username must be 3 to 32 characters of letters, digits, "
-                              "'_', '.' or '-'.")
+        errors["username"] = (f"Username must be {MIN_USERNAME} to {MAX_USERNAME} characters "
+                              "of letters, digits, '_', '.' or '-'.")
     else:
         return value
     return None
@@ -129,14 +128,14 @@ def require_id(field: str, value: Any) -> str:
 def id_list(field: str, value: Any, errors: Errors) -> list[str] | None:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         errors[field] = f"{field} must be a list of id strings."
-    elif len(value) > MAX_BATCH_IDS:
-        errors[field] = f"{field} may hold at most {MAX_BATCH_IDS} ids."
+    elif len(value) > MAX_IDS_PER_CALL:
+        errors[field] = f"{field} may hold at most {MAX_IDS_PER_CALL} ids."
     else:
         return value
     return None
 
 
-def limit(value: Any, errors: Errors, low: int = 1, high: int = 100) -> int | None:
+def limit(value: Any, errors: Errors, low: int = MIN_PAGE, high: int = MAX_PAGE) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         errors["limit"] = f"limit must be an integer from {low} to {high}."
         return None

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from parley_common.errors import (InvalidCredentials, ParleyError, Unauthenticated,
                                   ValidationFailed)
+from parley_common.limits import MAX_LOGIN, MAX_USER_AGENT
 from parley_common.logs import get_logger
 
 from . import schemas as s
@@ -23,7 +24,6 @@ from .http import Ctx, Endpoint, error_response, json_response, no_content
 from .ratelimit import client_address, login_key
 
 log = get_logger("parley_gateway.auth")
-MAX_USER_AGENT = 256
 REFRESH_PATH = "/api/v1/auth/refresh"
 REFRESH_COOKIE = "parley_refresh"
 TOKEN_REPLY = s.obj(access_token={"type": "string"},
@@ -97,7 +97,8 @@ async def login(ctx: Ctx):
     login_name, password = ctx.body["username"], ctx.body["password"]
     # Attempts count per account as auth resolves the login (username and e-mail of one
     # account share a counter), or per normalised login when it names nobody.
-    account = await ctx.rpc("auth", "login_account", login_name) or login_key(login_name)[:254]
+    account = (await ctx.rpc("auth", "login_account", login_name)
+               or login_key(login_name)[:MAX_LOGIN])
     user_agent = ctx.request.headers.get("User-Agent", "")[:MAX_USER_AGENT] or None
     result = await password_checked(ctx, account, ctx.rpc(
         "auth", "login", login_name, password, user_agent))

@@ -1,5 +1,6 @@
 """HTTP plumbing shared by every REST handler: the endpoint table entry, JSON body and query
-validation against the published schemas, the error middleware and the security headers."""
+validation against the published schemas (WebSocket frames are checked the same way, ws.py),
+the error middleware and the security headers."""
 from __future__ import annotations
 
 import asyncio
@@ -11,16 +12,17 @@ from typing import Any, Awaitable, Callable
 
 import redis.exceptions
 from aiohttp import web
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 
 from parley_common.errors import (InternalError, InvalidJson, NotFound, ParleyError, TooLarge,
                                   Unauthenticated, Unavailable, UnsupportedMediaType,
                                   ValidationFailed)
+from parley_common.limits import MAX_ID
 from parley_common.logs import get_logger
 from parley_common.text import PROBLEM, loads_bounded, storable, unstorable_details
 
 from . import schemas
-from .tokens import Principal
+from .tokens import Principal, bearer
 
 log = get_logger("parley_gateway.http")
 
@@ -33,7 +35,7 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
 }
-PATH_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+PATH_ID = re.compile(rf"[A-Za-z0-9_.:-]{{1,{MAX_ID}}}")
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
@@ -84,7 +86,7 @@ class Endpoint:
     def __post_init__(self) -> None:
         if not self.operation_id:
             self.operation_id = self.handler.__name__
-        self._body_validator = Draft202012Validator(self.body) if self.body else None
+        self._body_validator = SchemaValidator(self.body) if self.body else None
 
     @property
     def path_params(self) -> list[str]:
@@ -111,11 +113,10 @@ def make_handler(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.St
 
 # --- authentication ---------------------------------------------------------------------------
 def bearer_token(request: web.Request) -> str:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer(request.headers.get("Authorization"))
+    if token is None:
         raise Unauthenticated("Send 'Authorization: Bearer <access_token>'.")
-    return token.strip()
+    return token
 
 
 async def authenticate(request: web.Request) -> Principal:
@@ -125,6 +126,13 @@ async def authenticate(request: web.Request) -> Principal:
 
 
 # --- input validation -------------------------------------------------------------------------
+# A whole number is an int, never 1.0 (which jsonschema would take): the services' checks do
+# not take it either.
+SchemaValidator = validators.extend(
+    Draft202012Validator,
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)))
+
 _TYPE_WORDS = {"string": "a string", "integer": "a whole number", "number": "a number",
                "boolean": "true or false", "array": "a list", "object": "an object",
                "null": "null"}
@@ -185,6 +193,14 @@ def _trimmed(body: dict) -> dict:
             for key, value in body.items()}
 
 
+def check_fields(validator: Draft202012Validator, instance: dict) -> None:
+    """ValidationFailed naming every bad field of a JSON object (a REST body or a WebSocket
+    frame), checked as the API's rules say: after trimming the fields it trims."""
+    details = validation_details(validator, _trimmed(instance))
+    if details:
+        raise ValidationFailed(details=details)
+
+
 async def read_json(request: web.Request, validator: Draft202012Validator | None) -> dict:
     """The request's JSON object, or the right error: 415, 413, 400, 422."""
     limit = request.app["settings"].max_body_bytes
@@ -208,9 +224,7 @@ async def read_json(request: web.Request, validator: Draft202012Validator | None
     if unstorable:
         raise ValidationFailed(details=unstorable)
     if validator is not None:
-        details = validation_details(validator, _trimmed(body))
-        if details:
-            raise ValidationFailed(details=details)
+        check_fields(validator, body)
     return body
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 
 from parley_common.errors import InternalError, ParleyError, Unavailable, from_body
+from parley_common.limits import MAX_POSTS_PER_CALL
 from parley_common.logs import get_logger
 from parley_common.rpc import AsyncRpcClient
 
@@ -22,13 +23,13 @@ Waiting = tuple[dict, asyncio.Future]
 
 
 class PostBatcher:
-    def __init__(self, rpc: AsyncRpcClient, *, max_batch: int = 100, max_in_flight: int = 4,
-                 max_waiting: int = 0):
+    def __init__(self, rpc: AsyncRpcClient, *, max_batch: int = MAX_POSTS_PER_CALL,
+                 max_in_flight: int = 4, max_waiting: int = 0):
         self.rpc = rpc
         # Posts allowed to wait for a batch (0 = unbounded): past it a post is refused at once
         # with 503, instead of memory and latency growing while rooms is slow or away.
         self.max_waiting = max_waiting
-        self.max_batch = max_batch          # rooms accepts at most 100 posts per call
+        self.max_batch = max_batch          # rooms takes at most MAX_POSTS_PER_CALL per call
         self.max_in_flight = max_in_flight  # batches awaiting rooms' answer at once
         self._waiting: list[Waiting] = []
         self._in_flight = 0

@@ -8,47 +8,58 @@ gateways accept newer clients; ``title`` is the field's name in error sentences 
 """
 from __future__ import annotations
 
-ID = {"type": "string", "minLength": 1, "maxLength": 64}
+from parley_common.limits import (DEFAULT_PAGE, MAX_AVATAR_URL, MAX_CLIENT_ID,
+                                  MAX_CURRENT_PASSWORD, MAX_CURSOR, MAX_DISPLAY_NAME, MAX_EMAIL,
+                                  MAX_ID, MAX_LOGIN, MAX_MEMBER_IDS, MAX_PAGE, MAX_PASSWORD,
+                                  MAX_QUERY, MAX_REFRESH_TOKEN, MAX_ROOM_NAME, MAX_TEXT,
+                                  MAX_TOPIC, MAX_USERNAME, MIN_PAGE, MIN_PASSWORD, MIN_USERNAME,
+                                  USERNAME_PATTERN)
+
+ID = {"type": "string", "minLength": 1, "maxLength": MAX_ID}
 TIME = {"type": "string", "format": "date-time", "example": "2026-11-22T10:15:00.123Z"}
 NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 
 USERNAME = {
-    "title": "Username", "type": "string", "pattern": r"^[A-Za-z0-9_.-]{3,32}$",
-    "x-message": "Username must be 3 to 32 characters of letters, digits, '_', '.' or '-'.",
+    "title": "Username", "type": "string", "pattern": f"^{USERNAME_PATTERN}$",
+    "x-message": f"Username must be {MIN_USERNAME} to {MAX_USERNAME} characters of letters, "
+                 "digits, '_', '.' or '-'.",
 }
 EMAIL = {
-    "title": "Email", "type": "string", "maxLength": 254,
+    "title": "Email", "type": "string", "maxLength": MAX_EMAIL,
     "pattern": r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
-    "x-message": "Email must be a valid address such as name@example.com (at most 254 characters).",
+    "x-message": "Email must be a valid address such as name@example.com "
+                 f"(at most {MAX_EMAIL} characters).",
 }
 PASSWORD = {
-    "title": "Password", "type": "string", "minLength": 8, "maxLength": 128,
-    "x-message": "Password must be 8 to 128 characters.",
+    "title": "Password", "type": "string", "minLength": MIN_PASSWORD, "maxLength": MAX_PASSWORD,
+    "x-message": f"Password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters.",
 }
 DISPLAY_NAME = {
-    "title": "Display name", "type": "string", "maxLength": 64,
-    "x-message": "Display name must be at most 64 characters.",
+    "title": "Display name", "type": "string", "maxLength": MAX_DISPLAY_NAME,
+    "x-message": f"Display name must be at most {MAX_DISPLAY_NAME} characters.",
 }
 AVATAR_URL = {
-    "title": "Avatar URL", "type": "string", "maxLength": 512, "pattern": r"^(https?://\S+)?$",
-    "x-message": "Avatar URL must be an http:// or https:// URL of at most 512 characters "
-                 "(or \"\" for none).",
+    "title": "Avatar URL", "type": "string", "maxLength": MAX_AVATAR_URL,
+    "pattern": r"^(https?://\S+)?$",
+    "x-message": f"Avatar URL must be an http:// or https:// URL of at most {MAX_AVATAR_URL} "
+                 "characters (or \"\" for none).",
 }
 ROOM_NAME = {
-    "title": "Name", "type": "string", "minLength": 1, "maxLength": 64,
-    "x-message": "Name must be 1 to 64 characters (not counting surrounding spaces).",
+    "title": "Name", "type": "string", "minLength": 1, "maxLength": MAX_ROOM_NAME,
+    "x-message": f"Name must be 1 to {MAX_ROOM_NAME} characters (not counting surrounding "
+                 "spaces).",
 }
 TOPIC = {
-    "title": "Topic", "type": ["string", "null"], "maxLength": 256,
-    "x-message": "Topic must be at most 256 characters.",
+    "title": "Topic", "type": ["string", "null"], "maxLength": MAX_TOPIC,
+    "x-message": f"Topic must be at most {MAX_TOPIC} characters.",
 }
 TEXT = {
-    "title": "Text", "type": "string", "minLength": 1, "maxLength": 4000,
-    "x-message": "Text must be 1 to 4000 characters (not counting surrounding spaces).",
+    "title": "Text", "type": "string", "minLength": 1, "maxLength": MAX_TEXT,
+    "x-message": f"Text must be 1 to {MAX_TEXT} characters (not counting surrounding spaces).",
 }
 CLIENT_ID = {
-    "title": "client_id", "type": "string", "minLength": 1, "maxLength": 64,
-    "x-message": "client_id must be 1 to 64 characters.",
+    "title": "client_id", "type": "string", "minLength": 1, "maxLength": MAX_CLIENT_ID,
+    "x-message": f"client_id must be 1 to {MAX_CLIENT_ID} characters.",
 }
 
 
@@ -60,14 +71,16 @@ def _body(properties: dict, required: tuple = ()) -> dict:
 REGISTER = _body({"username": USERNAME, "email": EMAIL, "password": PASSWORD,
                   "display_name": DISPLAY_NAME}, ("username", "email", "password"))
 LOGIN = _body({
-    "username": {"title": "Username", "type": "string", "minLength": 1, "maxLength": 254,
+    "username": {"title": "Username", "type": "string", "minLength": 1, "maxLength": MAX_LOGIN,
                  "description": "Username or email address.",
-                 "x-message": "Username (or email) must be 1 to 254 characters."},
-    "password": {"title": "Password", "type": "string", "minLength": 1, "maxLength": 1024,
-                 "x-message": "Password must be 1 to 1024 characters."},
+                 "x-message": f"Username (or email) must be 1 to {MAX_LOGIN} characters."},
+    "password": {"title": "Password", "type": "string", "minLength": 1,
+                 "maxLength": MAX_CURRENT_PASSWORD,
+                 "x-message": f"Password must be 1 to {MAX_CURRENT_PASSWORD} characters."},
 }, ("username", "password"))
 UPDATE_ME = _body({"display_name": DISPLAY_NAME, "avatar_url": AVATAR_URL})
-_CURRENT_PASSWORD = {"title": "Password", "type": "string", "minLength": 1, "maxLength": 1024,
+_CURRENT_PASSWORD = {"title": "Password", "type": "string", "minLength": 1,
+                     "maxLength": MAX_CURRENT_PASSWORD,
                      "x-message": "Your current password is required."}
 LOGIN["properties"]["refresh_delivery"] = {
     "title": "refresh_delivery", "type": "string", "enum": ["cookie", "body"],
@@ -75,20 +88,22 @@ LOGIN["properties"]["refresh_delivery"] = {
                    "or `refresh_token` in the reply (terminal clients, which keep it in a "
                    "0600 file)."}
 REFRESH = _body({"refresh_token": {"title": "refresh_token", "type": "string", "minLength": 1,
-                                   "maxLength": 200,
+                                   "maxLength": MAX_REFRESH_TOKEN,
                                    "x-message": "refresh_token must be the refresh credential."}})
 CHANGE_PASSWORD = _body({"old_password": {**_CURRENT_PASSWORD, "title": "Current password"},
                          "new_password": {**PASSWORD, "title": "New password",
-                                          "x-message": "New password must be 8 to 128 "
-                                                       "characters."}},
+                                          "x-message": f"New password must be {MIN_PASSWORD} "
+                                                       f"to {MAX_PASSWORD} characters."}},
                         ("old_password", "new_password"))
 DELETE_ME = _body({"password": _CURRENT_PASSWORD}, ("password",))
 CREATE_ROOM = _body({
     "name": ROOM_NAME,
     "kind": {"title": "Kind", "type": "string", "enum": ["public", "private"]},
     "topic": TOPIC,
-    "member_ids": {"title": "member_ids", "type": "array", "items": ID, "maxItems": 100,
-                   "x-message": "member_ids must be a list of at most 100 user ids."},
+    "member_ids": {"title": "member_ids", "type": "array", "items": ID,
+                   "maxItems": MAX_MEMBER_IDS,
+                   "x-message": f"member_ids must be a list of at most {MAX_MEMBER_IDS} user "
+                                "ids."},
 }, ("name", "kind"))
 OPEN_DIRECT = _body({"user_id": {**ID, "title": "user_id",
                                  "x-message": "user_id must be a user id."}}, ("user_id",))
@@ -97,19 +112,39 @@ ADD_MEMBER = OPEN_DIRECT
 MUTE = _body({"muted": {"title": "muted", "type": "boolean"}}, ("muted",))
 POST_MESSAGE = _body({"text": TEXT, "client_id": CLIENT_ID}, ("text",))
 EDIT_MESSAGE = _body({"text": TEXT}, ("text",))
-MARK_READ = _body({"seq": {"title": "seq", "type": "integer", "minimum": 0,
-                           "x-message": "seq must be a whole number of at least 0."}}, ("seq",))
+_SEQ_FIELD = {"title": "seq", "type": "integer", "minimum": 0,
+              "x-message": "seq must be a whole number of at least 0."}
+MARK_READ = _body({"seq": _SEQ_FIELD}, ("seq",))
 
 # Which body fields are checked after trimming surrounding whitespace (the API's rules).
 TRIMMED = ("email", "display_name", "avatar_url", "name", "topic", "text")
 
+# --- WebSocket frames from the client (DESIGN.md §5), by type; ``type`` and ``ref`` are the
+# socket's own business (ws.py) --------------------------------------------------------------
+_ROOM_ID = {**ID, "title": "room_id", "x-message": "room_id must be a room id."}
+_ROOM = {"room_id": _ROOM_ID}
+FRAMES = {
+    "auth": _body({"token": {"title": "token", "type": "string", "minLength": 1,
+                             "x-message": "token must be an access token."}}, ("token",)),
+    "subscribe": _body({**_ROOM, "after_seq": {
+        "title": "after_seq", "type": ["integer", "null"], "minimum": 0,
+        "x-message": "after_seq must be a whole number of at least 0 (or null)."}},
+        ("room_id",)),
+    "unsubscribe": _body(_ROOM, ("room_id",)),
+    "send": _body({**_ROOM, "text": TEXT, "client_id": CLIENT_ID},
+                  ("room_id", "text", "client_id")),
+    "typing": _body(_ROOM, ("room_id",)),
+    "read": _body({**_ROOM, "seq": _SEQ_FIELD}, ("room_id", "seq")),
+    "ping": _body({}),
+}
+
 # --- query parameters ---------------------------------------------------------------------
-LIMIT = {"type": "integer", "minimum": 1, "maximum": 100, "default": 50,
-         "x-message": "limit must be a whole number from 1 to 100."}
-CURSOR = {"type": "string", "minLength": 1, "maxLength": 512,
+LIMIT = {"type": "integer", "minimum": MIN_PAGE, "maximum": MAX_PAGE, "default": DEFAULT_PAGE,
+         "x-message": f"limit must be a whole number from {MIN_PAGE} to {MAX_PAGE}."}
+CURSOR = {"type": "string", "minLength": 1, "maxLength": MAX_CURSOR,
           "x-message": "cursor must be a cursor returned by the previous page."}
-SEARCH = {"type": "string", "maxLength": 64, "default": "",
-          "x-message": "q must be at most 64 characters."}
+SEARCH = {"type": "string", "maxLength": MAX_QUERY, "default": "",
+          "x-message": f"q must be at most {MAX_QUERY} characters."}
 SCOPE = {"type": "string", "enum": ["public", "joined"], "default": "joined",
          "x-message": "scope must be 'public' or 'joined'."}
 SEQ = {"type": "integer", "minimum": 0,

@@ -33,6 +33,16 @@ LEEWAY_SECONDS = 5
 DEFAULT_REVOKED_TTL = 900.0  # a revoked session auth names without an expiry: a token's life
 
 
+def bearer(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header (any case of "Bearer"), or
+    None when the header is missing or not of that form. REST answers None with 401, the
+    WebSocket waits for an ``auth`` frame instead."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
 @dataclass(frozen=True)
 class Principal:
     user_id: str

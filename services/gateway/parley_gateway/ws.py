@@ -29,13 +29,15 @@ from parley_common.errors import (Forbidden, InvalidJson, ParleyError, RateLimit
 from parley_common.logs import get_logger
 from parley_common.text import loads_bounded, storable, unstorable_details
 
-from . import revocation
+from . import revocation, schemas
 from .budget import Budgets, Verdict
 from .events import EventConsumer
+from .http import SchemaValidator, check_fields
 from .hub import (CLOSE_AUTH_TIMEOUT, CLOSE_INTERNAL, CLOSE_RATE_LIMITED,
                   CLOSE_SESSION_REVOKED, CLOSE_TRY_AGAIN_LATER, CLOSE_UNAUTHENTICATED,
                   Connection, Frame, Hub, LingeringWebSocketResponse)
 from .presence import Presence
+from .tokens import bearer
 
 log = get_logger("parley_gateway.ws")
 
@@ -44,10 +46,9 @@ DEFAULT_WS_HEARTBEAT = 20.0  # aiohttp pings; a peer that does not pong is dropp
 RATE_WINDOW = 10  # seconds of the ws-send budget (settings.ws_rate per window)
 RATE_WARNINGS = 3  # rate_limited error frames before we close with 4429
 REPLAY_PAGE = 100
-MAX_ID = 128
-MAX_CLIENT_ID = 128
-CLIENT_FRAME_TYPES = frozenset({"auth", "subscribe", "unsubscribe", "send", "typing", "read",
-                                "ping"})
+CLIENT_FRAME_TYPES = frozenset(schemas.FRAMES)
+# Each client frame is checked against its schema before its handler runs, as REST bodies are.
+FRAME_VALIDATORS = {type_: SchemaValidator(schema) for type_, schema in schemas.FRAMES.items()}
 
 
 def setup_ws(app: web.Application) -> None:
@@ -201,7 +202,7 @@ class WsSession:
 
     async def authenticate(self, authorization: str | None) -> bool:
         ref = None
-        token = _bearer(authorization)
+        token = bearer(authorization)
         if token is None:
             try:
                 msg = await self.ws.receive(timeout=self.settings.ws_auth_timeout)
@@ -217,7 +218,7 @@ class WsSession:
             if isinstance(frame, dict):
                 ref = frame.get("ref")
             if (not isinstance(frame, dict) or frame.get("type") != "auth"
-                    or not isinstance(frame.get("token"), str) or not frame["token"]):
+                    or not FRAME_VALIDATORS["auth"].is_valid(frame)):
                 await self.ws.close(code=CLOSE_UNAUTHENTICATED,
                                     message=b"first frame must be auth {token}")
                 return False
@@ -292,6 +293,7 @@ class WsSession:
                 ref)
             return
         try:
+            check_fields(FRAME_VALIDATORS[frame_type], frame)
             await handler(frame, ref)
         except ParleyError as exc:
             await self.reply_error(exc, ref)
@@ -305,10 +307,8 @@ class WsSession:
     async def on_renew(self, frame: dict, ref) -> None:
         """A second ``auth {token}``: a refreshed token of the same session keeps the socket
         open past the first token's expiry (POST /auth/refresh issues it)."""
-        token = frame.get("token")
-        if not isinstance(token, str) or not token:
-            raise ValidationFailed(details={"token": "must be a refreshed access token"})
-        principal = await self.app["tokens"].verify(token)  # expired or revoked: an error frame
+        # expired or revoked: an error frame
+        principal = await self.app["tokens"].verify(frame["token"])
         conn = self.conn
         if (principal.user_id, principal.session_id) != (conn.user_id, conn.session_id):
             raise Forbidden("A socket keeps the session it was opened with.")
@@ -318,8 +318,7 @@ class WsSession:
         await self.reply("renewed", ref, expires_in=max(0, int(conn.expires_at - time.time())))
 
     async def on_subscribe(self, frame: dict, ref) -> None:
-        room_id = _room_id(frame)
-        after_seq = _optional_seq(frame, "after_seq")
+        room_id, after_seq = frame["room_id"], frame.get("after_seq")
         conn, uid = self.conn, self.conn.user_id
         if room_id not in conn.rooms:
             if not self.app["budgets"].subscription_allowed(len(conn.rooms)):
@@ -367,21 +366,12 @@ class WsSession:
                     conn.push(held_frame)
 
     async def on_unsubscribe(self, frame: dict, ref) -> None:
-        room_id = _room_id(frame)
+        room_id = frame["room_id"]
         self.hub.unsubscribe(self.conn, room_id)
         await self.reply("unsubscribed", ref, room_id=room_id)
 
     async def on_send(self, frame: dict, ref) -> None:
-        room_id = _room_id(frame)
-        text = frame.get("text")
-        client_id = frame.get("client_id")
-        bad = {}
-        if not isinstance(text, str):
-            bad["text"] = "must be a string of 1 to 4000 characters"
-        if not isinstance(client_id, str) or not 1 <= len(client_id) <= MAX_CLIENT_ID:
-            bad["client_id"] = f"must be a string of 1 to {MAX_CLIENT_ID} characters"
-        if bad:
-            raise ValidationFailed(details=bad)
+        room_id, text, client_id = frame["room_id"], frame["text"], frame["client_id"]
         if not await self.within_rate(ref):
             return
         result = await self.app["posts"].post(self.conn.user_id, room_id, text, client_id)
@@ -390,7 +380,7 @@ class WsSession:
         await self.reply("ack", ref, client_id=client_id, message=message)
 
     async def on_typing(self, frame: dict, ref) -> None:
-        room_id = _room_id(frame)
+        room_id = frame["room_id"]
         if room_id not in self.conn.rooms:
             raise Forbidden("Subscribe to the room before sending typing.")
         presence: Presence | None = self.app.get("presence")
@@ -398,10 +388,7 @@ class WsSession:
             await presence.typing(room_id, self.conn.user)
 
     async def on_read(self, frame: dict, ref) -> None:
-        room_id = _room_id(frame)
-        seq = _optional_seq(frame, "seq")
-        if seq is None:
-            raise ValidationFailed(details={"seq": "is required: a whole number >= 0"})
+        room_id, seq = frame["room_id"], frame["seq"]
         result = await self.rpc.call("rooms", "mark_read", self.conn.user_id, room_id, seq)
         await self.reply("read", ref, room_id=room_id, user_id=self.conn.user_id,
                          seq=result.get("last_read_seq", seq),
@@ -478,28 +465,3 @@ def _loads(data: str):
         return loads_bounded(data)
     except ValueError:  # not JSON, or nested too deeply
         return None
-
-
-def _bearer(header: str | None) -> str | None:
-    if not header:
-        return None
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
-
-
-def _room_id(frame: dict) -> str:
-    room_id = frame.get("room_id")
-    if not isinstance(room_id, str) or not 1 <= len(room_id) <= MAX_ID:
-        raise ValidationFailed(details={"room_id": "is required: a room id string"})
-    return room_id
-
-
-def _optional_seq(frame: dict, field: str) -> int | None:
-    value = frame.get(field)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValidationFailed(details={field: "must be a whole number >= 0"})
-    return value

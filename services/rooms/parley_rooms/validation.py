@@ -6,16 +6,14 @@ import json
 from typing import Any
 
 from parley_common.errors import ValidationFailed
+# The limits are parley_common.limits' (the gateway's schemas use the same); the service reads
+# them from here (v.MAX_TEXT, ...).
+from parley_common.limits import (DEFAULT_PAGE, MAX_CLIENT_ID, MAX_CURSOR, MAX_ID,
+                                  MAX_MEMBER_IDS, MAX_PAGE, MAX_QUERY, MAX_TEXT, MAX_TOPIC,
+                                  MIN_PAGE)
+from parley_common.limits import MAX_POSTS_PER_CALL as MAX_POSTS
+from parley_common.limits import MAX_ROOM_NAME as MAX_NAME
 from parley_common.text import CONTROL_PROBLEM, PROBLEM, has_control_chars, storable
-
-MAX_ID = 64
-MAX_NAME = 64
-MAX_TOPIC = 256
-MAX_TEXT = 4000
-MAX_CLIENT_ID = 64
-MAX_POSTS = 100  # posts in one post_messages call
-MAX_MEMBER_IDS = 100
-MAX_QUERY = 64
 
 
 class Checker:
@@ -51,7 +49,8 @@ class Checker:
         return value
 
     def limit(self, value: Any) -> int:
-        return self.int("limit", value, minimum=1, maximum=100, optional=True, default=50)
+        return self.int("limit", value, minimum=MIN_PAGE, maximum=MAX_PAGE, optional=True,
+                        default=DEFAULT_PAGE)
 
     def bool(self, field: str, value: Any) -> bool:
         if not isinstance(value, bool):
@@ -123,7 +122,8 @@ def decode_cursor(check: Checker, value: Any, shape: tuple[type, ...]) -> list |
     if value is None:
         return None
     try:
-        if not isinstance(value, str) or not value or len(value) > 512 or not storable(value):
+        if not isinstance(value, str) or not value or len(value) > MAX_CURSOR \
+                or not storable(value):
             raise ValueError
         key = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
         if not isinstance(key, list) or len(key) != len(shape):
