@@ -1,10 +1,11 @@
 // Parley web client entry point: decides between the sign-in screen and the chat.
 import { api, loadToken, clearToken, onUnauthorized, describeError } from './js/api.js';
 import { setupAuth, showNotice, resetAuthForms } from './js/auth.js';
-import { setupChat, startChat, stopChat, renewSocketToken } from './js/chat.js';
+import { setupChat, startChat, stopChat, renewSocketToken } from './js/chat/index.js';
 import { startTokenRenewal, stopTokenRenewal } from './js/session.js';
 import { resumeSession, setupAccount } from './js/account.js';
 import { $ } from './js/util.js';
+import { registerView, showView } from './js/views.js';
 
 let inChat = false;
 let bootTimer = null;
@@ -15,9 +16,7 @@ function showAuth(notice) {
   inChat = false;
   clearToken();
   resetAuthForms();
-  $('#boot').hidden = true;
-  $('#app-view').hidden = true;
-  $('#auth-view').hidden = false;
+  showView('auth');
   showNotice(notice || '');
   const first = $('#login-form').hidden ? $('#reg-username') : $('#login-username');
   first.focus();
@@ -26,9 +25,7 @@ function showAuth(notice) {
 function showChat(user) {
   clearTimeout(bootTimer);
   showNotice('');
-  $('#boot').hidden = true;
-  $('#auth-view').hidden = true;
-  $('#app-view').hidden = false;
+  showView('chat');
   inChat = true;
   startChat(user);
   startTokenRenewal(renewSocketToken);
@@ -52,12 +49,16 @@ async function boot(attempt = 0) {
     // Server unreachable or a dependency is down: keep the token and retry.
     const delay = Math.min(30, e.retryAfter || 2 ** Math.min(attempt + 1, 5));
     $('#boot').textContent = `${describeError(e)} Retrying in ${delay}s…`;
-    $('#boot').hidden = false;
+    showView('boot');
     bootTimer = setTimeout(() => boot(attempt + 1), delay * 1000);
   }
 }
 
 function init() {
+  // The screens (js/views.js); a new one registers here, and its module's setup goes below.
+  registerView('boot', '#boot');
+  registerView('auth', '#auth-view');
+  registerView('chat', '#app-view');
   onUnauthorized(() => {
     if (inChat || $('#auth-view').hidden) showAuth('Your session has ended. Please log in again.');
   });
