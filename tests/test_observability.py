@@ -184,6 +184,19 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+class RabbitWithExporter(PrivateRabbit):
+    """A private RabbitMQ with rabbitmq_prometheus on ``metrics_port``."""
+
+    def __init__(self, directory: Path, port: int, metrics_port: int) -> None:
+        super().__init__(directory, port, node=f"parley-obs-{uuid.uuid4().hex[:8]}")
+        (directory / "enabled_plugins").write_text("[rabbitmq_prometheus].\n")
+        with open(directory / "rabbitmq.conf", "a") as conf:
+            conf.write(f"prometheus.tcp.port = {metrics_port}\nprometheus.tcp.ip = 127.0.0.1\n")
+
+    def env(self) -> dict:
+        return {**super().env(), "RABBITMQ_ENABLED_PLUGINS": "rabbitmq_prometheus"}
+
+
 @pytest.fixture(scope="module")
 def rabbitmq_metric_names(tmp_path_factory) -> set[str]:
     """Names RabbitMQ 3.10's rabbitmq_prometheus serves on the path and parameters the
@@ -193,13 +206,7 @@ def rabbitmq_metric_names(tmp_path_factory) -> set[str]:
     job = next(job for job in _config("prometheus.yml")["scrape_configs"]
                if job["job_name"] == "rabbitmq")
     metrics_port = _free_port()
-    rabbit = PrivateRabbit(tmp_path_factory.mktemp("rabbit"), _free_port_pair(),
-                           node=f"parley-obs-{uuid.uuid4().hex[:8]}")
-    (rabbit.dir / "enabled_plugins").write_text("[rabbitmq_prometheus].\n")
-    with open(rabbit.dir / "rabbitmq.conf", "a") as conf:
-        conf.write(f"prometheus.tcp.port = {metrics_port}\nprometheus.tcp.ip = 127.0.0.1\n")
-    env = {**rabbit.env(), "RABBITMQ_ENABLED_PLUGINS": "rabbitmq_prometheus"}
-    rabbit.env = lambda: env
+    rabbit = RabbitWithExporter(tmp_path_factory.mktemp("rabbit"), _free_port_pair(), metrics_port)
     query = urllib.parse.urlencode(job["params"], doseq=True)
     url = f"http://127.0.0.1:{metrics_port}{job['metrics_path']}?{query}"
     try:
