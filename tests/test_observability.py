@@ -234,3 +234,18 @@ def test_every_query_names_a_metric_that_exists(rabbitmq_metric_names):
             names = metric_names(query)
             assert names, (source, query)
             assert names <= known, f"{source}: {query} reads unknown {names - known}"
+
+
+def test_label_values_the_queries_match_exist():
+    """A typo in a matcher's value selects nothing, silently: the routes and frame types the
+    dashboard and the alerts pick must be the gateway's."""
+    from parley_gateway.app import ENDPOINTS
+    from parley_gateway.ws import CLIENT_FRAME_TYPES
+
+    routes = {endpoint.path for endpoint in ENDPOINTS}
+    queries = dashboard_queries() + rule_queries()
+    picked_routes = {route for query in queries for route in re.findall(r'route="([^"]+)"', query)}
+    assert picked_routes and picked_routes <= routes, picked_routes - routes
+    frames_in = {frame for query in queries
+                 for frame in re.findall(r'ws_frames_in_total\{type="([^"]+)"', query)}
+    assert frames_in and frames_in <= CLIENT_FRAME_TYPES, frames_in - CLIENT_FRAME_TYPES
