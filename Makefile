@@ -6,7 +6,7 @@ PORT   ?= 8080
 SERVICES := auth rooms gateway logger cleaner
 SERVICE_PROJECTS := $(foreach s,$(SERVICES),-e services/$(s))
 
-.PHONY: install browser-deps run test test-chaos test-fast bench soak migrate clean images deploy-test
+.PHONY: install browser-deps observability-deps check-observability run test test-chaos test-fast bench soak migrate clean images deploy-test
 
 # The virtualenv is rebuilt whenever a dependency list changes.
 $(VENV)/.installed: common/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) requirements-dev.txt clients/cli/pyproject.toml
@@ -44,9 +44,33 @@ browser-deps:
 	    && echo "browser tests: installed axe-core under $(BROWSER_TOOLS)"; } \
 	  || echo "browser tests: npm could not install axe-core; the axe checks will be skipped"
 
+# promtool for the checks of deploy/prometheus (tests/test_observability.py): from the
+# Prometheus release tarball where GitHub answers, else unpacked from Debian's prometheus
+# package (apt-get download: nothing installed, no daemon started). Where neither can be had
+# a line says so and those checks are skipped.
+PROMTOOL := var/tools/promtool
+PROMETHEUS_VERSION := 2.53.2
+observability-deps:
+	@command -v promtool >/dev/null || [ -x $(PROMTOOL) ] || { \
+	  mkdir -p var/tools; tmp=$$(mktemp -d); arch=$$(dpkg --print-architecture 2>/dev/null || echo amd64); \
+	  if curl -fsSL --max-time 120 -o $$tmp/prometheus.tgz \
+	       https://github.com/prometheus/prometheus/releases/download/v$(PROMETHEUS_VERSION)/prometheus-$(PROMETHEUS_VERSION).linux-$$arch.tar.gz 2>/dev/null \
+	     && tar -xzf $$tmp/prometheus.tgz -C $$tmp --strip-components=1 && cp $$tmp/promtool $(PROMTOOL); then \
+	    echo "observability checks: promtool $(PROMETHEUS_VERSION) from the Prometheus release"; \
+	  elif (cd $$tmp && timeout 300 apt-get download -q prometheus >/dev/null 2>&1) \
+	     && dpkg-deb -x $$tmp/prometheus_*.deb $$tmp/deb && cp $$tmp/deb/usr/bin/promtool $(PROMTOOL); then \
+	    echo "observability checks: promtool from Debian's prometheus package"; \
+	  else echo "observability checks: no promtool (no Prometheus release, no Debian package); they will be skipped"; fi; \
+	  rm -rf $$tmp; }
+
+# deploy/prometheus and deploy/grafana only: promtool check config / check rules / test rules,
+# and every query's metric names (deploy/README.md, "Metrics and alerts").
+check-observability: install observability-deps
+	$(PY) -m pytest tests/test_observability.py
+
 # The whole suite against real RabbitMQ, Redis and PostgreSQL (see README: Testing), the web
 # client included (tests/browser, headless Chromium).
-test: install browser-deps
+test: install browser-deps observability-deps
 	$(PY) -m pytest
 
 # Unit tests only: services/*/tests/unit, in-process (no broker, database, cache or service

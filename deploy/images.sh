@@ -7,6 +7,9 @@
 #               haproxy:2.6), pulled and tagged under these names, unchanged
 #       offline (PARLEY_OFFLINE=1, or when a pull fails): built from Debian's packages
 #               (deploy/images/<name>/Dockerfile) on the base image
+#   parley/prometheus:2    only when named (`deploy/images.sh prometheus`) or with
+#                          PARLEY_OBSERVABILITY=1: the official prom/prometheus, or built
+#                          from Debian's package (deploy/images/prometheus) offline
 #   debian:bookworm-slim   pulled, or (offline) made with debootstrap + `docker import`;
 #                          kept, so later runs skip this step
 #
@@ -31,6 +34,8 @@ SERVICES=(auth rooms gateway logger cleaner)
 # name:tag we use = official image to pull (online) | deploy/images/<dir> (offline)
 INFRA=("postgres:15=postgres:15-bookworm" "redis:7=redis:7-bookworm"
        "rabbitmq:3.10=rabbitmq:3.10" "haproxy:2.6=haproxy:2.6")
+# For the compose profile `observability` only (deploy/README.md, "Metrics and alerts").
+OBSERVABILITY=("prometheus:2=prom/prometheus:v2.53.2")
 
 have_image() { docker image inspect "$1" >/dev/null 2>&1; }
 
@@ -91,6 +96,9 @@ build() {  # build TAG DOCKERFILE CONTEXT [ARGS...]
 }
 
 ONLY=" $* "
+if [ "${PARLEY_OBSERVABILITY:-0}" = 1 ] || [[ "$ONLY" == *" prometheus "* ]]; then
+    INFRA+=("${OBSERVABILITY[@]}")
+fi
 ensure_engine
 make_base
 stage_ca_certs

@@ -15,6 +15,7 @@
 #   amqp_<svc>_password    broker user parley-<svc>  rabbitmq (deploy/rabbitmq-init.sh), <svc>
 #                          for svc in auth rooms gateway logger cleaner
 #   redis_password         the cache's password      cache, gateway, cleaner
+#   grafana_admin_password Grafana's user admin      grafana (compose profile grafana only)
 #
 # Needs OpenSSL 1.1.1 or newer (Ed25519). The directory is private (0700); the files in
 # it are 0644 because docker compose bind-mounts file secrets as they are, and the
@@ -99,5 +100,6 @@ for service in auth rooms gateway logger cleaner; do
     [ -f "$dir/amqp_${service}_password" ] || write_file "$dir/amqp_${service}_password" "$(random_secret)"
 done
 [ -f "$dir/redis_password" ] || write_file "$dir/redis_password" "$(random_secret)"
+[ -f "$dir/grafana_admin_password" ] || write_file "$dir/grafana_admin_password" "$(random_secret)"
 
 say "secrets ready in $dir"

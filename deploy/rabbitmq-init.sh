@@ -4,7 +4,8 @@
 # secret /run/secrets/amqp_<service>_password, with only the permissions that service needs
 # on vhost "/" (configure / write / read regexes over its own queues and exchanges). Loaded
 # as boot-time definitions, so the users exist before the first client can connect; the
-# default guest user is never created.
+# default guest user is never created. The plugin rabbitmq_prometheus serves the broker's
+# metrics on :15692 (busnet only; deploy/prometheus scrapes its per-queue depths).
 #
 # Names, from the code (see docs/internals.md, "Broker users"):
 #   every process  declares parley.logs + logs.archive/logs.errors and publishes its logs
@@ -21,6 +22,7 @@ set -eu
 secrets=${PARLEY_SECRETS_DIR:-/run/secrets}
 defs=${PARLEY_DEFINITIONS:-/tmp/parley-definitions.json}
 conf=${PARLEY_RABBITMQ_CONF:-/tmp/parley-rabbitmq.conf}
+plugins=${PARLEY_RABBITMQ_PLUGINS:-/tmp/parley-enabled-plugins}
 
 # Log shipping, for everyone: declare the exchange and both log queues, bind them (write on
 # the queues, read on the exchange), publish. Only the logger reads the queues.
@@ -57,9 +59,11 @@ cat > "$conf" <<CONF
 load_definitions = $defs
 listeners.tcp.default = 5672
 loopback_users = none
+prometheus.tcp.port = 15692
 CONF
-if [ "$(id -u)" = 0 ]; then chown rabbitmq "$defs" "$conf"; fi
-export RABBITMQ_CONFIG_FILE="$conf"
+echo '[rabbitmq_prometheus].' > "$plugins"
+if [ "$(id -u)" = 0 ]; then chown rabbitmq "$defs" "$conf" "$plugins"; fi
+export RABBITMQ_CONFIG_FILE="$conf" RABBITMQ_ENABLED_PLUGINS_FILE="$plugins"
 
 # Official image: its entrypoint drops to the rabbitmq user; the Debian-built one runs as it.
 if command -v docker-entrypoint.sh >/dev/null 2>&1; then

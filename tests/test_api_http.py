@@ -225,6 +225,10 @@ async def test_health_readiness_and_metrics(suite, http):
         assert name in text, name
     assert 'method="auth.register"' in text and 'outcome="ok"' in text
     assert 'route="/api/v1/auth/login"' in text
+    # Readiness as gauges (what deploy/prometheus alerts on), computed at the scrape.
+    assert "\nparley_gateway_ready 1.0\n" in text
+    for check in ("broker", "cache", "auth", "rooms", "keys"):
+        assert f'parley_gateway_ready_check{{check="{check}"}} 1.0' in text, check
 
 
 # --- dependencies down -----------------------------------------------------------------------------
@@ -249,6 +253,12 @@ async def test_missing_services_give_503_not_500(suite, http):
         assert ready.status == 503 and ready.error["code"] == "unavailable", ready
         assert {"auth", "rooms"} <= set(ready.error["details"]["failed"])
         assert "Retry-After" in ready.headers
+        async with http.get(url + "/metrics") as response:
+            assert response.status == 200  # metrics still answer, saying what is wrong
+            text = await response.text()
+        assert "\nparley_gateway_ready 0.0\n" in text
+        assert 'parley_gateway_ready_check{check="auth"} 0.0' in text
+        assert 'parley_gateway_ready_check{check="rooms"} 0.0' in text
         assert (await client.get("/healthz")).status == 200  # alive, just not ready
         assert "Traceback" not in proc.output(20000)
     finally:

@@ -25,8 +25,14 @@
 #              task is replaced by the orchestrator
 # Always at the end: compose down -v, stack rm (and its volumes), swarm leave --force.
 #
+# With DEPLOY_TEST_OBSERVABILITY=1 also Prometheus (deploy/prometheus): its image is built,
+# compose runs the profile observability and the swarm stack.observability.yml, and after the
+# smoke, and again after the rolling upgrade (new replicas, new addresses), Prometheus must
+# scrape every gateway replica as up and ready, and RabbitMQ's per-queue metrics.
+#
 # Environment: PARLEY_PORT (8080), PY (the Python with aiohttp: .venv/bin/python),
-# DEPLOY_TEST_SKIP_SWARM=1, plus what deploy/images.sh reads (PARLEY_OFFLINE, ...).
+# DEPLOY_TEST_SKIP_SWARM=1, DEPLOY_TEST_OBSERVABILITY=1, plus what deploy/images.sh reads
+# (PARLEY_OFFLINE, ...).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . deploy/engine.sh
@@ -45,6 +51,11 @@ UPGRADE_TAG=upgrade-test   # the rolling upgrade's "new version": the current im
 RETIRED_KID=""             # the JWT key id the rotation retired, until its public key is removed
 # smoke.py runs the mid-stream commands with /bin/sh: the compose client by name.
 if command -v docker-compose >/dev/null 2>&1; then COMPOSE=docker-compose; else COMPOSE="docker compose"; fi
+OBSERVABILITY=${DEPLOY_TEST_OBSERVABILITY:-0}
+if [ "$OBSERVABILITY" = 1 ]; then
+    # Every compose command, smoke.py's included, then sees the profile; images.sh builds it.
+    export COMPOSE_PROFILES=observability PARLEY_OBSERVABILITY=1
+fi
 
 phase() { say "==== $* ($((SECONDS - STARTED)) s)"; }
 fail() { say "FAIL: $*"; FAILED="${FAILED:-$*}"; }
@@ -84,6 +95,7 @@ containers() {  # containers SERVICE: ids of the compose project's containers of
 first() { containers "$1" | head -n1; }
 containers_all() { docker ps -q --filter "label=com.docker.compose.project=$PROJECT"; }
 EXPECTED=15  # rabbitmq, cache, 3 databases, auth, lb + 2 each of gateway, rooms, logger, cleaner
+[ "$OBSERVABILITY" = 1 ] && EXPECTED=16  # + prometheus
 ips_of() {  # every address of a container, on every network it is on
     docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$1"
 }
@@ -205,8 +217,43 @@ check_segments() {
     local published
     published=$(docker ps --filter "label=com.docker.compose.project=$PROJECT" --format '{{.Label "com.docker.compose.service"}} {{.Ports}}' \
                 | grep -- '->' | awk '{print $1}' | sort -u | tr '\n' ' ')
-    if [ "$published" = "lb " ]; then say "ok   only lb publishes a port"
-    else fail "services publishing ports: '$published' (only lb may)"; fi
+    local allowed="lb "
+    # The profile's Prometheus publishes on 127.0.0.1 only (docker-compose.yml).
+    [ "$OBSERVABILITY" = 1 ] && allowed="lb prometheus "
+    if [ "$published" = "$allowed" ]; then say "ok   only ${allowed% } publish(es) a port"
+    else fail "services publishing ports: '$published' (only ${allowed% } may)"; fi
+}
+
+prom_instances() {  # prom_instances CONTAINER EXPR: the instance labels of the query's result
+    docker exec "$1" promtool query instant http://127.0.0.1:9090 "$2" 2>/dev/null \
+        | grep -o 'instance="[^"]*"' | cut -d'"' -f2 | sort -u
+}
+
+check_prometheus() {  # check_prometheus WHERE "FIND-PROMETHEUS" "FIND-GATEWAYS"
+    # Every gateway container (the finders are commands printing container ids, re-run at each
+    # try: replicas come and go) is a target found by DNS, scraped as up and ready; the broker's
+    # per-queue metrics arrive (rpc-rooms has consumers). Scrapes and DNS refresh every 15 s.
+    local where=$1 deadline=$((SECONDS + 150)) prom gateways scraped missing found c ip queues
+    while :; do
+        prom=$(eval "$2" | head -n1) gateways=$(eval "$3") scraped="" queues="" missing=""
+        if [ -n "$prom" ]; then
+            scraped=$(prom_instances "$prom" 'up{job="gateway"} == 1 and on (instance) parley_gateway_ready == 1')
+            queues=$(prom_instances "$prom" 'rabbitmq_detailed_queue_consumers{queue="rpc-rooms"} > 0')
+        fi
+        for c in $gateways; do
+            found=""
+            for ip in $(ips_of "$c"); do grep -qxF "$ip:8080" <<<"$scraped" && found=1; done
+            [ -n "$found" ] || missing="$missing $(docker inspect -f '{{.Name}}' "$c")"
+        done
+        [ -n "$prom" ] && [ -n "$gateways" ] && [ -z "$missing" ] && [ -n "$queues" ] && break
+        if [ $SECONDS -ge $deadline ]; then
+            fail "$where: Prometheus (${prom:-not running}) does not scrape as up and ready:${missing:- (every gateway ok)}${queues:+ (queues ok)}${queues:- and has no rabbitmq_detailed_queue_consumers of rpc-rooms}"
+            [ -z "$prom" ] || docker exec "$prom" promtool query instant http://127.0.0.1:9090 up 2>&1 | sed 's/^/[deploy]   /'
+            return
+        fi
+        sleep 5
+    done
+    say "ok   $where: Prometheus scrapes every gateway replica as up and ready ($(echo $scraped)) and the broker's queues"
 }
 
 check_archive() {  # every service's records reach the logger's archive
@@ -294,6 +341,10 @@ check_backups() {  # the backup commands of deploy/README.md: a dump of each dat
     rm -rf "$dir"
 }
 
+swarm_tasks() {  # swarm_tasks SERVICE: ids of the stack's running containers of SERVICE
+    docker ps -q --filter "label=com.docker.swarm.service.name=${PROJECT}_$1"
+}
+
 swarm_kill_rooms() {  # under Swarm, `docker kill` of a task: the orchestrator replaces it
     local victim deadline healthy
     victim=$(docker ps -q --filter label=com.docker.swarm.service.name=${PROJECT}_rooms | head -n1)
@@ -339,12 +390,15 @@ swarm_test() {
     local node; node=$(docker node ls -q --filter role=manager | head -n1)
     docker node update --label-add parley.edge=true --label-add parley.rabbitmq=true \
         --label-add parley.auth-db=true --label-add parley.rooms-db=true \
-        --label-add parley.logs-db=true "$node" >/dev/null
+        --label-add parley.logs-db=true --label-add parley.prometheus=true "$node" >/dev/null
+    local files=(-c stack.yml)
+    [ "$OBSERVABILITY" = 1 ] && files+=(-c stack.observability.yml)
     (cd deploy && GATEWAY_REPLICAS=2 ROOMS_REPLICAS=2 LOGGER_REPLICAS=2 CLEANER_REPLICAS=2 \
-        docker stack deploy --resolve-image never -c stack.yml "$PROJECT") \
+        docker stack deploy --resolve-image never "${files[@]}" "$PROJECT") \
         || { fail "docker stack deploy"; return; }
     if "$PY" deploy/test/smoke.py --base "$BASE"; then
         say "ok   swarm smoke"
+        [ "$OBSERVABILITY" = 1 ] && check_prometheus swarm "swarm_tasks prometheus" "swarm_tasks gateway"
         swarm_upgrade
         swarm_kill_rooms
     else
@@ -383,6 +437,7 @@ docker ps --filter "label=com.docker.compose.project=$PROJECT" --format '  {{.Na
 phase "smoke through the load balancer (port $PORT)"
 "$PY" deploy/test/smoke.py --base "$BASE" || { dump_logs; fail "compose smoke"; exit 1; }
 check_archive
+[ "$OBSERVABILITY" = 1 ] && check_prometheus compose "first prometheus" "containers gateway"
 
 phase "segmentation"
 check_segments
@@ -392,6 +447,9 @@ check_kill
 
 phase "rolling upgrade of gateway and rooms mid-stream"
 check_upgrade
+
+# The new replicas have new addresses: DNS discovery must find them.
+[ "$OBSERVABILITY" = 1 ] && check_prometheus "compose, after the upgrade" "first prometheus" "containers gateway"
 
 phase "JWT signing key rotation"
 check_key_rotation

@@ -36,8 +36,8 @@ async def _cache_answers(redis) -> str:
     return "ok"
 
 
-async def readyz(ctx: Ctx):
-    app = ctx.app
+async def readiness_checks(app: web.Application) -> dict[str, str]:
+    """Each check's state, "ok" or what is wrong; all run at once, each within READY_TIMEOUT."""
     rpc = app["rpc"]
     checks = {"broker": "ok" if rpc.connected else "not connected"}
     cache, auth, rooms = await asyncio.gather(
@@ -47,6 +47,11 @@ async def readyz(ctx: Ctx):
     if hub is not None:
         checks["events"] = "ok" if getattr(hub, "consuming", False) else "not consuming"
     checks["keys"] = "ok" if app["tokens"].has_keys else "not loaded"
+    return checks
+
+
+async def readyz(ctx: Ctx):
+    checks = await readiness_checks(ctx.app)
     failed = sorted(name for name, state in checks.items() if state != "ok")
     if failed:
         raise Unavailable(f"Not ready: {', '.join(failed)}.", {"checks": checks, "failed": failed},
@@ -56,6 +61,8 @@ async def readyz(ctx: Ctx):
 
 async def metrics(ctx: Ctx):
     registry = ctx.app["metrics"]
+    # Readiness as gauges, fresh at every scrape (Prometheus alerts on it; see deploy/prometheus).
+    registry.record_readiness(await readiness_checks(ctx.app))
     return web.Response(body=registry.render(), headers={"Content-Type": registry.content_type})
 
 
@@ -72,7 +79,8 @@ ENDPOINTS = [
                                                checks={"type": "object"})},
              errors=(503,), description="The 503 body names each failed check in "
                                         "details.checks and details.failed."),
-    Endpoint("GET", "/metrics", metrics, "Prometheus metrics of this instance.", "operations",
+    Endpoint("GET", "/metrics", metrics, "Prometheus metrics of this instance (readiness "
+             "checks included: they run at each request, as for /readyz).", "operations",
              auth=False, responses={200: {"type": "string"}},
              content_type="text/plain"),
     Endpoint("GET", "/api/v1/openapi.json", openapi_json, "This document.", "operations",

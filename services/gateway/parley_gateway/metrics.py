@@ -40,10 +40,24 @@ class Metrics:
         self.rate_limited = Counter(
             "parley_gateway_rate_limited", "Requests refused by a rate limit, by bucket.",
             ["bucket"], registry=r)
+        # Set at each scrape by the /metrics handler from the checks /readyz runs, so an
+        # alert can say which dependency this gateway cannot reach.
+        self.ready = Gauge(
+            "parley_gateway_ready", "1 when /readyz would answer 200, else 0.", registry=r)
+        self.ready_check = Gauge(
+            "parley_gateway_ready_check",
+            "1 when a readiness check passes (broker, cache, auth, rooms, events, keys), else 0.",
+            ["check"], registry=r)
 
     def observe_rpc(self, method: str, seconds: float, outcome: str) -> None:
         """The ``observe`` callback of AsyncRpcClient."""
         self.rpc_latency.labels(method, outcome).observe(seconds)
+
+    def record_readiness(self, checks: dict[str, str]) -> None:
+        """``checks`` as /readyz computes them: name -> "ok" or what is wrong."""
+        for name, state in checks.items():
+            self.ready_check.labels(check=name).set(1 if state == "ok" else 0)
+        self.ready.set(1 if all(state == "ok" for state in checks.values()) else 0)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
