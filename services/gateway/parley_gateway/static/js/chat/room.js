@@ -13,8 +13,7 @@ import { scheduleRead } from './receipts.js';
 
 const OPEN_KEY = 'parley.openRoom';
 
-/** The open room's id, or null. */
-export let openId = null;
+let openId = null; // the open room's id
 
 let dom = {};
 
