@@ -249,3 +249,37 @@ def test_label_values_the_queries_match_exist():
     frames_in = {frame for query in queries
                  for frame in re.findall(r'ws_frames_in_total\{type="([^"]+)"', query)}
     assert frames_in and frames_in <= CLIENT_FRAME_TYPES, frames_in - CLIENT_FRAME_TYPES
+
+
+def _host_path(volumes: list[str], container_path: str) -> Path:
+    """The file under ROOT that a compose bind mount (``./host:/container[:ro]``) puts at
+    ``container_path``."""
+    for volume in volumes:
+        host, target = volume.split(":")[:2]
+        if host.startswith("./") and (container_path + "/").startswith(target.rstrip("/") + "/"):
+            return ROOT / host / container_path[len(target):].lstrip("/")
+    raise AssertionError(f"nothing mounted at {container_path}")
+
+
+def test_compose_and_swarm_files_mount_what_they_name():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    prometheus, grafana = compose["prometheus"], compose["grafana"]
+    assert prometheus["profiles"] == ["observability"] and grafana["profiles"] == ["grafana"]
+    config = next(arg for arg in prometheus["command"] if arg.startswith("--config.file="))
+    assert _host_path(prometheus["volumes"], config.split("=", 1)[1]) == \
+        PROMETHEUS_DIR / "prometheus.yml"
+    provisioning = _host_path(grafana["volumes"], grafana["environment"]["GF_PATHS_PROVISIONING"])
+    provider = yaml.safe_load((provisioning / "dashboards" / "parley.yml").read_text())
+    dashboards = _host_path(grafana["volumes"], provider["providers"][0]["options"]["path"])
+    assert dashboards / DASHBOARD.name == DASHBOARD
+    assert "prometheus:9090" in (provisioning / "datasources" / "prometheus.yml").read_text()
+
+    stack = yaml.safe_load((ROOT / "deploy" / "stack.observability.yml").read_text())
+    service = stack["services"]["prometheus"]
+    config = next(arg for arg in service["command"] if arg.startswith("--config.file="))
+    mounted = {entry["target"]: ROOT / "deploy" / stack["configs"][entry["source"]]["file"]
+               for entry in service["configs"]}
+    assert mounted[config.split("=", 1)[1]].resolve() == PROMETHEUS_DIR / "prometheus.swarm.yml"
+    # rule_files are relative to the configuration file: rules.yml must sit beside it.
+    assert mounted[str(Path(config.split("=", 1)[1]).parent / "rules.yml")].resolve() == \
+        PROMETHEUS_DIR / "rules.yml"
