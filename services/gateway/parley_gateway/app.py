@@ -17,7 +17,7 @@ from parley_common.cache_keys import CacheKeys
 from parley_common.logs import get_logger
 from parley_common.rpc import AsyncRpcClient
 
-from . import api_auth, api_health, api_rooms, api_users, openapi
+from . import api_admin, api_auth, api_health, api_rooms, api_users, openapi
 from .http import add_security_headers, error_middleware, make_handler
 from .metrics import Metrics
 from .posting import PostBatcher
@@ -34,7 +34,8 @@ warnings.filterwarnings("ignore", category=web.NotAppKeyWarning)
 
 REDIS_POOL_SIZE = 100  # connections to Redis per gateway process
 
-ENDPOINTS = api_health.ENDPOINTS + api_auth.ENDPOINTS + api_users.ENDPOINTS + api_rooms.ENDPOINTS
+ENDPOINTS = api_health.ENDPOINTS + api_auth.ENDPOINTS + api_users.ENDPOINTS + api_rooms.ENDPOINTS \
+    + api_admin.ENDPOINTS
 
 
 async def _start_rpc(rpc: AsyncRpcClient) -> None:

@@ -13,9 +13,10 @@ from nameko.timer import timer
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from parley_common import config, db, nameko_support, outbox
-from parley_common.errors import ParleyError, Unavailable, ValidationFailed
+from parley_common.errors import Forbidden, ParleyError, Unavailable, ValidationFailed
 from parley_common.nameko_support import Database, Logger
 
+from . import moderation
 from . import validation as v
 from .amqp import LeanEventDispatcher, LeanRpc
 from .store import AUTOCOMMIT_ENGINE, PRIVATE, PUBLIC, NewPost, Store
@@ -399,3 +400,81 @@ class RoomsService:
         store = self.store
         store.upsert_user(user)
         self.db.commit()
+
+    # --- administrators (moderation.py; every action in the audit log) -----------------------
+    # auth owns the role: each call asks it (bounded by the RPC timeout) whether the actor is
+    # an administrator now, so a role taken back or an account deactivated stops at once.
+
+    def _require_admin(self, user_id) -> None:
+        try:
+            with eventlet.Timeout(RPC_TIMEOUT_SECONDS):
+                allowed = self.auth.is_admin(user_id)
+        except eventlet.Timeout:
+            raise Unavailable("The auth service did not answer in time.", retry_after=2) from None
+        except (UnknownService, RemoteError) as exc:
+            self.log.warning("auth_is_admin_failed", error=type(exc).__name__)
+            raise Unavailable("The auth service is not available.", retry_after=2) from None
+        if allowed is not True:
+            raise Forbidden("Only administrators may do this.")
+
+    @rpc
+    @guarded
+    def admin_list_rooms(self, user_id, q=None, kind=None, archived=None, limit=50, cursor=None):
+        check = v.Checker()
+        user_id = check.id("user_id", user_id)
+        q = check.text("q", q, maximum=v.MAX_QUERY, required=False, minimum=0)
+        kind = None if kind is None else check.choice("kind", kind, moderation.KINDS)
+        archived = None if archived is None else check.bool("archived", archived)
+        limit = check.limit(limit)
+        key = v.decode_cursor(check, cursor, (str, str, str))
+        check.done()
+        self._require_admin(user_id)
+        return moderation.list_rooms(self.store, q or None, kind, archived, limit, key)
+
+    @rpc
+    @guarded
+    def admin_delete_message(self, user_id, room_id, message_id):
+        check = v.Checker()
+        user_id, room_id = check.id("user_id", user_id), check.id("room_id", room_id)
+        message_id = check.id("message_id", message_id)
+        check.done()
+        self._require_admin(user_id)
+        self._emit(moderation.delete_message(self.store, user_id, room_id, message_id))
+        self.log.info("message_deleted_by_admin", room_id=room_id, message_id=message_id,
+                      user_id=user_id)
+        return None
+
+    @rpc
+    @guarded
+    def admin_delete_room(self, user_id, room_id):
+        check = v.Checker()
+        user_id, room_id = check.id("user_id", user_id), check.id("room_id", room_id)
+        check.done()
+        self._require_admin(user_id)
+        self._emit(moderation.delete_room(self.store, user_id, room_id))
+        self.log.info("room_deleted_by_admin", room_id=room_id, user_id=user_id)
+        return None
+
+    @rpc
+    @guarded
+    def admin_set_archived(self, user_id, room_id, archived):
+        check = v.Checker()
+        user_id, room_id = check.id("user_id", user_id), check.id("room_id", room_id)
+        archived = check.bool("archived", archived)
+        check.done()
+        self._require_admin(user_id)
+        room, events = moderation.set_archived(self.store, user_id, room_id, archived)
+        self._emit(events)
+        self.log.info("room_archived_set", room_id=room_id, user_id=user_id, archived=archived)
+        return room
+
+    @rpc
+    @guarded
+    def admin_audit(self, user_id, cursor=None, limit=50):
+        """rooms' audit entries, newest first, older than ``cursor`` (an entry's cursor)."""
+        check = v.Checker()
+        user_id = check.id("user_id", user_id)
+        limit = check.limit(limit)
+        check.done()
+        self._require_admin(user_id)
+        return moderation.audit_entries(self.store, cursor, limit)

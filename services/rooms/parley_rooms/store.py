@@ -70,6 +70,7 @@ def room_dict(row, member_count: int) -> dict:
         "created_at": iso(row.created_at),
         "last_activity_at": iso(row.last_activity_at),
         "last_seq": row.last_seq,
+        "archived_at": iso(row.archived_at),
     }
 
 
@@ -339,6 +340,8 @@ class Store:
             raise Forbidden("Direct rooms cannot be renamed.")
         if not access.is_owner:
             raise Forbidden("Only the room's owner may change it.")
+        if room.archived_at is not None:
+            raise room_archived()
         values: dict[str, Any] = {}
         if name is not None and name != room.name:
             values.update(name=name, name_key=name_key(room.kind, name))
@@ -602,7 +605,7 @@ class Store:
         insert, move the author's read marker, commit."""
         user_id, room_id, text, client_id = post.user_id, post.room_id, post.text, post.client_id
         probe = self.s.execute(
-            select(rooms.c.kind, memberships.c.user_id.label("member_user_id"),
+            select(rooms.c.kind, rooms.c.archived_at, memberships.c.user_id.label("member_user_id"),
                    messages.c.id.label("existing_id"), users.c.username, users.c.display_name)
             .select_from(
                 rooms.outerjoin(memberships, and_(memberships.c.room_id == rooms.c.id,
@@ -620,6 +623,9 @@ class Store:
             existing = self.message(room_id, probe.existing_id)
             self.s.rollback()
             return existing, False, []
+        if probe.archived_at is not None:
+            self.s.rollback()
+            raise room_archived()
         member_ids = self.member_ids(room_id)
         now = utcnow()
         seq = self.s.execute(
@@ -707,7 +713,7 @@ class Store:
         events: list[Event] = []
         read_existing = False
         for post, message_id, row in zip(posts, message_ids, rows):
-            kind, is_member, existing_id, seq, _roster, username, display_name = row
+            kind, is_member, existing_id, seq, _roster, username, display_name, archived = row
             if kind is None or (not is_member and kind != PUBLIC):
                 outcomes.append(_no_such_room())
             elif not is_member:
@@ -716,6 +722,8 @@ class Store:
                 outcomes.append({"message": self.message(post.room_id, existing_id),
                                  "created": False})
                 read_existing = True
+            elif archived:
+                outcomes.append(room_archived())
             else:
                 message = _new_message(post, message_id, seq, now, username, display_name)
                 outcomes.append({"message": message, "created": True})
@@ -757,7 +765,8 @@ class Store:
 
     def edit_message(self, user_id: str, room_id: str, message_id: str,
                      text: str) -> tuple[dict, list[Event]]:
-        self.access(user_id, room_id, need_member=True)
+        if self.access(user_id, room_id, need_member=True).room.archived_at is not None:
+            raise room_archived()
         row = self.s.execute(select(messages).where(messages.c.id == message_id,
                                                     messages.c.room_id == room_id)).first()
         if row is None:
@@ -785,6 +794,8 @@ class Store:
             raise NotFound("No such message.", {"message_id": "no such message"})
         if row.author_id != user_id and not access.is_owner:
             raise Forbidden("Only the author or the room's owner may delete a message.")
+        if access.room.archived_at is not None:
+            raise room_archived()
         if row.deleted_at is not None:  # already a tombstone
             self.s.rollback()
             return []
@@ -885,11 +896,11 @@ WITH input AS MATERIALIZED (
                          %(clients)s::text[], %(texts)s::text[]) WITH ORDINALITY
            AS t(id, room_id, author_id, client_id, text, ord)
 ), locked AS MATERIALIZED (
-    SELECT id, kind, last_seq FROM rooms
+    SELECT id, kind, last_seq, archived_at FROM rooms
      WHERE id IN (SELECT room_id FROM input)
      ORDER BY id FOR UPDATE
 ), probe AS MATERIALIZED (
-    SELECT i.*, l.kind, l.last_seq AS base_seq,
+    SELECT i.*, l.kind, l.last_seq AS base_seq, l.archived_at IS NOT NULL AS archived,
            EXISTS (SELECT 1 FROM memberships m
                     WHERE m.room_id = i.room_id AND m.user_id = i.author_id) AS is_member,
            (SELECT x.id FROM messages x
@@ -900,7 +911,7 @@ WITH input AS MATERIALIZED (
     SELECT p.ord, p.id, p.room_id, p.author_id, p.client_id, p.text,
            p.base_seq + row_number() OVER (PARTITION BY p.room_id ORDER BY p.ord) AS seq
       FROM probe p
-     WHERE p.kind IS NOT NULL AND p.is_member AND p.existing_id IS NULL
+     WHERE p.kind IS NOT NULL AND p.is_member AND p.existing_id IS NULL AND NOT p.archived
 ), bump AS (
     UPDATE rooms r SET last_seq = f.top, last_activity_at = %(now)s
       FROM (SELECT room_id, max(seq) AS top FROM fresh GROUP BY room_id) f
@@ -923,7 +934,7 @@ WITH input AS MATERIALIZED (
 )
 SELECT p.kind, p.is_member, p.existing_id, f.seq,
        CASE WHEN p.ord = min(p.ord) OVER (PARTITION BY p.room_id) THEN r.member_ids END,
-       u.username, u.display_name
+       u.username, u.display_name, p.archived
   FROM probe p
   LEFT JOIN fresh f ON f.ord = p.ord
   LEFT JOIN roster r ON r.room_id = p.room_id
@@ -966,6 +977,11 @@ class _Member:
     joined_at: Any
     last_read_seq: int
     muted: bool
+
+
+def room_archived() -> Forbidden:
+    return Forbidden("This room is archived: it can be read, but nothing can be posted or "
+                     "changed in it any more.", {"room_id": "archived"})
 
 
 def _room_exists() -> Conflict:

@@ -1,0 +1,128 @@
+"""What administrators do to rooms and messages: list every room (filters), delete any
+message, delete or archive any room. Each change is written to the audit log in the
+transaction of the change and returns the events to publish after the commit (as in
+store.py). The caller (service.py's admin_* methods) has checked with auth that the actor is
+an administrator; arguments arrive validated.
+
+A repeat finds the work done and changes nothing (no event, no second audit entry): an
+archived room archived again, a deleted message deleted again, a room deleted again (known
+from the audit log, so a second delete answers like the first instead of 404).
+"""
+from __future__ import annotations
+
+from sqlalchemy import func, select, update
+
+from parley_common import audit
+from parley_common.errors import NotFound
+from parley_common.outbox import Event
+from parley_common.timeutil import utcnow
+
+from .models import audit_log, messages, rooms
+from .store import Store, like_pattern, room_dict
+
+KINDS = ("public", "private", "direct")
+
+
+def _record(store: Store, actor_id: str, action: str, target_type: str, target_id: str,
+            label: str | None, **details) -> None:
+    actor = store.user_rows([actor_id]).get(actor_id)
+    audit.record(store.s, audit_log, actor_id=actor_id,
+                 actor_username=actor.username if actor is not None else None, action=action,
+                 target_type=target_type, target_id=target_id, target_label=label,
+                 details=details or None)
+
+
+def _room_row(store: Store, room_id: str, lock: bool = False):
+    statement = select(rooms).where(rooms.c.id == room_id)
+    if lock:
+        statement = statement.with_for_update()
+    return store.s.execute(statement).first()
+
+
+def _not_found() -> NotFound:
+    return NotFound("No such room.", {"room_id": "no such room"})
+
+
+def list_rooms(store: Store, q: str | None, kind: str | None, archived: bool | None,
+               limit: int, cursor: list | None) -> dict:
+    """Every room, private and direct ones included, newest activity first."""
+    statement = select(rooms)
+    if q:
+        statement = statement.where(func.lower(rooms.c.name).like(like_pattern(q), escape="\\"))
+    if kind is not None:
+        statement = statement.where(rooms.c.kind == kind)
+    if archived is True:
+        statement = statement.where(rooms.c.archived_at.is_not(None))
+    elif archived is False:
+        statement = statement.where(rooms.c.archived_at.is_(None))
+    page, next_cursor = store._by_activity(statement, limit, cursor)
+    counts = store.member_counts([row.id for row in page])
+    store.s.rollback()
+    return {"rooms": [room_dict(row, counts.get(row.id, 0)) for row in page],
+            "next_cursor": next_cursor}
+
+
+def delete_message(store: Store, actor_id: str, room_id: str, message_id: str) -> list[Event]:
+    """Any message of any room (the room may be archived): a tombstone, like the author's own
+    delete, announced to the room's members."""
+    row = store.s.execute(select(messages).where(messages.c.id == message_id,
+                                                 messages.c.room_id == room_id)).first()
+    if row is None:
+        store.s.rollback()
+        raise NotFound("No such message.", {"message_id": "no such message"})
+    done = store.s.execute(update(messages).where(messages.c.id == message_id,
+                                                  messages.c.deleted_at.is_(None))
+                           .values(text="", deleted_at=utcnow()))
+    if done.rowcount == 0:  # already a tombstone
+        store.s.rollback()
+        return []
+    author = store.user_rows([row.author_id]).get(row.author_id)
+    _record(store, actor_id, "message_deleted", "message", message_id,
+            f"#{row.seq} by {author.username}" if author is not None else f"#{row.seq}",
+            room_id=room_id, seq=row.seq, author_id=row.author_id)
+    events = [("message_deleted", {"room_id": room_id, "message_id": message_id, "seq": row.seq,
+                                   "member_ids": store.member_ids(room_id)})]
+    store.outbox.commit(events)
+    return events
+
+
+def delete_room(store: Store, actor_id: str, room_id: str) -> list[Event]:
+    """Any room with its messages and memberships; members are told (room_deleted)."""
+    room = _room_row(store, room_id, lock=True)
+    if room is None:
+        done_before = audit.was_recorded(store.s, audit_log, "room_deleted", "room", room_id)
+        store.s.rollback()
+        if done_before:
+            return []
+        raise _not_found()
+    member_ids = store.member_ids(room_id)
+    _record(store, actor_id, "room_deleted", "room", room_id, room.name or f"({room.kind})",
+            kind=room.kind, members=len(member_ids), messages=room.last_seq)
+    store._delete_room_rows(room_id)
+    events = [("room_deleted", {"room_id": room_id, "member_ids": member_ids})]
+    store.outbox.commit(events)
+    return events
+
+
+def set_archived(store: Store, actor_id: str, room_id: str,
+                 archived: bool) -> tuple[dict, list[Event]]:
+    """Archive (readable, not writable) or unarchive; members see room_updated."""
+    room = _room_row(store, room_id, lock=True)
+    if room is None:
+        store.s.rollback()
+        raise _not_found()
+    if (room.archived_at is not None) == archived:
+        store.s.rollback()
+        return store.load_room(room_id), []
+    store.s.execute(update(rooms).where(rooms.c.id == room_id)
+                    .values(archived_at=utcnow() if archived else None))
+    _record(store, actor_id, "room_archived" if archived else "room_unarchived", "room", room_id,
+            room.name or f"({room.kind})")
+    updated = store.load_room(room_id)
+    events = [("room_updated", {"room": updated, "member_ids": store.member_ids(room_id)})]
+    store.outbox.commit(events)
+    return updated, events
+
+
+def audit_entries(store: Store, cursor, limit: int) -> list[dict]:
+    return audit.entries(store.s, audit_log, cursor, limit)
