@@ -73,6 +73,7 @@ ADMIN_CALLS = [
     ("DELETE", "/api/v1/admin/rooms/{room}", None),
     ("POST", "/api/v1/admin/rooms/{room}/archive", None),
     ("POST", "/api/v1/admin/rooms/{room}/unarchive", None),
+    ("GET", "/api/v1/admin/rooms/{room}/messages", None),
     ("DELETE", "/api/v1/admin/rooms/{room}/messages/{message}", None),
     ("GET", "/api/v1/admin/audit", None),
     ("GET", "/api/v1/admin/logs", None),
@@ -229,6 +230,10 @@ async def test_admin_deletes_any_message_for_everyone(suite, http, admin):
     await next_frame(socket, "ready")
     await socket.send_json({"type": "subscribe", "room_id": room["id"]})
     await next_frame(socket, "subscribed")
+    seen = await admin.get(f"/api/v1/admin/rooms/{room['id']}/messages")
+    assert seen.status == 200, seen  # readable though the administrator is no member
+    assert [m["text"] for m in seen.body["messages"]] == ["abuse"]
+    assert seen.body["room"]["id"] == room["id"] and seen.body["has_more"] is False
 
     deleted = await admin.delete(f"/api/v1/admin/rooms/{room['id']}/messages/{message['id']}")
     assert deleted.status == 204, deleted
@@ -238,6 +243,8 @@ async def test_admin_deletes_any_message_for_everyone(suite, http, admin):
     for reader in (alice, bob):
         history = (await reader.get(f"/api/v1/rooms/{room['id']}/messages")).body["messages"]
         assert [(m["id"], m["text"], m["deleted"]) for m in history] == [(message["id"], "", True)]
+    seen = await admin.get(f"/api/v1/admin/rooms/{room['id']}/messages")
+    assert [(m["text"], m["deleted"]) for m in seen.body["messages"]] == [("", True)]
     assert (await admin.delete(f"/api/v1/admin/rooms/{room['id']}/messages/{message['id']}")
             ).status == 204
     entry, = await audited(admin, "message_deleted", message["id"])

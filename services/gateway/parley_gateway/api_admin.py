@@ -155,6 +155,13 @@ async def admin_unarchive_room(ctx: Ctx):
     return await _set_archived(ctx, False)
 
 
+async def admin_list_messages(ctx: Ctx):
+    q = ctx.query
+    result = await ctx.rpc("rooms", "admin_list_messages", ctx.user_id, ctx.path("room_id"),
+                           before_seq=q["before_seq"], limit=q["limit"])
+    return json_response(result)
+
+
 async def admin_delete_message(ctx: Ctx):
     await ctx.rpc("rooms", "admin_delete_message", ctx.user_id, ctx.path("room_id"),
                   ctx.path("message_id"))
@@ -232,6 +239,15 @@ ENDPOINTS = [
     Endpoint("POST", "/api/v1/admin/rooms/{room_id}/unarchive", admin_unarchive_room,
              "Make an archived room writable again (administrators).", TAG,
              responses=_ok("room", ADMIN_ROOM), errors=ACTION_ERRORS),
+    Endpoint("GET", "/api/v1/admin/rooms/{room_id}/messages", admin_list_messages,
+             "Any room's history, newest page first (administrators).", TAG,
+             query={"before_seq": {**s.SEQ, "minimum": 1}, "limit": s.LIMIT},
+             responses={200: s.obj(room=ADMIN_ROOM,
+                                   messages={"type": "array", "items": s.ref("Message")},
+                                   has_more={"type": "boolean"})},
+             errors=(401, 403, 404, 422, 503),
+             description="Messages in ascending seq; `before_seq` pages back. Reading needs "
+                         "no membership and is not audited."),
     Endpoint("DELETE", "/api/v1/admin/rooms/{room_id}/messages/{message_id}",
              admin_delete_message, "Delete any message (administrators).", TAG,
              responses={204: None}, errors=ACTION_ERRORS,

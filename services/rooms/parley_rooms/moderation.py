@@ -18,7 +18,7 @@ from parley_common.outbox import Event
 from parley_common.timeutil import utcnow
 
 from .models import audit_log, messages, rooms
-from .store import Store, like_pattern, room_dict
+from .store import MESSAGE_WITH_AUTHOR, Store, _message_from_joined, like_pattern, room_dict
 
 KINDS = ("public", "private", "direct")
 
@@ -60,6 +60,23 @@ def list_rooms(store: Store, q: str | None, kind: str | None, archived: bool | N
     store.s.rollback()
     return {"rooms": [room_dict(row, counts.get(row.id, 0)) for row in page],
             "next_cursor": next_cursor}
+
+
+def list_messages(store: Store, room_id: str, before_seq: int | None, limit: int) -> dict:
+    """A page of any room's history (newest page by default), for deciding what to delete."""
+    room = _room_row(store, room_id)
+    if room is None:
+        store.s.rollback()
+        raise _not_found()
+    statement = MESSAGE_WITH_AUTHOR.where(messages.c.room_id == room_id)
+    if before_seq is not None:
+        statement = statement.where(messages.c.seq < before_seq)
+    rows = list(store.s.execute(statement.order_by(messages.c.seq.desc()).limit(limit + 1)))
+    counts = store.member_counts([room_id])
+    store.s.rollback()
+    return {"room": room_dict(room, counts.get(room_id, 0)),
+            "messages": [_message_from_joined(row) for row in reversed(rows[:limit])],
+            "has_more": len(rows) > limit}
 
 
 def delete_message(store: Store, actor_id: str, room_id: str, message_id: str) -> list[Event]:

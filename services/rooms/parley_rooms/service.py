@@ -433,6 +433,18 @@ class RoomsService:
 
     @rpc
     @guarded
+    def admin_list_messages(self, user_id, room_id, before_seq=None, limit=50):
+        """Any room's history, member or not (reading is not audited)."""
+        check = v.Checker()
+        user_id, room_id = check.id("user_id", user_id), check.id("room_id", room_id)
+        before_seq = check.int("before_seq", before_seq, minimum=1, optional=True)
+        limit = check.limit(limit)
+        check.done()
+        self._require_admin(user_id)
+        return moderation.list_messages(self.store, room_id, before_seq, limit)
+
+    @rpc
+    @guarded
     def admin_delete_message(self, user_id, room_id, message_id):
         check = v.Checker()
         user_id, room_id = check.id("user_id", user_id), check.id("room_id", room_id)

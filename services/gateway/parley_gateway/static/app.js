@@ -4,6 +4,7 @@ import { setupAuth, showNotice, resetAuthForms } from './js/auth.js';
 import { setupChat, startChat, stopChat, renewSocketToken } from './js/chat.js';
 import { startTokenRenewal, stopTokenRenewal } from './js/session.js';
 import { resumeSession, setupAccount } from './js/account.js';
+import { setAdminAccess, setupAdmin } from './js/admin.js';
 import { $ } from './js/util.js';
 
 let inChat = false;
@@ -11,6 +12,7 @@ let bootTimer = null;
 
 function showAuth(notice) {
   stopTokenRenewal();
+  setAdminAccess(null);
   if (inChat) stopChat();
   inChat = false;
   clearToken();
@@ -30,6 +32,7 @@ function showChat(user) {
   $('#auth-view').hidden = true;
   $('#app-view').hidden = false;
   inChat = true;
+  setAdminAccess(user);
   startChat(user);
   startTokenRenewal(renewSocketToken);
 }
@@ -63,6 +66,7 @@ function init() {
   });
   setupAuth({ onLoggedIn: (user) => showChat(user) });
   setupAccount({ onDeleted: () => showAuth('Your account has been deleted.') });
+  setupAdmin();
   setupChat({
     onLogout: logout,
     onAccountDeleted: () => showAuth('Your account has been deleted.'),
