@@ -77,6 +77,7 @@ ADMIN_CALLS = [
     ("DELETE", "/api/v1/admin/rooms/{room}/messages/{message}", None),
     ("GET", "/api/v1/admin/audit", None),
     ("GET", "/api/v1/admin/logs", None),
+    ("GET", "/api/v1/admin/stats", None),
 ]
 
 
@@ -366,3 +367,31 @@ async def test_log_archive_search_through_the_gateway(suite, http, admin):
     assert bad.status == 422, bad
     assert set(bad.error["details"]) == {"since", "level"}
     await admin.post(f"/api/v1/admin/users/{user.id}/reactivate")
+
+
+async def test_live_figures_of_every_gateway_and_the_queues(suite, http, admin):
+    member = await new_user(http, suite.url)
+    room = await public_room(member)
+    socket = await http.ws_connect(ws_url(suite.gateway_urls[1]), headers=auth_headers(member.token))
+    await next_frame(socket, "ready")
+    for n in range(3):
+        assert (await post(member, room["id"], f"m{n}")).status == 201
+    wanted = {"gateway-1", "gateway-2"}
+    deadline = time.monotonic() + 20
+    while True:  # each gateway samples every few seconds
+        reply = await admin.get("/api/v1/admin/stats")
+        assert reply.status == 200, reply
+        gateways = reply.body["gateways"]
+        latest = {name: samples[-1] for name, samples in gateways.items() if samples}
+        if wanted <= set(latest) and latest["gateway-2"]["sockets"] >= 1 \
+                and latest["gateway-1"]["messages"] >= 3 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(1)
+    await socket.close()
+    assert wanted <= set(latest), gateways
+    assert latest["gateway-2"]["sockets"] >= 1
+    assert latest["gateway-1"]["messages"] >= 3  # REST posts through gateway-1
+    assert latest["gateway-1"]["rpc_p99"] is None or latest["gateway-1"]["rpc_p99"] > 0
+    assert reply.body["sample_seconds"] > 0
+    queues = reply.body["queues"]
+    assert isinstance(queues["rpc-auth"], int) and isinstance(queues["logs.archive"], int)

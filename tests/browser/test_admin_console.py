@@ -112,6 +112,20 @@ def test_admin_console_moderates_and_searches_logs(people, api_person, gateway, 
     assert_no_axe_violations(axe_violations, page)
     people.snapshot(admin, "logs")
 
+    # Live charts: every gateway's figures, drawn in the page and said in the "Now" table.
+    console.get_by_role("tab", name="Live charts").click()
+    now = console.get_by_role("table", name="Now")
+    expect(now.get_by_role("row").filter(has_text="gateway-browser")).to_have_count(1)
+    expect(console.locator(".admin-chart canvas")).to_have_count(5)
+    expect(console.get_by_role("table", name="Queues").get_by_role("row").filter(
+        has_text="rpc-auth")).to_have_count(1)
+    expect(console.get_by_role("status").filter(has_text="Updated")).to_be_visible()
+    first_update = console.get_by_role("status").filter(has_text="Updated").inner_text()
+    expect(console.get_by_role("status").filter(has_text="Updated")).not_to_have_text(
+        first_update, timeout=15_000)  # it refreshes by itself
+    assert_no_axe_violations(axe_violations, page)
+    people.snapshot(admin, "charts")
+
     console.get_by_role("button", name="Close").click()
     expect(console).to_be_hidden()
 

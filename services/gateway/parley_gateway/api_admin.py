@@ -12,9 +12,15 @@ from __future__ import annotations
 import asyncio
 
 from parley_common.errors import Forbidden
+from parley_common.logs import get_logger
+
+from aiohttp import web
 
 from . import schemas as s
+from .console_stats import SAMPLE_SECONDS, StatsSampler, gateway_samples, queue_depths
 from .http import Ctx, Endpoint, json_response, no_content
+
+log = get_logger("parley_gateway.api_admin")
 
 TAG = "admin"
 READ_ERRORS = (401, 403, 422, 503)
@@ -59,6 +65,18 @@ LOG_RECORD = {
                    "level": {"type": "string",
                              "enum": ["debug", "info", "warning", "error", "critical"]},
                    "event": {"type": "string"}, "fields": {"type": "object"}},
+}
+_SECONDS = {"type": ["number", "null"], "description": "Seconds, over the last minute."}
+STATS_SAMPLE = {
+    "type": "object",
+    "required": ["ts", "sockets", "messages", "rpc_p50", "rpc_p99", "lag_p50", "lag_p99"],
+    "properties": {"ts": {"type": "number", "description": "Unix seconds."},
+                   "sockets": {"type": "integer", "description": "WebSockets held."},
+                   "messages": {"type": "number",
+                                "description": "Messages posted through this gateway so far "
+                                               "(a rate is the difference of two samples)."},
+                   "rpc_p50": _SECONDS, "rpc_p99": _SECONDS,
+                   "lag_p50": _SECONDS, "lag_p99": _SECONDS},
 }
 SET_ROLE = {"type": "object", "required": ["admin"],
             "properties": {"admin": {"title": "admin", "type": "boolean"}}}
@@ -183,15 +201,46 @@ async def admin_audit(ctx: Ctx):
                           "next_cursor": page[-1]["cursor"] if more and page else None})
 
 
-async def admin_logs(ctx: Ctx):
+async def _require_admin(ctx: Ctx) -> None:
+    """For what no service owns (the log archive's reader knows nobody; live figures)."""
     if not await ctx.rpc("auth", "is_admin", ctx.user_id):
         raise Forbidden("Only administrators may do this.")
+
+
+async def admin_logs(ctx: Ctx):
+    await _require_admin(ctx)
     q = ctx.query
     filters = {"service": q["service"], "level": q["level"], "min_level": q["min_level"],
                "since": q["since"], "until": q["until"], "event": q["q"], "limit": q["limit"]}
     records = await ctx.rpc("logger", "query_logs",
                             {key: value for key, value in filters.items() if value is not None})
     return json_response({"records": records})
+
+
+async def admin_stats(ctx: Ctx):
+    await _require_admin(ctx)
+    app = ctx.app
+    try:
+        queues = await queue_depths(app["settings"].amqp_uri)
+    except Exception as exc:  # the broker away: the charts still show the gateways
+        log.warning("queue_depths_failed", error=repr(exc))
+        queues = {}
+    return json_response({"gateways": await gateway_samples(app["redis"], app["keys"]),
+                          "queues": queues, "sample_seconds": SAMPLE_SECONDS})
+
+
+def setup(app: web.Application) -> None:
+    """Every gateway samples its figures for the console's live charts (console_stats.py)."""
+    sampler = StatsSampler(app["redis"], app["keys"], app["settings"].instance_id, app["metrics"])
+
+    async def start(_app):
+        sampler.start()
+
+    async def stop(_app):
+        await sampler.stop()
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
 
 
 def _ok(name: str, schema: dict) -> dict:
@@ -265,4 +314,15 @@ ENDPOINTS = [
              errors=READ_ERRORS,
              description="The query of `python -m parley_logger.query` (newest first), "
                          "answered by the logger."),
+    Endpoint("GET", "/api/v1/admin/stats", admin_stats,
+             "Live figures of every gateway and the broker's queues (administrators).", TAG,
+             responses={200: s.obj(
+                 gateways={"type": "object", "additionalProperties": {
+                     "type": "array", "items": STATS_SAMPLE},
+                     "description": "Instance id -> its samples (oldest first, every "
+                                    "sample_seconds, the last five minutes)."},
+                 queues={"type": "object", "additionalProperties": {"type": ["integer", "null"]},
+                         "description": "Messages waiting per queue (null: no such queue)."},
+                 sample_seconds={"type": "number"})},
+             errors=(401, 403, 503)),
 ]

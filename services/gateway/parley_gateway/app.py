@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
         app.router.add_route(endpoint.method, endpoint.path, make_handler(endpoint),
                              name=endpoint.operation_id)
 
+    api_admin.setup(app)  # the console's live figures (a sampler per gateway)
     setup_ws(app)  # after the REST side's hooks: its start-up relies on rpc/redis being ready
     setup_webclient(app, settings.static_dir)
     return app

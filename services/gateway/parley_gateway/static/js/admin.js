@@ -1,14 +1,16 @@
 // The administrators' console: accounts (deactivate / reactivate, grant / take back the role),
 // rooms (read any history, delete a message, archive, delete), the audit log and the log
 // archive search, all through /api/v1/admin/. Shown only to accounts whose self user says
-// is_admin; the server refuses everyone else anyway (403). Built here, not in index.html, so
+// is_admin; the server refuses everyone else anyway (403). Live charts: admin-charts.js. Built here, not in index.html, so
 // the chat's markup stays as it is. User data only ever goes through textContent (h()).
 import { api, describeError, enc } from './api.js';
 import { openDialog, closeDialog } from './dialogs.js';
+import { buildCharts, startCharts, stopCharts } from './admin-charts.js';
 import { $, h, debounce, fullTime } from './util.js';
 
 const TABS = [
   ['users', 'Users'], ['rooms', 'Rooms'], ['audit', 'Audit log'], ['logs', 'Log archive'],
+  ['charts', 'Live charts'],
 ];
 const ACTIONS = {
   user_deactivated: 'deactivated', user_reactivated: 'reactivated',
@@ -64,10 +66,12 @@ function build() {
     h('h2', { id: 'admin-title' }, 'Administration'), tablist, ...panels,
     h('div', { class: 'dialog-actions' }, close)));
   document.body.append(dialog);
+  dialog.addEventListener('close', stopCharts);
   buildUsers($('#admin-panel-users'));
   buildRooms($('#admin-panel-rooms'));
   buildAudit($('#admin-panel-audit'));
   buildLogs($('#admin-panel-logs'));
+  buildCharts($('#admin-panel-charts'));
 }
 
 export function openAdmin() {
@@ -85,7 +89,8 @@ function selectTab(key) {
     tab.tabIndex = selected ? 0 : -1;
     $(`#admin-panel-${k}`).hidden = !selected;
   }
-  ({ users: loadUsers, rooms: loadRooms, audit: loadAudit, logs: () => {} })[key]();
+  if (key !== 'charts') stopCharts();
+  ({ users: loadUsers, rooms: loadRooms, audit: loadAudit, logs: () => {}, charts: startCharts })[key]();
 }
 
 // ---------------------------------------------------------------- shared bits
