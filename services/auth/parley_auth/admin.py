@@ -113,9 +113,11 @@ def list_users(db: DbSession, q: Any, status: Any, role: Any, limit: Any, cursor
         statement = statement.where(User.username_lower > cursor)
     users = db.scalars(statement.order_by(User.username_lower).limit(limit + 1)).all()
     page = users[:limit]
+    # Rendered before the rollback, which expires every object (a query each otherwise).
+    result = {"users": [admin_user(user) for user in page],
+              "next_cursor": page[-1].username_lower if len(users) > limit else None}
     db.rollback()
-    return {"users": [admin_user(user) for user in page],
-            "next_cursor": page[-1].username_lower if len(users) > limit else None}
+    return result
 
 
 def _target(db: DbSession, target_id: Any) -> User:
