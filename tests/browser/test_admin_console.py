@@ -100,7 +100,7 @@ def test_admin_console_moderates_and_searches_logs(people, api_person, gateway, 
     console.get_by_label("Event contains").fill("account_active_set")
     logs = console.get_by_role("table", name="Log records")
     found = logs.get_by_role("row").filter(has_text="account_active_set")
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 45
     while True:  # the logger archives in batches: search again until the record is in
         console.get_by_role("button", name="Search").click()
         expect(console.get_by_role("status").filter(has_text=re.compile(r"\d+ records?\."))
