@@ -15,7 +15,8 @@
 #            publishes rooms.events
 #   gateway  RPC client (reply queue rpc.reply-gateway-<key>), its exclusive event queue
 #            gateway-events-<instance> bound to auth/rooms/presence.events; publishes presence
-#   logger   consumes logs.archive and logs.errors
+#   logger   consumes logs.archive and logs.errors; answers logger.query_logs (queue
+#            rpc-logger bound to nameko-rpc, replies published to nameko-rpc)
 #   cleaner  declares the event exchanges; publishes presence.events
 set -eu
 
@@ -47,7 +48,10 @@ user_json gateway \
     'nameko-rpc|auth\\.events|rooms\\.events|presence\\.events|rpc\\.reply-gateway-.+|gateway-events-.+' \
     'nameko-rpc|presence\\.events|rpc\\.reply-gateway-.+|gateway-events-.+' \
     'nameko-rpc|auth\\.events|rooms\\.events|presence\\.events|rpc\\.reply-gateway-.+|gateway-events-.+'
-user_json logger 'parley\\.logs' 'parley\\.logs' 'logs\\.archive|logs\\.errors'
+user_json logger \
+    'parley\\.logs|nameko-rpc|rpc-logger' \
+    'parley\\.logs|nameko-rpc|rpc-logger' \
+    'logs\\.archive|logs\\.errors|nameko-rpc|rpc-logger'
 user_json cleaner \
     'auth\\.events|rooms\\.events|presence\\.events' \
     'presence\\.events' \

@@ -15,6 +15,7 @@ class CacheKeys:
     USER_ROOMS = "user:{}:rooms"
     TYPING = "typing:{}"
     REVOKED = "revoked:{}"
+    GATEWAY_STATS = "gwstats:{}"  # the admin console's live samples of one gateway (TTL)
 
     def __init__(self, prefix: str):
         self.prefix = prefix
@@ -39,6 +40,9 @@ class CacheKeys:
 
     def revoked(self, session_id: str) -> str:
         return self._key(self.REVOKED, session_id)
+
+    def gateway_stats(self, instance: str) -> str:
+        return self._key(self.GATEWAY_STATS, instance)
 
     def revocations_loaded(self) -> str:
         """Set (no TTL) once the revoked:* keys were loaded from auth: missing means the cache

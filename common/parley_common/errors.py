@@ -15,6 +15,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "unauthenticated": 401,
     "invalid_credentials": 401,
     "forbidden": 403,
+    "account_deactivated": 403,
     "not_found": 404,
     "method_not_allowed": 405,
     "conflict": 409,

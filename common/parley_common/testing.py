@@ -377,6 +377,9 @@ def start_suite(iso: Isolation, gateways: int = 2, extra_env: dict | None = None
     return suite
 
 
+SUITE_ADMIN = "suite_admin"  # an administrator by PARLEY_ADMINS in the suite
+
+
 @pytest.fixture(scope="session")
 def suite(isolation) -> Suite:
     """auth, rooms, logger, cleaner and two gateways, started once per test session."""
@@ -386,7 +389,9 @@ def suite(isolation) -> Suite:
     # throttling tests run their own gateway with tight limits.
     running = start_suite(isolation, extra_env={"ARGON2_TIME_COST": "1", "ARGON2_MEMORY_COST": "8192",
                                                 "ARGON2_PARALLELISM": "1",
-                                                "LOGIN_FAILURES_PER_ADDRESS": "500"})
+                                                "LOGIN_FAILURES_PER_ADDRESS": "500",
+                                                # the admin console's tests log in as this one
+                                                "PARLEY_ADMINS": SUITE_ADMIN})
     yield running
     for proc in reversed(list(running.procs.values())):
         proc.stop()

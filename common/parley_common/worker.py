@@ -87,6 +87,10 @@ class QueueConsumer:
         """Counters for the periodic stats line (optional)."""
         return {}
 
+    def attach(self, channel) -> None:
+        """Called with the consumer's channel on every (re)connect, before consuming: declare
+        its own queue there, or keep the channel to publish replies on (optional)."""
+
 
 class _Subscription:
     """The per-connection state of one consumer: its channel and the unacked batch."""
@@ -97,6 +101,7 @@ class _Subscription:
         self.first_at = 0.0
         self.retry_at = 0.0
         self.backoff = Backoff(0.5, 30.0)
+        consumer.attach(channel)
         self.consumer_tag = channel.basic_consume(consumer.queue, self.on_message)
 
     def on_message(self, _channel, method, properties, body: bytes) -> None:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (Boolean, DateTime, ForeignKey, Index, Integer, String, Text, false,
+                        UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from parley_common.audit import audit_table
 from parley_common.outbox import outbox_table
 
 
@@ -40,6 +42,10 @@ class User(Base):
     # The caller's id for the register request that made this user: a redelivered or retried
     # request answers with this user instead of "username taken".
     registration_key: Mapped[str | None] = mapped_column(String(64))
+    # The administrator role (granted; accounts named by PARLEY_ADMINS are admins besides).
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Set by an administrator: no login, no refresh, every session ended. Messages stay.
+    deactivated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Session(Base):
@@ -63,3 +69,6 @@ class Session(Base):
 
 # Events committed with their change, relayed if their publisher died (parley_common.outbox).
 outbox = outbox_table(Base.metadata)
+
+# Administrators' actions on accounts and roles (parley_common.audit).
+audit_log = audit_table(Base.metadata)

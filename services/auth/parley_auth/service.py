@@ -15,10 +15,10 @@ from nameko.timer import timer
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from parley_common import config, outbox
+from parley_common import audit, config, outbox
 from parley_common.db import like_escape
-from parley_common.errors import (Conflict, InvalidCredentials, NotFound, Unauthenticated,
-                                  ValidationFailed)
+from parley_common.errors import (Conflict, Forbidden, InvalidCredentials, NotFound,
+                                  Unauthenticated, ValidationFailed)
 from parley_common.ids import new_id
 from parley_common.limits import MAX_QUERY
 from parley_common.logs import redacted
@@ -27,7 +27,7 @@ from parley_common.timeutil import aware, iso, utcnow
 from parley_common.text import PROBLEM, storable
 from parley_common.users import public_user
 
-from . import models
+from . import admin, models
 from . import validation as v
 from .keys import Keyring
 from .models import Session, User
@@ -37,7 +37,7 @@ REFRESH_HISTORY = 16  # used refresh credentials remembered per session (to dete
 
 
 def self_user(user: User) -> dict[str, Any]:
-    return {**public_user(user), "email": user.email}
+    return {**public_user(user), "email": user.email, "is_admin": admin.is_admin(user)}
 
 
 class Crypto(DependencyProvider):
@@ -110,7 +110,8 @@ class AuthService:
         user = User(id=new_id(), username=username, username_lower=username.lower(),
                     email=email, email_lower=email.lower(), display_name=display or username,
                     avatar_url=avatar or None, password_hash=self.crypto.passwords.hash(password),
-                    created_at=now, updated_at=now, registration_key=request_id)
+                    created_at=now, updated_at=now, registration_key=request_id,
+                    is_admin=admin.is_first_account(self.db))  # someone must be in charge
         self.db.add(user)
         events = [("user_registered", {"user": public_user(user)})]
         try:
@@ -194,6 +195,10 @@ class AuthService:
         if not passwords.verify(user.password_hash if user else None, password):
             self.log.info("login_failed")
             raise InvalidCredentials()
+        if user.deactivated_at is not None:  # said only to whoever knows the password
+            self.log.info("login_refused_deactivated", user_id=user.id)
+            raise Forbidden("This account has been deactivated by an administrator.",
+                            code="account_deactivated")
         if passwords.needs_rehash(user.password_hash):
             user.password_hash = passwords.hash(password)
             self.log.info("password_rehashed", user_id=user.id)
@@ -233,7 +238,7 @@ class AuthService:
         session, user = found
         now = utcnow()
         if session.revoked_at is not None or aware(session.expires_at) <= now \
-                or user.deleted_at is not None:
+                or user.deleted_at is not None or user.deactivated_at is not None:
             raise Unauthenticated("This session has ended; log in again.")
         digest = _digest(refresh_token)
         used = (session.refresh_previous or "").split()
@@ -397,7 +402,8 @@ class AuthService:
         found = self.db.scalar(
             select(Session.id).join(User, User.id == Session.user_id)
             .where(Session.id == session_id, Session.revoked_at.is_(None),
-                   Session.expires_at > utcnow(), User.deleted_at.is_(None)))
+                   Session.expires_at > utcnow(), User.deleted_at.is_(None),
+                   User.deactivated_at.is_(None)))
         return found is not None
 
     @rpc
@@ -543,6 +549,43 @@ class AuthService:
             .order_by(User.username_lower, User.id)
             .limit(limit)).all()
         return [public_user(user) for user in users]
+
+    # --- administrators (parley_auth/admin.py; every action in the audit log) ---------
+    @rpc
+    def is_admin(self, user_id):
+        """Whether this account may act as an administrator now (rooms and the gateway ask)."""
+        return admin.acting_admin(self.db, user_id) is not None
+
+    @rpc
+    def admin_list_users(self, user_id, q=None, status=None, role=None, limit=50, cursor=None):
+        admin.require_admin(self.db, user_id)
+        return admin.list_users(self.db, q, status, role, limit, cursor)
+
+    @rpc
+    def admin_set_active(self, user_id, target_id, active):
+        """Deactivate (every session ends at once: session_revoked per session, so sockets
+        close with 4001) or reactivate an account. Repeats change nothing."""
+        actor = admin.require_admin(self.db, user_id)
+        target, sessions = admin.set_active(self.db, actor, target_id, active)
+        self._revoke(sessions, "deactivated")  # commits the change and its audit entry too
+        self.db.commit()
+        self.log.info("account_active_set", user_id=user_id, target_id=target.id, active=active,
+                      sessions_ended=len(sessions))
+        return admin.admin_user(target)
+
+    @rpc
+    def admin_set_role(self, user_id, target_id, admin_role):
+        actor = admin.require_admin(self.db, user_id)
+        target = admin.set_role(self.db, actor, target_id, admin_role)
+        self.db.commit()
+        self.log.info("admin_role_set", user_id=user_id, target_id=target.id, admin=admin_role)
+        return admin.admin_user(target)
+
+    @rpc
+    def admin_audit(self, user_id, cursor=None, limit=50):
+        """auth's audit entries, newest first, older than ``cursor`` (an entry's cursor)."""
+        admin.require_admin(self.db, user_id)
+        return audit.entries(self.db, models.audit_log, cursor, limit)
 
 
 def _digest(token: str) -> str:

@@ -18,7 +18,7 @@ from parley_common.cache_keys import CacheKeys
 from parley_common.logs import get_logger
 from parley_common.rpc import AsyncRpcClient
 
-from . import api_auth, api_health, api_rooms, api_users, openapi
+from . import api_admin, api_auth, api_health, api_rooms, api_users, openapi
 from .http import add_security_headers, error_middleware, make_handler
 from .metrics import Metrics
 from .posting import PostBatcher
@@ -35,7 +35,8 @@ warnings.filterwarnings("ignore", category=web.NotAppKeyWarning)
 
 REDIS_POOL_SIZE = 100  # connections to Redis per gateway process
 
-ENDPOINTS = api_health.ENDPOINTS + api_auth.ENDPOINTS + api_users.ENDPOINTS + api_rooms.ENDPOINTS
+ENDPOINTS = api_health.ENDPOINTS + api_auth.ENDPOINTS + api_users.ENDPOINTS + api_rooms.ENDPOINTS \
+    + api_admin.ENDPOINTS
 
 
 async def _start_rpc(rpc: AsyncRpcClient) -> None:
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
         app.router.add_route(endpoint.method, endpoint.path, make_handler(endpoint),
                              name=endpoint.operation_id)
 
+    api_admin.setup(app)  # the console's live figures (a sampler per gateway)
     setup_ws(app)  # after the REST side's hooks: its start-up relies on rpc/redis being ready
     setup_webclient(app, settings.static_dir)
     return app

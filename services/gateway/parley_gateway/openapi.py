@@ -13,7 +13,7 @@ from .http import Endpoint
 ERROR_DESCRIPTIONS = {
     400: "invalid_json: the body is not a JSON object.",
     401: "unauthenticated (missing/invalid/expired/revoked token) or invalid_credentials.",
-    403: "forbidden.",
+    403: "forbidden; account_deactivated (login to an account an administrator deactivated).",
     404: "not_found (also for private rooms you are not a member of).",
     409: "username_taken, email_taken or room_exists.",
     413: "too_large: the body exceeds the size limit.",
@@ -140,7 +140,7 @@ def build(endpoints: list[Endpoint]) -> dict:
                                                "bearerFormat": "JWT"}},
         },
         "tags": [{"name": name} for name in
-                 ("auth", "users", "rooms", "messages", "realtime", "operations", "web")],
+                 ("auth", "users", "rooms", "messages", "realtime", "operations", "admin", "web")],
     }
 
 

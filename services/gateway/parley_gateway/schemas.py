@@ -159,7 +159,9 @@ USER = {
                    "avatar_url": {"type": ["string", "null"]}, "created_at": TIME},
 }
 SELF_USER = {**USER, "required": USER["required"] + ["email"],
-             "properties": {**USER["properties"], "email": {"type": "string"}}}
+             "properties": {**USER["properties"], "email": {"type": "string"},
+                            "is_admin": {"type": "boolean",
+                                         "description": "You may use /api/v1/admin/."}}}
 ROOM = {
     "type": "object",
     "required": ["id", "kind", "name", "topic", "owner_id", "member_count", "created_at",
@@ -169,6 +171,8 @@ ROOM = {
         "name": {"type": ["string", "null"]}, "topic": {"type": ["string", "null"]},
         "owner_id": {"type": ["string", "null"]}, "member_count": {"type": "integer"},
         "created_at": TIME, "last_activity_at": NULLABLE_TIME, "last_seq": {"type": "integer"},
+        "archived_at": {**NULLABLE_TIME, "description": "Set when an administrator archived "
+                                                        "the room: readable, not writable."},
     },
 }
 MESSAGE = {

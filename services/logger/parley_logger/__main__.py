@@ -12,6 +12,7 @@ from parley_common.worker import PikaWorker, StopFlag, heartbeat_file, heartbeat
 from sqlalchemy import text
 
 from .consumers import ArchiveConsumer, ErrorAlertConsumer
+from .rpc import QueryConsumer
 
 SERVICE = "logger"
 MIGRATIONS = "parley_logger:migrations"
@@ -39,8 +40,9 @@ def run() -> int:
     if not migrate_with_retry(url, stop, log):
         return 0
     engine = db.make_engine(url)
+    sessions = db.make_sessionmaker(engine)
     worker = PikaWorker(
-        [ArchiveConsumer(db.make_sessionmaker(engine)), ErrorAlertConsumer()],
+        [ArchiveConsumer(sessions), ErrorAlertConsumer(), QueryConsumer(sessions)],
         declare=bus.declare_log_topology_pika, stop=stop,
         heartbeat_path=heartbeat_file(SERVICE), name=SERVICE)
     try:

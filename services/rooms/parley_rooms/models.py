@@ -4,6 +4,7 @@ from __future__ import annotations
 from sqlalchemy import (BigInteger, Boolean, Column, DateTime, ForeignKey, Index, MetaData,
                         String, Table, Text, UniqueConstraint)
 
+from parley_common.audit import audit_table
 from parley_common.outbox import outbox_table
 
 metadata = MetaData(naming_convention={
@@ -45,6 +46,8 @@ rooms = Table(
     Column("created_at", Timestamp, nullable=False),
     Column("last_activity_at", Timestamp, nullable=False),
     Column("last_seq", BigInteger, nullable=False, default=0),
+    # Set by an administrator: the room stays readable, nothing can be posted or changed.
+    Column("archived_at", Timestamp),
     # An index rather than a constraint: SQLite cannot add a constraint to an existing table.
     Index("ix_rooms_creation_key", "creation_key", unique=True),
 )
@@ -79,3 +82,6 @@ messages = Table(
 # Events committed with their change (parley_common.outbox). message_posted rows are written by
 # the post statement itself, keyed by the message id, with no payload: rebuilt if relayed.
 outbox = outbox_table(metadata)
+
+# Administrators' actions on rooms and messages (parley_common.audit).
+audit_log = audit_table(metadata)

@@ -13,12 +13,13 @@ from nameko.rpc import RpcProxy
 from nameko.timer import timer
 
 from parley_common import nameko_support, outbox
-from parley_common.errors import ParleyError, ValidationFailed
-from parley_common.nameko_support import Logger, keeping_signature
+from parley_common.errors import Forbidden, ParleyError, ValidationFailed
+from parley_common.nameko_support import Logger, call_with_timeout, keeping_signature
 
+from . import moderation
 from . import validation as v
 from .amqp import LeanEventDispatcher, LeanRpc
-from .dependencies import RoomsStore
+from .dependencies import RPC_TIMEOUT_SECONDS, RoomsStore
 from .store import PRIVATE, PUBLIC, NewPost
 
 
@@ -305,3 +306,74 @@ class RoomsService:
         if user is None:
             self.log.warning("event_ignored", event_type=event_type, reason="no user id")
         return user
+
+    # --- administrators (moderation.py; every action in the audit log) -----------------------
+    # auth owns the role: each call asks it (bounded by the RPC timeout) whether the actor is
+    # an administrator now, so a role taken back or an account deactivated stops at once.
+
+    def _require_admin(self, user_id) -> None:
+        allowed = call_with_timeout(self.auth.is_admin, user_id, seconds=RPC_TIMEOUT_SECONDS,
+                                    what="auth")
+        if allowed is not True:
+            raise Forbidden("Only administrators may do this.")
+
+    @rpc
+    def admin_list_rooms(self, user_id, q=None, kind=None, archived=None, limit=50, cursor=None):
+        check = v.Checker()
+        user_id = check.id("user_id", user_id)
+        q = check.text("q", q, maximum=v.MAX_QUERY, required=False, minimum=0)
+        kind = None if kind is None else check.choice("kind", kind, moderation.KINDS)
+        archived = None if archived is None else check.bool("archived", archived)
+        limit = check.limit(limit)
+        key = v.decode_cursor(check, cursor, (str, str, str))
+        check.done()
+        self._require_admin(user_id)
+        return moderation.list_rooms(self.store, q or None, kind, archived, limit, key)
+
+    @rpc
+    def admin_list_messages(self, user_id, room_id, before_seq=None, limit=50):
+        """Any room's history, member or not (reading is not audited)."""
+        check, user_id, room_id = _room_call(user_id, room_id)
+        before_seq = check.int("before_seq", before_seq, minimum=1, optional=True)
+        limit = check.limit(limit)
+        check.done()
+        self._require_admin(user_id)
+        return moderation.list_messages(self.store, room_id, before_seq, limit)
+
+    @rpc(emits=True)
+    def admin_delete_message(self, user_id, room_id, message_id):
+        user_id, room_id, message_id = _checked_room_call(user_id, room_id,
+                                                          message_id=message_id)
+        self._require_admin(user_id)
+        events = moderation.delete_message(self.store, user_id, room_id, message_id)
+        self.log.info("message_deleted_by_admin", room_id=room_id, message_id=message_id,
+                      user_id=user_id)
+        return None, events
+
+    @rpc(emits=True)
+    def admin_delete_room(self, user_id, room_id):
+        user_id, room_id = _checked_room_call(user_id, room_id)
+        self._require_admin(user_id)
+        events = moderation.delete_room(self.store, user_id, room_id)
+        self.log.info("room_deleted_by_admin", room_id=room_id, user_id=user_id)
+        return None, events
+
+    @rpc(emits=True)
+    def admin_set_archived(self, user_id, room_id, archived):
+        check, user_id, room_id = _room_call(user_id, room_id)
+        archived = check.bool("archived", archived)
+        check.done()
+        self._require_admin(user_id)
+        room, events = moderation.set_archived(self.store, user_id, room_id, archived)
+        self.log.info("room_archived_set", room_id=room_id, user_id=user_id, archived=archived)
+        return room, events
+
+    @rpc
+    def admin_audit(self, user_id, cursor=None, limit=50):
+        """rooms' audit entries, newest first, older than ``cursor`` (an entry's cursor)."""
+        check = v.Checker()
+        user_id = check.id("user_id", user_id)
+        limit = check.limit(limit)
+        check.done()
+        self._require_admin(user_id)
+        return moderation.audit_entries(self.store, cursor, limit)

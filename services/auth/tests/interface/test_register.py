@@ -22,7 +22,7 @@ async def validation_details(rpc, *args, **kwargs) -> dict:
 async def test_register_returns_self_user_with_defaults(rpc, fresh):
     name = fresh("Reg")
     user = await register(rpc, name, email=f"  {name}@Example.COM ")
-    assert set(user) == PUBLIC_KEYS | {"email"}
+    assert set(user) == PUBLIC_KEYS | {"email", "is_admin"}
     assert user["username"] == name
     assert user["display_name"] == name  # defaults to the username
     assert user["avatar_url"] is None

@@ -18,7 +18,7 @@ async def test_get_me_has_email_get_user_does_not(rpc, new_user):
     assert await rpc.call("auth", "get_me", me["id"]) == me
     seen = await rpc.call("auth", "get_user", me["id"], other["id"])
     assert_public(seen)
-    assert seen == {k: v for k, v in other.items() if k != "email"}
+    assert seen == {k: v for k, v in other.items() if k not in ("email", "is_admin")}
     with pytest.raises(NotFound):
         await rpc.call("auth", "get_user", me["id"], uuid.uuid4().hex)
     with pytest.raises(NotFound):
@@ -51,7 +51,7 @@ async def test_update_me(rpc, new_user, auth_events):
                        "avatar_url": "http://example.com/me.png"}
     _, body = await auth_events.wait_for(
         lambda key, body: key == "user_updated" and body["user"]["id"] == user["id"])
-    assert body["user"] == {k: v for k, v in updated.items() if k != "email"}
+    assert body["user"] == {k: v for k, v in updated.items() if k not in ("email", "is_admin")}
 
     # None leaves a field alone; "" clears the avatar; a blank name falls back to the username
     assert await rpc.call("auth", "update_me", user["id"]) == updated

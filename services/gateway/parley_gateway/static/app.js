@@ -4,6 +4,7 @@ import { setupAuth, showNotice, resetAuthForms } from './js/auth.js';
 import { setupChat, startChat, stopChat, renewSocketToken } from './js/chat/index.js';
 import { startTokenRenewal, stopTokenRenewal } from './js/session.js';
 import { resumeSession, setupAccount } from './js/account.js';
+import { setAdminAccess, setupAdmin } from './js/admin.js';
 import { $ } from './js/util.js';
 import { registerView, showView } from './js/views.js';
 
@@ -12,6 +13,7 @@ let bootTimer = null;
 
 function showAuth(notice) {
   stopTokenRenewal();
+  setAdminAccess(null);
   if (inChat) stopChat();
   inChat = false;
   clearToken();
@@ -27,6 +29,7 @@ function showChat(user) {
   showNotice('');
   showView('chat');
   inChat = true;
+  setAdminAccess(user);
   startChat(user);
   startTokenRenewal(renewSocketToken);
 }
@@ -64,6 +67,7 @@ function init() {
   });
   setupAuth({ onLoggedIn: (user) => showChat(user) });
   setupAccount({ onDeleted: () => showAuth('Your account has been deleted.') });
+  setupAdmin();
   setupChat({
     onLogout: logout,
     onAccountDeleted: () => showAuth('Your account has been deleted.'),

@@ -275,3 +275,39 @@ def test_sigterm_mid_stream_loses_nothing(logger, amqp_channel, engine):
         distinct = connection.scalar(select(func.count(func.distinct(LogRecord.event)))
                                      .where(LogRecord.service == service))
     assert distinct == 2000
+
+
+async def test_query_logs_rpc_answers_like_the_cli(logger, amqp_channel, engine, logger_amqp_uri):
+    """logger.query_logs (the admin console's archive search through the gateway): the same
+    filters as the command line, bad ones named in a validation error, over nameko's wire."""
+    from parley_common.errors import NotFound, ValidationFailed
+    from parley_common.rpc import AsyncRpcClient
+
+    service = f"r-{uuid.uuid4().hex[:6]}"
+    for record in (make_record(service, "info", "rpc_old", ago=timedelta(hours=3)),
+                   make_record(service, "info", "rpc_info", ago=timedelta(minutes=5)),
+                   make_record(service, "error", "rpc_error", ago=timedelta(minutes=3), code=9)):
+        publish_record(amqp_channel, record)
+    wait_until(lambda: count(engine, service) == 3, 30, what="3 rows", proc=logger.proc)
+    client = AsyncRpcClient(logger_amqp_uri, caller="logger-tests", timeout=10)
+    await client.start()
+    try:
+        async def events(**filters):
+            records = await client.call("logger", "query_logs", {"service": service, **filters})
+            return [record["event"] for record in records]
+
+        assert await events(since="10m") == ["rpc_error", "rpc_info"]
+        assert await events(min_level="error") == ["rpc_error"]
+        assert await events(level="info", since="4h", until="1h") == ["rpc_old"]
+        assert await events(event="RPC_", limit=1) == ["rpc_error"]
+        (record,) = await client.call("logger", "query_logs", {"service": service,
+                                                               "level": "error"})
+        assert record["fields"] == {"code": 9} and record["ts"].endswith("Z")
+        with pytest.raises(ValidationFailed) as refused:
+            await client.call("logger", "query_logs", {"since": "yesterday-ish", "level": "loud",
+                                                       "limit": 0, "colour": "red"})
+        assert set(refused.value.details) == {"since", "level", "limit", "colour"}
+        with pytest.raises(NotFound):
+            await client.call("logger", "drop_everything")
+    finally:
+        await client.close()

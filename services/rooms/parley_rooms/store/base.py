@@ -9,7 +9,7 @@ from typing import Callable, Iterator
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from parley_common.errors import Conflict, NotFound, ValidationFailed
+from parley_common.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from parley_common.outbox import Event, Outbox
 
 from ..models import outbox
@@ -32,6 +32,11 @@ def no_such_message() -> NotFound:
 def room_exists() -> Conflict:
     return Conflict("A public room with that name already exists.",
                     {"name": "is taken by another public room"}, code="room_exists")
+
+
+def room_archived() -> Forbidden:
+    return Forbidden("This room is archived: it can be read, but nothing can be posted or "
+                     "changed in it any more.", {"room_id": "archived"})
 
 
 def bad_cursor() -> ValidationFailed:

@@ -12,7 +12,7 @@ from parley_common.timeutil import utcnow
 
 from ..models import messages
 from .access import RoomAccess
-from .base import no_such_message, operation
+from .base import no_such_message, operation, room_archived
 from .rendering import MESSAGE_WITH_AUTHOR, message_from_joined
 
 
@@ -79,7 +79,8 @@ class Messages(RoomAccess):
     @operation
     def edit_message(self, user_id: str, room_id: str, message_id: str,
                      text: str) -> tuple[dict, list[Event]]:
-        self.access(user_id, room_id, need_member=True)
+        if self.access(user_id, room_id, need_member=True).room.archived_at is not None:
+            raise room_archived()
         row = self._message_row(room_id, message_id)
         if row.author_id != user_id:
             raise Forbidden("Only the author may edit a message.")
@@ -100,6 +101,8 @@ class Messages(RoomAccess):
         row = self._message_row(room_id, message_id)
         if row.author_id != user_id and not access.is_owner:
             raise Forbidden("Only the author or the room's owner may delete a message.")
+        if access.room.archived_at is not None:
+            raise room_archived()
         if row.deleted_at is not None:  # already a tombstone
             return []
         done = self.session.execute(update(messages).where(messages.c.id == message_id,

@@ -8,7 +8,7 @@ from parley_common.ids import new_id
 from parley_common.outbox import Event
 from parley_common.timeutil import utcnow
 
-from .base import PUBLIC, no_such_room
+from .base import PUBLIC, no_such_room, room_archived
 from .messages import Messages, NewPost
 from .rendering import new_message
 
@@ -34,11 +34,11 @@ WITH input AS MATERIALIZED (
                          %(clients)s::text[], %(texts)s::text[]) WITH ORDINALITY
            AS t(id, room_id, author_id, client_id, text, ord)
 ), locked AS MATERIALIZED (
-    SELECT id, kind, last_seq FROM rooms
+    SELECT id, kind, last_seq, archived_at FROM rooms
      WHERE id IN (SELECT room_id FROM input)
      ORDER BY id FOR UPDATE
 ), probe AS MATERIALIZED (
-    SELECT i.*, l.kind, l.last_seq AS base_seq,
+    SELECT i.*, l.kind, l.last_seq AS base_seq, l.archived_at IS NOT NULL AS archived,
            EXISTS (SELECT 1 FROM memberships m
                     WHERE m.room_id = i.room_id AND m.user_id = i.author_id) AS is_member,
            (SELECT x.id FROM messages x
@@ -49,7 +49,7 @@ WITH input AS MATERIALIZED (
     SELECT p.ord, p.id, p.room_id, p.author_id, p.client_id, p.text,
            p.base_seq + row_number() OVER (PARTITION BY p.room_id ORDER BY p.ord) AS seq
       FROM probe p
-     WHERE p.kind IS NOT NULL AND p.is_member AND p.existing_id IS NULL
+     WHERE p.kind IS NOT NULL AND p.is_member AND p.existing_id IS NULL AND NOT p.archived
 ), bump AS (
     UPDATE rooms r SET last_seq = f.top, last_activity_at = %(now)s
       FROM (SELECT room_id, max(seq) AS top FROM fresh GROUP BY room_id) f
@@ -72,7 +72,7 @@ WITH input AS MATERIALIZED (
 )
 SELECT p.kind, p.is_member, p.existing_id, f.seq,
        CASE WHEN p.ord = min(p.ord) OVER (PARTITION BY p.room_id) THEN r.member_ids END,
-       u.username, u.display_name
+       u.username, u.display_name, p.archived
   FROM probe p
   LEFT JOIN fresh f ON f.ord = p.ord
   LEFT JOIN roster r ON r.room_id = p.room_id
@@ -131,7 +131,7 @@ class PostgresPosting(Messages):
         outcomes: list[dict | ParleyError] = []
         events: list[Event] = []
         for post, message_id, row in zip(posts, message_ids, rows):
-            kind, is_member, existing_id, seq, _roster, username, display_name = row
+            kind, is_member, existing_id, seq, _roster, username, display_name, archived = row
             if kind is None or (not is_member and kind != PUBLIC):
                 outcomes.append(no_such_room())
             elif not is_member:
@@ -139,6 +139,8 @@ class PostgresPosting(Messages):
             elif existing_id is not None:
                 outcomes.append({"message": self.message(post.room_id, existing_id),
                                  "created": False})
+            elif archived:
+                outcomes.append(room_archived())
             else:
                 message = new_message(post, message_id, seq, now, username, display_name)
                 outcomes.append({"message": message, "created": True})

@@ -11,7 +11,7 @@ from parley_common.outbox import Event
 from parley_common.timeutil import utcnow
 
 from ..models import memberships, messages, outbox, rooms, users
-from .base import PUBLIC, no_such_room, operation
+from .base import PUBLIC, no_such_room, operation, room_archived
 from .messages import NewPost
 from .postgres_posting import PostgresPosting
 from .rendering import new_message
@@ -63,7 +63,8 @@ class Posting(PostgresPosting):
         insert, move the author's read marker, commit."""
         user_id, room_id, text, client_id = post.user_id, post.room_id, post.text, post.client_id
         probe = self.session.execute(
-            select(rooms.c.kind, memberships.c.user_id.label("member_user_id"),
+            select(rooms.c.kind, rooms.c.archived_at,
+                   memberships.c.user_id.label("member_user_id"),
                    messages.c.id.label("existing_id"), users.c.username, users.c.display_name)
             .select_from(
                 rooms.outerjoin(memberships, and_(memberships.c.room_id == rooms.c.id,
@@ -81,6 +82,8 @@ class Posting(PostgresPosting):
             existing = self.message(room_id, probe.existing_id)
             self.session.rollback()  # the next post of the batch starts afresh
             return existing, False, []
+        if probe.archived_at is not None:
+            raise room_archived()
         member_ids = self.member_ids(room_id)
         now = utcnow()
         seq = self.session.execute(

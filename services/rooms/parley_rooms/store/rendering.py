@@ -22,6 +22,7 @@ def room_dict(row, member_count: int) -> dict:
         "created_at": iso(row.created_at),
         "last_activity_at": iso(row.last_activity_at),
         "last_seq": row.last_seq,
+        "archived_at": iso(row.archived_at),
     }
 
 

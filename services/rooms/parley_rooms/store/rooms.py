@@ -15,7 +15,8 @@ from parley_common.timeutil import aware, parse_iso, utcnow
 from ..models import memberships, messages, rooms
 from ..validation import encode_cursor
 from .access import RoomAccess
-from .base import DIRECT, MEMBER, OWNER, PUBLIC, bad_cursor, operation, room_exists
+from .base import (DIRECT, MEMBER, OWNER, PUBLIC, bad_cursor, operation, room_archived,
+                   room_exists)
 from .rendering import room_dict
 
 
@@ -120,6 +121,8 @@ class Rooms(RoomAccess):
             raise Forbidden("Direct rooms cannot be renamed.")
         if not access.is_owner:
             raise Forbidden("Only the room's owner may change it.")
+        if room.archived_at is not None:
+            raise room_archived()
         values: dict[str, Any] = {}
         if name is not None and name != room.name:
             values.update(name=name, name_key=name_key(room.kind, name))

@@ -15,7 +15,8 @@ async def test_create_room_shape_members_and_event(rooms):
     room = await rooms.call("create_room", owner["id"], "  Team Room  ", "private",
                             topic="plans", member_ids=[a["id"], b["id"], a["id"], owner["id"]])
     assert set(room) == {"id", "kind", "name", "topic", "owner_id", "member_count", "created_at",
-                         "last_activity_at", "last_seq"}
+                         "last_activity_at", "last_seq", "archived_at"}
+    assert room["archived_at"] is None
     assert room["name"] == "Team Room" and room["kind"] == "private" and room["topic"] == "plans"
     assert room["owner_id"] == owner["id"] and room["member_count"] == 3 and room["last_seq"] == 0
     members = await rooms.call("list_members", a["id"], room["id"])
