@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import OrderedDict, defaultdict, deque
+from collections import defaultdict, deque
 from typing import Iterable
 
 from aiohttp import web
 
 from parley_common.logs import get_logger
 
+from .metrics import NULL_METRICS
 from .wire import Frame, OutboundBatcher
 
 log = get_logger("parley_gateway.hub")
@@ -36,8 +37,10 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_AUTH_TIMEOUT = 4408
 CLOSE_RATE_LIMITED = 4429
 
-RECENT_ACKS = 256  # message ids a connection remembers having acked (to skip their echo)
+RECENT_ACKS = 8192  # message ids the hub remembers having acked, and to which socket
 CLOSE_HANDSHAKE_SECONDS = 2.0  # how long a server-initiated close waits for the client's reply
+DEFAULT_HEARTBEAT_SECONDS = 20.0  # a socket silent this long is pinged; no pong: dropped
+PING_FRAME = b"\x89\x00"  # FIN + ping, no payload, unmasked (server to client)
 
 __all__ = ["Frame", "Connection", "Hub"]
 
@@ -73,7 +76,6 @@ class Connection:
         self.replaying: dict[str, list[Frame]] = {}
         # room_id -> the last seq a subscribe {after_seq} replayed: live copies are dropped
         self.replayed_to: dict[str, int] = {}
-        self.acked: OrderedDict[str, None] = OrderedDict()
         self.queue_size = queue_size
         self.out: list[Frame] = []  # frames of this loop turn, written by the hub's flush
         self.backlog: deque[Frame] | None = None  # frames held while the transport is paused
@@ -87,6 +89,15 @@ class Connection:
         self._closer: asyncio.Task | None = None
         self._reader: asyncio.Task | None = None  # the handler's task while it is in receive()
         self._reading = False
+        # The hub's heartbeat sweep (Hub.sweep_heartbeats) instead of aiohttp's per-socket
+        # ping timers: anything the client sends counts as a sign of life.
+        self.heard = True
+        self.quiet_sweeps = 0
+        if self.protocol is not None and getattr(ws, "_heartbeat", None) is None:
+            self.protocol._data_received_cb = self._heard  # aiohttp's hook for its own heartbeat
+
+    def _heard(self) -> None:
+        self.heard = True
 
     # --- sending -----------------------------------------------------------------------
     def push(self, frame: Frame) -> None:
@@ -110,11 +121,7 @@ class Connection:
             if self.closing:
                 return
         self._enqueue(frame, bounded=False)
-
-    def remember_ack(self, message_id: str) -> None:
-        self.acked[message_id] = None
-        if len(self.acked) > RECENT_ACKS:
-            self.acked.popitem(last=False)
+        self.hub.outbound.count(frame, 1)
 
     def _enqueue(self, frame: Frame, bounded: bool = True) -> None:
         backlog = self.backlog
@@ -148,7 +155,6 @@ class Connection:
             transport.write(frames[0].wire)
         else:
             transport.write(b"".join([frame.wire for frame in frames]))
-        self.hub.outbound.count(frames)
         if self.backlog is None and self.protocol is not None and self.protocol.writing_paused:
             self._start_backlog()
 
@@ -277,6 +283,25 @@ class Connection:
         if self.backlog is not None:
             self.backlog = None
 
+    def heartbeat(self) -> None:
+        """One sweep of the hub's heartbeat (every half interval): a socket that sent nothing
+        for a sweep is pinged at the next, and dropped at the one after if still silent (the
+        pong is data too) - what aiohttp's per-socket heartbeat did, without its timers."""
+        if self.heard:
+            self.heard = False
+            self.quiet_sweeps = 0
+            return
+        self.quiet_sweeps += 1
+        transport = self.transport
+        if self.closing or transport is None or transport.is_closing():
+            return
+        if self.quiet_sweeps == 2:
+            transport.write(PING_FRAME)
+        elif self.quiet_sweeps > 2:
+            log.info("ws_pong_missing", conn_id=self.conn_id, user_id=self.user_id)
+            # aiohttp's own handling of a missing pong: closed 1006, the reader gets an ERROR
+            self.ws._handle_ping_pong_exception(asyncio.TimeoutError("no pong received"))
+
     def expire_at(self, loop_delay: float) -> None:
         if self._expiry is not None:  # a renewed token replaces the earlier deadline
             self._expiry.cancel()
@@ -285,20 +310,18 @@ class Connection:
 
 
 class Hub:
-    def __init__(self, settings, metrics=None):
+    def __init__(self, settings, metrics=NULL_METRICS):
         self.settings = settings
-        self.metrics = metrics
         self.connections: dict[str, Connection] = {}
         self.by_user: dict[str, set[Connection]] = defaultdict(set)
         self.by_session: dict[str, set[Connection]] = defaultdict(set)
         self.by_room: dict[str, set[Connection]] = defaultdict(set)
         self.outbound = OutboundBatcher(metrics)
         self.draining = False
-        self.consumer = None  # events.EventConsumer, set by ws.setup_ws
-
-    @property
-    def consuming(self) -> bool:
-        return self.consumer is not None and self.consumer.consuming
+        # message id -> the conn_id of the socket whose ack carried it: that socket skips the
+        # message frame (DESIGN.md §5 allows either; one map for the hub, not one per socket;
+        # ids, not sockets, so a closed socket is not kept alive by it)
+        self.acked_by: dict[str, str] = {}
 
     # --- registry ----------------------------------------------------------------------
     def new_connection(self, ws: web.WebSocketResponse) -> Connection:
@@ -337,6 +360,26 @@ class Hub:
     def has_user(self, user_id: str) -> bool:
         return bool(self.by_user.get(user_id))
 
+    def remember_ack(self, conn: Connection, message_id: str) -> None:
+        acked = self.acked_by
+        acked[message_id] = conn.conn_id
+        if len(acked) > RECENT_ACKS:
+            del acked[next(iter(acked))]  # the oldest
+
+    # --- heartbeat ---------------------------------------------------------------------
+    async def run_heartbeat(self, interval: float) -> None:
+        """Ping silent sockets and drop the ones that do not answer (Connection.heartbeat):
+        one sweep over all sockets every interval/2 instead of timers per socket."""
+        if interval <= 0:
+            return
+        while True:
+            await asyncio.sleep(interval / 2)
+            for conn in list(self.connections.values()):
+                try:
+                    conn.heartbeat()
+                except Exception:  # one broken socket must not stop the sweep
+                    log.exception("ws_heartbeat_failed", conn_id=conn.conn_id)
+
     # --- fan-out -----------------------------------------------------------------------
     def subscribers(self, room_id: str) -> set[Connection]:
         return set(self.by_room.get(room_id, ()))
@@ -355,6 +398,21 @@ class Hub:
                 continue
             conn.push(frame)
             count += 1
+        self.outbound.count(frame, count)
+        return count
+
+    def deliver_to_room(self, frame: Frame, room_id: str, skip: str | None = None) -> int:
+        """``deliver`` to a room's subscribers (but the one whose conn_id is ``skip``), without
+        building a target set."""
+        targets = self.by_room.get(room_id)
+        if not targets:
+            return 0
+        count = 0
+        for conn in tuple(targets):
+            if conn.conn_id != skip:
+                conn.push(frame)
+                count += 1
+        self.outbound.count(frame, count)
         return count
 
     async def close_session(self, session_id: str, code: int = CLOSE_SESSION_REVOKED) -> int:
