@@ -14,6 +14,7 @@ per-socket backlog of at most WS_SEND_QUEUE frames; one more and the socket is c
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
 from collections import defaultdict, deque
 from typing import Iterable
@@ -39,6 +40,7 @@ CLOSE_RATE_LIMITED = 4429
 
 RECENT_ACKS = 8192  # message ids the hub remembers having acked, and to which socket
 CLOSE_HANDSHAKE_SECONDS = 2.0  # how long a server-initiated close waits for the client's reply
+EXPIRY_RESOLUTION = 1.0  # sockets whose tokens expire within the same second share one timer
 DEFAULT_HEARTBEAT_SECONDS = 20.0  # a socket silent this long is pinged; no pong: dropped
 PING_FRAME = b"\x89\x00"  # FIN + ping, no payload, unmasked (server to client)
 
@@ -63,6 +65,12 @@ class LingeringWebSocketResponse(web.WebSocketResponse):
 
 
 class Connection:
+    # One per socket, for the socket's life: no per-instance __dict__ (memory per socket).
+    __slots__ = ("hub", "ws", "conn_id", "user_id", "session_id", "expires_at", "user", "rooms",
+                 "replaying", "replayed_to", "queue_size", "out", "backlog", "closing",
+                 "close_code", "transport", "protocol", "_drainer", "expiry_bucket", "_closer",
+                 "_reader", "_reading", "heard", "quiet_sweeps")
+
     def __init__(self, hub: "Hub", ws: web.WebSocketResponse, queue_size: int):
         self.hub = hub
         self.ws = ws
@@ -85,16 +93,21 @@ class Connection:
         self.transport = req.transport if req is not None else None
         self.protocol = req.protocol if req is not None else None
         self._drainer: asyncio.Task | None = None
-        self._expiry: asyncio.TimerHandle | None = None
+        self.expiry_bucket: int | None = None  # Hub.expire_at: the hub's timer that closes it
         self._closer: asyncio.Task | None = None
         self._reader: asyncio.Task | None = None  # the handler's task while it is in receive()
         self._reading = False
-        # The hub's heartbeat sweep (Hub.sweep_heartbeats) instead of aiohttp's per-socket
+        # The hub's heartbeat sweep (Hub.run_heartbeat) instead of aiohttp's per-socket
         # ping timers: anything the client sends counts as a sign of life.
         self.heard = True
         self.quiet_sweeps = 0
-        if self.protocol is not None and getattr(ws, "_heartbeat", None) is None:
-            self.protocol._data_received_cb = self._heard  # aiohttp's hook for its own heartbeat
+        protocol = self.protocol
+        if protocol is not None and getattr(ws, "_heartbeat", None) is None:
+            protocol._data_received_cb = self._heard  # aiohttp's hook for its own heartbeat
+        if protocol is not None and protocol._upgraded and protocol._payload_parser is not None:
+            # Upgraded: every byte goes to the WebSocket parser from now on; the HTTP request
+            # parser (with its C state) is dead weight for the socket's life.
+            protocol._parser = None
 
     def _heard(self) -> None:
         self.heard = True
@@ -226,8 +239,7 @@ class Connection:
             return
         self.closing = True
         self.close_code = code
-        if self._expiry is not None:
-            self._expiry.cancel()
+        self.hub.cancel_expiry(self)
         reader, self._reader = self._reader, None
         if reader is not None and reader is not asyncio.current_task():
             reader.cancel()  # see receive()
@@ -271,8 +283,7 @@ class Connection:
         """Called by the handler once the socket is done: let a close handshake in progress
         complete (bounded), then drop what is still queued."""
         self.closing = True
-        if self._expiry is not None:
-            self._expiry.cancel()
+        self.hub.cancel_expiry(self)
         if self._closer is not None and not self._closer.done():
             await asyncio.wait([self._closer], timeout=3.5)
         await self._stop_drainer()
@@ -303,10 +314,8 @@ class Connection:
             self.ws._handle_ping_pong_exception(asyncio.TimeoutError("no pong received"))
 
     def expire_at(self, loop_delay: float) -> None:
-        if self._expiry is not None:  # a renewed token replaces the earlier deadline
-            self._expiry.cancel()
-        self._expiry = asyncio.get_running_loop().call_later(
-            max(loop_delay, 0.0), self.close, CLOSE_UNAUTHENTICATED, "token expired")
+        """Close with 4401 once the token has expired (a renewed token moves the deadline)."""
+        self.hub.expire_at(self, loop_delay)
 
 
 class Hub:
@@ -322,6 +331,7 @@ class Hub:
         # message frame (DESIGN.md §5 allows either; one map for the hub, not one per socket;
         # ids, not sockets, so a closed socket is not kept alive by it)
         self.acked_by: dict[str, str] = {}
+        self._expiring: dict[int, set[Connection]] = {}  # expiry second -> its sockets
 
     # --- registry ----------------------------------------------------------------------
     def new_connection(self, ws: web.WebSocketResponse) -> Connection:
@@ -359,6 +369,28 @@ class Hub:
 
     def has_user(self, user_id: str) -> bool:
         return bool(self.by_user.get(user_id))
+
+    # --- token expiry: one timer per second of expiries, not one per socket -------------
+    def expire_at(self, conn: Connection, loop_delay: float) -> None:
+        self.cancel_expiry(conn)
+        loop = asyncio.get_running_loop()
+        bucket = math.ceil((loop.time() + max(loop_delay, 0.0)) / EXPIRY_RESOLUTION)
+        conns = self._expiring.get(bucket)
+        if conns is None:
+            conns = self._expiring[bucket] = set()
+            loop.call_at(bucket * EXPIRY_RESOLUTION, self._expire, bucket)
+        conns.add(conn)
+        conn.expiry_bucket = bucket
+
+    def cancel_expiry(self, conn: Connection) -> None:
+        bucket, conn.expiry_bucket = conn.expiry_bucket, None
+        if bucket is not None:
+            self._expiring.get(bucket, set()).discard(conn)
+
+    def _expire(self, bucket: int) -> None:
+        for conn in self._expiring.pop(bucket, ()):
+            conn.expiry_bucket = None
+            conn.close(CLOSE_UNAUTHENTICATED, "token expired")
 
     def remember_ack(self, conn: Connection, message_id: str) -> None:
         acked = self.acked_by
