@@ -20,13 +20,18 @@ from typing import AsyncIterator
 from aiohttp import web
 
 from parley_common.logs import get_logger
+from parley_common.rpc import AsyncRpcClient
 
 from . import revocation
 from .appkeys import EVENTS, HUB
 from .budget import Budgets
 from .events import EventConsumer
 from .hub import DEFAULT_HEARTBEAT_SECONDS, Hub
+from .metrics import Metrics, NullMetrics
+from .posting import PostBatcher
 from .presence import Presence
+from .settings import Settings
+from .tokens import TokenVerifier
 from .ws import WS_PATH, websocket_handler
 
 log = get_logger("parley_gateway.realtime")
@@ -35,11 +40,11 @@ log = get_logger("parley_gateway.realtime")
 @dataclass(frozen=True)
 class Realtime:
     """The collaborators of every WebSocket session (ws.py)."""
-    settings: object  # settings.Settings
-    metrics: object  # metrics.Metrics (or NULL_METRICS)
-    rpc: object  # parley_common.rpc.AsyncRpcClient
-    tokens: object  # tokens.TokenVerifier
-    posts: object  # posting.PostBatcher
+    settings: Settings
+    metrics: Metrics | NullMetrics
+    rpc: AsyncRpcClient
+    tokens: TokenVerifier
+    posts: PostBatcher
     hub: Hub
     budgets: Budgets
     events: EventConsumer
