@@ -207,7 +207,8 @@ class EventConsumer:
         """The ordering's output: one message frame, in seq order, to the room's sockets."""
         frame = Frame.of("message", _room=room_id, _seq=seq, message=message)
         # The sending connection already has this message in its ack.
-        self.hub.deliver_to_room(frame, room_id, skip=self.hub.acked_by.pop(message.get("id"), None))
+        sender = self.hub.acked_by.pop(message.get("id"), None)
+        self.hub.deliver_to_room(frame, room_id, skip=sender)
 
     async def _history_after(self, room_id: str, after_seq: int, limit: int) -> list:
         """Missing messages of a room, read as one of its subscribers (members may read)."""
