@@ -100,10 +100,11 @@ class Connection:
         # The hub's heartbeat sweep (Hub.run_heartbeat) instead of aiohttp's per-socket
         # ping timers: anything the client sends counts as a sign of life.
         self.heard = True
-        self.quiet_sweeps = 0
+        self.quiet_sweeps: int | None = None  # None: not swept (aiohttp's heartbeat, or none)
         protocol = self.protocol
         if protocol is not None and getattr(ws, "_heartbeat", None) is None:
             protocol._data_received_cb = self._heard  # aiohttp's hook for its own heartbeat
+            self.quiet_sweeps = 0
         if protocol is not None and protocol._upgraded and protocol._payload_parser is not None:
             # Upgraded: every byte goes to the WebSocket parser from now on; the HTTP request
             # parser (with its C state) is dead weight for the socket's life.
@@ -298,6 +299,8 @@ class Connection:
         """One sweep of the hub's heartbeat (every half interval): a socket that sent nothing
         for a sweep is pinged at the next, and dropped at the one after if still silent (the
         pong is data too) - what aiohttp's per-socket heartbeat did, without its timers."""
+        if self.quiet_sweeps is None:
+            return
         if self.heard:
             self.heard = False
             self.quiet_sweeps = 0
