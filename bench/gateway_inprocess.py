@@ -50,6 +50,14 @@ async def hold_sockets(args) -> None:
     gate = asyncio.Semaphore(200)
 
     async def one(i: int) -> None:
+        for attempt in range(5):  # a busy machine resets a connect now and then: again
+            try:
+                return await upgrade(i)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                await asyncio.sleep(0.5 * (attempt + 1))
+        raise ConnectionError(f"socket {i} could not connect")
+
+    async def upgrade(i: int) -> None:
         async with gate:
             reader, writer = await asyncio.open_connection("127.0.0.1", args.port)
             key = base64.b64encode(os.urandom(16)).decode()
@@ -141,6 +149,8 @@ async def run_idle(args) -> dict:
     started = time.perf_counter()
     while len(hub.connections) < args.sockets:
         await asyncio.sleep(0.2)
+        if child.returncode is not None:
+            raise RuntimeError("the socket holder died (see its error above)")
     connect_seconds = time.perf_counter() - started
     await asyncio.sleep(2)
     gc.collect()
@@ -190,6 +200,8 @@ async def run_fanout(args) -> list[dict]:
     child = await start_child(args)
     while len(hub.connections) < sockets:
         await asyncio.sleep(0.1)
+        if child.returncode is not None:
+            raise RuntimeError("the socket holder died (see its error above)")
     seqs = {}
     for room in range(args.rooms):
         events.ordering.baseline(f"r{room}", 0)
