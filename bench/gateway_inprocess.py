@@ -46,7 +46,6 @@ def raise_fd_limit() -> None:
 
 async def hold_sockets(args) -> None:
     """Open the sockets (the upgrade request by hand), then read and discard, answer pings."""
-    socks = []
     gate = asyncio.Semaphore(200)
 
     async def one(i: int) -> None:
@@ -71,16 +70,18 @@ async def hold_sockets(args) -> None:
             await reader.readuntil(b"\r\n\r\n")
             if args.mode == "idle":
                 await reader.readuntil(b'"ready"')
-            socks.append((reader, writer))
-
-    count = args.sockets if args.mode == "idle" else args.rooms * args.members
-    await asyncio.gather(*(one(i) for i in range(count)))
+            # read from now on: connecting them all takes longer than a heartbeat interval
+            readers.append(asyncio.ensure_future(drain(reader, writer)))
 
     async def drain(reader, writer) -> None:
         while data := await reader.read(65536):
             if data[:1] == b"\x89":  # a ping: a masked, empty pong
                 writer.write(b"\x8a\x80\x00\x00\x00\x00")
-    await asyncio.gather(*(drain(r, w) for r, w in socks))
+
+    readers = []
+    count = args.sockets if args.mode == "idle" else args.rooms * args.members
+    await asyncio.gather(*(one(i) for i in range(count)))
+    await asyncio.gather(*readers)
 
 
 # --- the gateway side --------------------------------------------------------------------------
@@ -155,13 +156,16 @@ async def run_idle(args) -> dict:
     await asyncio.sleep(2)
     gc.collect()
     after = rss_bytes()
+    result = {"mode": "idle", "sockets": args.sockets, "users": args.users,
+              "still_open": len(hub.connections), "connect_seconds": round(connect_seconds, 1),
+              "rss_before_mib": round(before / 2**20, 1),
+              "rss_after_mib": round(after / 2**20, 1),
+              "bytes_per_socket": round((after - before) / args.sockets)}
+    print(json.dumps(result), flush=True)
     child.kill()
     sweep.cancel()
     await runner.cleanup()
-    return {"mode": "idle", "sockets": args.sockets, "users": args.users,
-            "connect_seconds": round(connect_seconds, 1),
-            "rss_before_mib": round(before / 2**20, 1), "rss_after_mib": round(after / 2**20, 1),
-            "bytes_per_socket": round((after - before) / args.sockets)}
+    return result
 
 
 async def run_fanout(args) -> list[dict]:
@@ -275,7 +279,7 @@ def main() -> int:
         if mode == "fanout":
             asyncio.run(run_fanout(args))
         else:
-            print(json.dumps(asyncio.run(run_idle(args))), flush=True)
+            asyncio.run(run_idle(args))
     return 0
 
 
