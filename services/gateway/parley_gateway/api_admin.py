@@ -10,6 +10,7 @@ announces each (``session_revoked``), and every gateway closes those sockets wit
 from __future__ import annotations
 
 import asyncio
+from typing import AsyncIterator
 
 from parley_common.errors import Forbidden
 from parley_common.logs import get_logger
@@ -17,6 +18,7 @@ from parley_common.logs import get_logger
 from aiohttp import web
 
 from . import schemas as s
+from .appkeys import CACHE_KEYS, METRICS, REDIS, SETTINGS
 from .console_stats import SAMPLE_SECONDS, StatsSampler, gateway_samples, queue_depths
 from .http import Ctx, Endpoint, json_response, no_content
 
@@ -221,26 +223,24 @@ async def admin_stats(ctx: Ctx):
     await _require_admin(ctx)
     app = ctx.app
     try:
-        queues = await queue_depths(app["settings"].amqp_uri)
+        queues = await queue_depths(app[SETTINGS].amqp_uri)
     except Exception as exc:  # the broker away: the charts still show the gateways
         log.warning("queue_depths_failed", error=repr(exc))
         queues = {}
-    return json_response({"gateways": await gateway_samples(app["redis"], app["keys"]),
+    return json_response({"gateways": await gateway_samples(app[REDIS], app[CACHE_KEYS]),
                           "queues": queues, "sample_seconds": SAMPLE_SECONDS})
 
 
 def setup(app: web.Application) -> None:
     """Every gateway samples its figures for the console's live charts (console_stats.py)."""
-    sampler = StatsSampler(app["redis"], app["keys"], app["settings"].instance_id, app["metrics"])
+    sampler = StatsSampler(app[REDIS], app[CACHE_KEYS], app[SETTINGS].instance_id, app[METRICS])
 
-    async def start(_app):
+    async def sampling(_app: web.Application) -> AsyncIterator[None]:
         sampler.start()
-
-    async def stop(_app):
+        yield
         await sampler.stop()
 
-    app.on_startup.append(start)
-    app.on_cleanup.append(stop)
+    app.cleanup_ctx.append(sampling)
 
 
 def _ok(name: str, schema: dict) -> dict:

@@ -20,6 +20,7 @@ from parley_common.limits import MAX_LOGIN, MAX_USER_AGENT
 from parley_common.logs import get_logger
 
 from . import schemas as s
+from .appkeys import HUB, RATELIMIT, SETTINGS, TOKENS
 from .http import Ctx, Endpoint, error_response, json_response, no_content
 from .ratelimit import client_address, login_key
 
@@ -58,8 +59,8 @@ def set_refresh_cookie(response: web.Response, value: str, max_age: int) -> None
 
 async def register(ctx: Ctx):
     body = ctx.body
-    await ctx.app["ratelimit"].reserve_registration(
-        client_address(ctx.request, ctx.app["settings"]))
+    await ctx.app[RATELIMIT].reserve_registration(
+        client_address(ctx.request, ctx.app[SETTINGS]))
     # One request id per HTTP request: a redelivered RPC answers with the user it already made.
     # Every RPC request is transient (parley_common.rpc): the password never reaches disk.
     user = await ctx.rpc("auth", "register", body["username"], body["email"], body["password"],
@@ -71,8 +72,8 @@ async def password_checked(ctx: Ctx, account: str, call: Awaitable[Any]) -> Any:
     """Run an auth call that checks a password under the login throttle: the attempt is
     reserved (per account, per address) before auth hashes anything, stays counted when the
     password was wrong, and is given back when it was right or never judged."""
-    limiter = ctx.app["ratelimit"]
-    address = client_address(ctx.request, ctx.app["settings"])
+    limiter = ctx.app[RATELIMIT]
+    address = client_address(ctx.request, ctx.app[SETTINGS])
     try:
         await limiter.reserve_login(account, address)
     except ParleyError:
@@ -126,11 +127,10 @@ async def refresh(ctx: Ctx):
 async def logout(ctx: Ctx):
     principal = ctx.principal
     # The shared cache first: every gateway refuses the token from this moment on.
-    await ctx.app["tokens"].revoke_local(principal.session_id, principal.expires_at)
+    await ctx.app[TOKENS].revoke_local(principal.session_id, principal.expires_at)
     await ctx.rpc("auth", "logout", principal.user_id, principal.session_id)
-    hub = ctx.app.get("hub")
-    if hub is not None:  # this instance's sockets at once; others follow session_revoked
-        await hub.close_session(principal.session_id)
+    # this instance's sockets at once; others follow session_revoked
+    await ctx.app[HUB].close_session(principal.session_id)
     response = no_content()
     set_refresh_cookie(response, "", 0)
     return response

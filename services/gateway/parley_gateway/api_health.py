@@ -8,6 +8,7 @@ from aiohttp import web
 from parley_common.errors import ParleyError, Unavailable
 
 from . import schemas as s
+from .appkeys import EVENTS, METRICS, OPENAPI, REDIS, RPC, TOKENS
 from .http import Ctx, Endpoint, json_response
 
 READY_TIMEOUT = 2.0
@@ -38,15 +39,13 @@ async def _cache_answers(redis) -> str:
 
 async def readiness_checks(app: web.Application) -> dict[str, str]:
     """Each check's state, "ok" or what is wrong; all run at once, each within READY_TIMEOUT."""
-    rpc = app["rpc"]
+    rpc = app[RPC]
     checks = {"broker": "ok" if rpc.connected else "not connected"}
     cache, auth, rooms = await asyncio.gather(
-        _cache_answers(app["redis"]), _service_answers(rpc, "auth"), _service_answers(rpc, "rooms"))
+        _cache_answers(app[REDIS]), _service_answers(rpc, "auth"), _service_answers(rpc, "rooms"))
     checks.update(cache=cache, auth=auth, rooms=rooms)
-    hub = app.get("hub")
-    if hub is not None:
-        checks["events"] = "ok" if getattr(hub, "consuming", False) else "not consuming"
-    checks["keys"] = "ok" if app["tokens"].has_keys else "not loaded"
+    checks["events"] = "ok" if app[EVENTS].consuming else "not consuming"
+    checks["keys"] = "ok" if app[TOKENS].has_keys else "not loaded"
     return checks
 
 
@@ -60,14 +59,14 @@ async def readyz(ctx: Ctx):
 
 
 async def metrics(ctx: Ctx):
-    registry = ctx.app["metrics"]
+    registry = ctx.app[METRICS]
     # Readiness as gauges, fresh at every scrape (Prometheus alerts on it; see deploy/prometheus).
     registry.record_readiness(await readiness_checks(ctx.app))
     return web.Response(body=registry.render(), headers={"Content-Type": registry.content_type})
 
 
 async def openapi_json(ctx: Ctx):
-    return json_response(ctx.app["openapi"])
+    return json_response(ctx.app[OPENAPI])
 
 
 ENDPOINTS = [

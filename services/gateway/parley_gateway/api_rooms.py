@@ -4,6 +4,7 @@ from __future__ import annotations
 import uuid
 
 from . import schemas as s
+from .appkeys import CACHE_KEYS, POSTS, REDIS
 from .http import Ctx, Endpoint, json_response, no_content
 from .presence import online
 
@@ -62,7 +63,7 @@ async def leave_room(ctx: Ctx):
 
 async def list_members(ctx: Ctx):
     members = await ctx.rpc("rooms", "list_members", ctx.user_id, ctx.path("room_id"))
-    flags = await online(ctx.app["redis"], ctx.app["keys"], [m["user"]["id"] for m in members])
+    flags = await online(ctx.app[REDIS], ctx.app[CACHE_KEYS], [m["user"]["id"] for m in members])
     return json_response({"members": [{**member, "online": flag}
                                       for member, flag in zip(members, flags)]})
 
@@ -82,7 +83,7 @@ async def set_muted(ctx: Ctx):
 async def post_message(ctx: Ctx):
     # Without a client id a redelivered RPC could post twice; with one it cannot.
     client_id = ctx.body.get("client_id") or uuid.uuid4().hex
-    result = await ctx.app["posts"].post(ctx.user_id, ctx.path("room_id"), ctx.body["text"],
+    result = await ctx.app[POSTS].post(ctx.user_id, ctx.path("room_id"), ctx.body["text"],
                                          client_id)
     return json_response({"message": result["message"]}, 201 if result["created"] else 200)
 

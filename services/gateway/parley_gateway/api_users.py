@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from . import schemas as s
 from .api_auth import password_checked
+from .appkeys import HUB, TOKENS
 from .http import Ctx, Endpoint, json_response, no_content
 
 
@@ -21,10 +22,8 @@ async def delete_me(ctx: Ctx):
     await password_checked(ctx, principal.user_id, ctx.rpc(
         "auth", "delete_me", principal.user_id, ctx.body["password"]))
     # auth revokes every session (session_revoked per session); this one goes right now.
-    await ctx.app["tokens"].revoke_local(principal.session_id, principal.expires_at)
-    hub = ctx.app.get("hub")
-    if hub is not None:
-        await hub.close_session(principal.session_id)
+    await ctx.app[TOKENS].revoke_local(principal.session_id, principal.expires_at)
+    await ctx.app[HUB].close_session(principal.session_id)
     return no_content()
 
 

@@ -1,14 +1,16 @@
-"""The gateway application: REST routes, the WebSocket (ws.py), the web client, and the shared
-objects every part uses (settings, rpc, redis, keys, tokens, metrics, ratelimit).
+"""The gateway application: REST routes, the realtime side (realtime.py wires the hub, event
+consumer and presence), the web client, and the objects every part shares (settings, rpc,
+redis, cache keys, tokens, metrics, rate limits; typed keys in appkeys.py).
 
-The shared objects are created here, before the app starts (aiohttp freezes the app's state at
-start-up), and connected by this module's on_startup hook, which runs before the WebSocket
-side's hooks because it is registered first.
+Everything is built here, before the app starts (aiohttp freezes the app's state at start-up);
+each resource that must be connected or stopped has one ``cleanup_ctx``, in dependency order
+(redis, rpc, tokens, then the realtime side's), stopped in reverse.
 """
 from __future__ import annotations
 
 import asyncio
-import warnings
+import functools
+from typing import AsyncIterator
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -19,19 +21,18 @@ from parley_common.logs import get_logger
 from parley_common.rpc import AsyncRpcClient
 
 from . import api_admin, api_auth, api_health, api_rooms, api_users, openapi
+from .appkeys import (CACHE_KEYS, METRICS, OPENAPI, POSTS, RATELIMIT, REDIS, RPC, SETTINGS,
+                      TOKENS)
 from .http import add_security_headers, error_middleware, make_handler
 from .metrics import Metrics
 from .posting import PostBatcher
 from .ratelimit import RateLimiter
+from .realtime import setup_realtime
 from .settings import Settings
 from .tokens import TokenVerifier
 from .webclient import setup_webclient
-from .ws import setup_ws
 
 log = get_logger("parley_gateway.app")
-
-# The shared-state names are plain strings by contract between the REST and WebSocket sides.
-warnings.filterwarnings("ignore", category=web.NotAppKeyWarning)
 
 REDIS_POOL_SIZE = 100  # connections to Redis per gateway process
 
@@ -53,18 +54,24 @@ async def _start_rpc(rpc: AsyncRpcClient) -> None:
             await asyncio.sleep(delay)
 
 
-async def _on_startup(app: web.Application) -> None:
-    await _start_rpc(app["rpc"])
-    app["tokens"].start_background_fetch()  # auth may not be up yet: never block on it
+async def _redis(redis_client: aioredis.Redis, app: web.Application) -> AsyncIterator[None]:
+    yield  # connects on first use
+    await redis_client.aclose()
 
 
-async def _on_cleanup(app: web.Application) -> None:
-    await app["tokens"].stop()
+async def _rpc(rpc: AsyncRpcClient, app: web.Application) -> AsyncIterator[None]:
+    await _start_rpc(rpc)
+    yield
     try:
-        await app["rpc"].close()
+        await rpc.close()
     except Exception:
         pass
-    await app["redis"].aclose()
+
+
+async def _tokens(tokens: TokenVerifier, app: web.Application) -> AsyncIterator[None]:
+    tokens.start_background_fetch()  # auth may not be up yet: never block on it
+    yield
+    await tokens.stop()
 
 
 def create_app(settings: Settings | None = None) -> web.Application:
@@ -80,21 +87,23 @@ def create_app(settings: Settings | None = None) -> web.Application:
         health_check_interval=30, max_connections=REDIS_POOL_SIZE, timeout=5))
     rpc = AsyncRpcClient(settings.amqp_uri, caller="gateway", timeout=settings.rpc_timeout,
                          observe=metrics.observe_rpc)
-    app["settings"] = settings
-    app["metrics"] = metrics
-    app["keys"] = keys
-    app["redis"] = redis_client
-    app["rpc"] = rpc
-    app["posts"] = PostBatcher(rpc, max_batch=settings.post_batch_max,
-                               max_in_flight=settings.post_batches_in_flight,
-                               max_waiting=settings.post_queue_max)
-    app["tokens"] = TokenVerifier(rpc, redis_client, keys,
-                                  refresh_interval=settings.key_refresh_interval)
-    app["ratelimit"] = RateLimiter(redis_client, keys, settings, metrics)
-    app["openapi"] = openapi.build(ENDPOINTS)
+    posts = PostBatcher(rpc, max_batch=settings.post_batch_max,
+                        max_in_flight=settings.post_batches_in_flight,
+                        max_waiting=settings.post_queue_max)
+    tokens = TokenVerifier(rpc, redis_client, keys, refresh_interval=settings.key_refresh_interval)
+    app[SETTINGS] = settings
+    app[METRICS] = metrics
+    app[CACHE_KEYS] = keys
+    app[REDIS] = redis_client
+    app[RPC] = rpc
+    app[POSTS] = posts
+    app[TOKENS] = tokens
+    app[RATELIMIT] = RateLimiter(redis_client, keys, settings, metrics)
+    app[OPENAPI] = openapi.build(ENDPOINTS)
 
-    app.on_startup.append(_on_startup)
-    app.on_cleanup.append(_on_cleanup)
+    app.cleanup_ctx.append(functools.partial(_redis, redis_client))
+    app.cleanup_ctx.append(functools.partial(_rpc, rpc))
+    app.cleanup_ctx.append(functools.partial(_tokens, tokens))
     app.on_response_prepare.append(add_security_headers)
 
     for endpoint in ENDPOINTS:
@@ -102,6 +111,8 @@ def create_app(settings: Settings | None = None) -> web.Application:
                              name=endpoint.operation_id)
 
     api_admin.setup(app)  # the console's live figures (a sampler per gateway)
-    setup_ws(app)  # after the REST side's hooks: its start-up relies on rpc/redis being ready
+    # after the REST side's resources: the realtime side's start-up relies on rpc being ready
+    setup_realtime(app, settings=settings, metrics=metrics, rpc=rpc, redis=redis_client,
+                   keys=keys, tokens=tokens, posts=posts)
     setup_webclient(app, settings.static_dir)
     return app

@@ -72,7 +72,7 @@ class FrameBudget:
 
 
 class Budgets:
-    """The budgets of one gateway process (``app["budgets"]``)."""
+    """The budgets of one gateway process (``Realtime.budgets``)."""
 
     def __init__(self, settings):
         self.settings = settings

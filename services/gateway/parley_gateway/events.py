@@ -4,9 +4,20 @@ One exclusive, auto-delete queue ``gateway-events-<instance>`` bound with ``#`` 
 ``auth.events``, ``rooms.events`` and ``presence.events`` (broadcast: every instance sees
 every event and delivers it to the sockets it holds). Robust connection, bounded prefetch,
 ack after handling. The same connection publishes this instance's presence events.
+
+Acks are batched: the events handled in one loop turn are acknowledged with ONE
+``basic.ack(multiple)`` for the highest delivery tag (an ack per event cost a frame, a queue
+hop in aiormq's writer and a send syscall each). ``multiple`` also covers an event with a
+lower tag still being handled (one awaiting an RPC); that is harmless here: the queue is
+exclusive and auto-delete, so nothing is ever redelivered to this instance anyway - the ack
+only moves the prefetch window.
+
+Each event type has one handler (``EventConsumer.handlers``, a table built once); an event
+type without a handler is acknowledged and ignored.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -20,8 +31,9 @@ from parley_common.logs import get_logger
 from parley_common.timeutil import parse_iso
 
 from .hub import CLOSE_SESSION_REVOKED, CLOSE_TRY_AGAIN_LATER, Frame, Hub
+from .metrics import NULL_METRICS
 from .ordering import RoomSequencer
-from .presence import online
+from .wire import loads
 
 log = get_logger("parley_gateway.events")
 
@@ -40,8 +52,19 @@ def unix_seconds(value: Any) -> float | None:
 
 
 class EventConsumer:
-    def __init__(self, app, hub: Hub, amqp_uri: str, instance: str, send_queue: int = 256):
-        self.app = app
+    """Collaborators: the hub (sockets), rpc (history fills, profile fan-out), tokens (local
+    revocation), metrics, and presence (membership tracking; set by the wiring, realtime.py,
+    since presence publishes through this consumer's connection)."""
+
+    def __init__(self, hub: Hub, *, rpc, tokens, amqp_uri: str, instance: str,
+                 send_queue: int = 256, metrics=NULL_METRICS):
+        self.rpc = rpc
+        self.tokens = tokens
+        self.metrics = metrics
+        self.presence = None  # presence.Presence, set by the wiring before start()
+        self._events_in: dict[str, Any] = {}  # event type -> its events_in counter child
+        self._acks_due: dict[Any, int] = {}  # channel -> highest delivery tag handled this turn
+        self._acked_upto: dict[Any, int] = {}  # channel -> highest tag acked (acks only rise)
         # aio-pika runs each delivery as its own task, so a prefetched burst is handled before
         # any socket writer runs: keep a burst well inside a healthy client's send queue.
         self.prefetch = max(1, min(MAX_PREFETCH, send_queue // 2))
@@ -54,6 +77,12 @@ class EventConsumer:
         # Live message frames reach the sockets in seq order per room (ordering.py).
         self.ordering = RoomSequencer(self._deliver_message, self._history_after,
                                       self._resume_room)
+        self.handlers = {
+            event_type: getattr(self, f"_on_{event_type}") for event_type in (
+                "message_posted", "message_edited", "message_deleted", "messages_read",
+                "typing", "online", "offline", "room_created", "room_updated", "room_deleted",
+                "member_joined", "member_left", "session_revoked", "user_updated",
+                "user_deleted")}
 
     @property
     def consuming(self) -> bool:
@@ -103,30 +132,56 @@ class EventConsumer:
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         event_type = message.routing_key or ""
         try:
-            payload = json.loads(message.body)
+            payload = loads(message.body)
             if not isinstance(payload, dict):
                 raise ValueError("payload is not an object")
         except ValueError:
             log.warning("event_undecodable", type=event_type, exchange=message.exchange)
-            await message.ack()
+            self._ack(message)
             return
-        metrics = self.app.get("metrics")
-        if metrics is not None:
-            metrics.events_in.labels(type=event_type).inc()
-            sent_at = (message.timestamp.timestamp() if message.timestamp else None) \
-                or _payload_time(payload)
-            if sent_at is not None:
-                metrics.event_lag.observe(max(time.time() - sent_at, 0.0))
+        counter = self._events_in.get(event_type)
+        if counter is None:
+            counter = self._events_in[event_type] = self.metrics.events_in.labels(type=event_type)
+        counter.inc()
+        sent_at = (message.timestamp.timestamp() if message.timestamp else None) \
+            or _payload_time(payload)
+        if sent_at is not None:
+            self.metrics.event_lag.observe(max(time.time() - sent_at, 0.0))
         try:
             await self.route(event_type, payload)
         except Exception:
             # A broadcast event that fails here would fail again on redelivery: log, move on.
             log.exception("event_handling_failed", type=event_type)
-        await message.ack()
+        self._ack(message)
+
+    def _ack(self, message: AbstractIncomingMessage) -> None:
+        tag, channel = message.delivery_tag, message.channel
+        if tag is None:
+            return
+        due = self._acks_due
+        if not due:
+            asyncio.get_running_loop().call_soon(self._flush_acks)
+        if tag > due.get(channel, 0):
+            due[channel] = tag
+
+    def _flush_acks(self) -> None:
+        due, self._acks_due = self._acks_due, {}
+        for channel, tag in due.items():
+            if tag <= self._acked_upto.get(channel, 0) or channel.is_closed:
+                continue
+            self._acked_upto[channel] = tag
+            asyncio.ensure_future(self._send_ack(channel, tag))
+
+    @staticmethod
+    async def _send_ack(channel, tag: int) -> None:
+        try:
+            await channel.basic_ack(tag, multiple=True, wait=False)
+        except Exception as exc:  # the channel went away: its queue (exclusive) went too
+            log.warning("event_ack_failed", error=repr(exc))
 
     # --- routing -----------------------------------------------------------------------
     async def route(self, event_type: str, payload: dict) -> None:
-        handler = getattr(self, f"_on_{event_type}", None)
+        handler = self.handlers.get(event_type)
         if handler is not None:
             await handler(payload)
 
@@ -146,15 +201,15 @@ class EventConsumer:
 
     def _deliver_message(self, room_id: str, seq: int, message: dict) -> None:
         """The ordering's output: one message frame, in seq order, to the room's sockets."""
-        message_id = message.get("id")
         frame = Frame.of("message", _room=room_id, _seq=seq, message=message)
         # The sending connection already has this message in its ack.
-        self._to_room(room_id, frame, skip=lambda conn: message_id in conn.acked)
+        sender = self.hub.acked_by.pop(message.get("id"), None)
+        self.hub.deliver_to_room(frame, room_id, skip=sender)
 
     async def _history_after(self, room_id: str, after_seq: int, limit: int) -> list:
         """Missing messages of a room, read as one of its subscribers (members may read)."""
         for conn in list(self.hub.by_room.get(room_id, ())):
-            page = await self.app["rpc"].call("rooms", "list_messages", conn.user_id, room_id,
+            page = await self.rpc.call("rooms", "list_messages", conn.user_id, room_id,
                                               after_seq=after_seq, limit=limit,
                                               timeout=HISTORY_FILL_SECONDS)
             return page.get("messages") or []
@@ -238,7 +293,8 @@ class EventConsumer:
         # A newcomer who is already connected announced their presence before they belonged
         # here; tell this room's subscribers now, or they would show them offline.
         user_id = user.get("id")
-        if user_id and room_id and (await online(self.app["redis"], self.app["keys"], [user_id]))[0]:
+        if user_id and room_id and self.presence is not None \
+                and await self.presence.is_online(user_id):
             await self._presence({"user_id": user_id, "room_ids": [room_id]}, "online")
 
     async def _on_member_left(self, payload: dict) -> None:
@@ -253,7 +309,7 @@ class EventConsumer:
 
     async def _track_membership(self, room_id, user_ids, joined: bool) -> None:
         """Keep user:<uid>:rooms fresh for users connected here (presence fan-out)."""
-        presence = self.app.get("presence")
+        presence = self.presence
         if presence is None or not room_id:
             return
         for user_id in user_ids or ():
@@ -268,9 +324,7 @@ class EventConsumer:
         if not session_id:
             return
         expires_at = unix_seconds(payload.get("expires_at")) or time.time() + DEFAULT_SESSION_TTL
-        tokens = self.app.get("tokens")
-        if tokens is not None:
-            await tokens.revoke_local(session_id, expires_at)
+        await self.tokens.revoke_local(session_id, expires_at)
         await self.hub.close_session(session_id, CLOSE_SESSION_REVOKED)
 
     async def _on_user_updated(self, payload: dict) -> None:
@@ -282,7 +336,7 @@ class EventConsumer:
         if not user_id:
             return
         try:
-            room_ids = await self.app["rpc"].call("rooms", "room_ids_for_user", user_id,
+            room_ids = await self.rpc.call("rooms", "room_ids_for_user", user_id,
                                                   timeout=PROFILE_LOOKUP_SECONDS)
         except ParleyError as exc:  # rooms away: the new name shows on the next load instead
             log.warning("profile_fanout_skipped", user_id=user_id, error=exc.code)

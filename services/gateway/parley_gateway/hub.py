@@ -14,14 +14,16 @@ per-socket backlog of at most WS_SEND_QUEUE frames; one more and the socket is c
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
-from collections import OrderedDict, defaultdict, deque
+from collections import defaultdict, deque
 from typing import Iterable
 
 from aiohttp import web
 
 from parley_common.logs import get_logger
 
+from .metrics import NULL_METRICS
 from .wire import Frame, OutboundBatcher
 
 log = get_logger("parley_gateway.hub")
@@ -36,8 +38,11 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_AUTH_TIMEOUT = 4408
 CLOSE_RATE_LIMITED = 4429
 
-RECENT_ACKS = 256  # message ids a connection remembers having acked (to skip their echo)
+RECENT_ACKS = 8192  # message ids the hub remembers having acked, and to which socket
 CLOSE_HANDSHAKE_SECONDS = 2.0  # how long a server-initiated close waits for the client's reply
+EXPIRY_RESOLUTION = 1.0  # sockets whose tokens expire within the same second share one timer
+DEFAULT_HEARTBEAT_SECONDS = 20.0  # a socket silent this long is pinged; no pong: dropped
+PING_FRAME = b"\x89\x00"  # FIN + ping, no payload, unmasked (server to client)
 
 __all__ = ["Frame", "Connection", "Hub"]
 
@@ -60,6 +65,12 @@ class LingeringWebSocketResponse(web.WebSocketResponse):
 
 
 class Connection:
+    # One per socket, for the socket's life: no per-instance __dict__ (memory per socket).
+    __slots__ = ("hub", "ws", "conn_id", "user_id", "session_id", "expires_at", "user", "rooms",
+                 "replaying", "replayed_to", "queue_size", "out", "backlog", "closing",
+                 "close_code", "transport", "protocol", "_drainer", "expiry_bucket", "_closer",
+                 "_reader", "_reading", "heard", "quiet_sweeps")
+
     def __init__(self, hub: "Hub", ws: web.WebSocketResponse, queue_size: int):
         self.hub = hub
         self.ws = ws
@@ -73,7 +84,6 @@ class Connection:
         self.replaying: dict[str, list[Frame]] = {}
         # room_id -> the last seq a subscribe {after_seq} replayed: live copies are dropped
         self.replayed_to: dict[str, int] = {}
-        self.acked: OrderedDict[str, None] = OrderedDict()
         self.queue_size = queue_size
         self.out: list[Frame] = []  # frames of this loop turn, written by the hub's flush
         self.backlog: deque[Frame] | None = None  # frames held while the transport is paused
@@ -83,10 +93,25 @@ class Connection:
         self.transport = req.transport if req is not None else None
         self.protocol = req.protocol if req is not None else None
         self._drainer: asyncio.Task | None = None
-        self._expiry: asyncio.TimerHandle | None = None
+        self.expiry_bucket: int | None = None  # Hub.expire_at: the hub's timer that closes it
         self._closer: asyncio.Task | None = None
         self._reader: asyncio.Task | None = None  # the handler's task while it is in receive()
         self._reading = False
+        # The hub's heartbeat sweep (Hub.run_heartbeat) instead of aiohttp's per-socket
+        # ping timers: anything the client sends counts as a sign of life.
+        self.heard = True
+        self.quiet_sweeps: int | None = None  # None: not swept (aiohttp's heartbeat, or none)
+        protocol = self.protocol
+        if protocol is not None and getattr(ws, "_heartbeat", None) is None:
+            protocol._data_received_cb = self._heard  # aiohttp's hook for its own heartbeat
+            self.quiet_sweeps = 0
+        if protocol is not None and protocol._upgraded and protocol._payload_parser is not None:
+            # Upgraded: every byte goes to the WebSocket parser from now on; the HTTP request
+            # parser (with its C state) is dead weight for the socket's life.
+            protocol._parser = None
+
+    def _heard(self) -> None:
+        self.heard = True
 
     # --- sending -----------------------------------------------------------------------
     def push(self, frame: Frame) -> None:
@@ -110,11 +135,7 @@ class Connection:
             if self.closing:
                 return
         self._enqueue(frame, bounded=False)
-
-    def remember_ack(self, message_id: str) -> None:
-        self.acked[message_id] = None
-        if len(self.acked) > RECENT_ACKS:
-            self.acked.popitem(last=False)
+        self.hub.outbound.count(frame, 1)
 
     def _enqueue(self, frame: Frame, bounded: bool = True) -> None:
         backlog = self.backlog
@@ -148,7 +169,6 @@ class Connection:
             transport.write(frames[0].wire)
         else:
             transport.write(b"".join([frame.wire for frame in frames]))
-        self.hub.outbound.count(frames)
         if self.backlog is None and self.protocol is not None and self.protocol.writing_paused:
             self._start_backlog()
 
@@ -220,8 +240,7 @@ class Connection:
             return
         self.closing = True
         self.close_code = code
-        if self._expiry is not None:
-            self._expiry.cancel()
+        self.hub.cancel_expiry(self)
         reader, self._reader = self._reader, None
         if reader is not None and reader is not asyncio.current_task():
             reader.cancel()  # see receive()
@@ -265,8 +284,7 @@ class Connection:
         """Called by the handler once the socket is done: let a close handshake in progress
         complete (bounded), then drop what is still queued."""
         self.closing = True
-        if self._expiry is not None:
-            self._expiry.cancel()
+        self.hub.cancel_expiry(self)
         if self._closer is not None and not self._closer.done():
             await asyncio.wait([self._closer], timeout=3.5)
         await self._stop_drainer()
@@ -277,28 +295,46 @@ class Connection:
         if self.backlog is not None:
             self.backlog = None
 
+    def heartbeat(self) -> None:
+        """One sweep of the hub's heartbeat (every half interval): a socket that sent nothing
+        for a sweep is pinged at the next, and dropped at the one after if still silent (the
+        pong is data too) - what aiohttp's per-socket heartbeat did, without its timers."""
+        if self.quiet_sweeps is None:
+            return
+        if self.heard:
+            self.heard = False
+            self.quiet_sweeps = 0
+            return
+        self.quiet_sweeps += 1
+        transport = self.transport
+        if self.closing or transport is None or transport.is_closing():
+            return
+        if self.quiet_sweeps == 2:
+            transport.write(PING_FRAME)
+        elif self.quiet_sweeps > 2:
+            log.info("ws_pong_missing", conn_id=self.conn_id, user_id=self.user_id)
+            # aiohttp's own handling of a missing pong: closed 1006, the reader gets an ERROR
+            self.ws._handle_ping_pong_exception(asyncio.TimeoutError("no pong received"))
+
     def expire_at(self, loop_delay: float) -> None:
-        if self._expiry is not None:  # a renewed token replaces the earlier deadline
-            self._expiry.cancel()
-        self._expiry = asyncio.get_running_loop().call_later(
-            max(loop_delay, 0.0), self.close, CLOSE_UNAUTHENTICATED, "token expired")
+        """Close with 4401 once the token has expired (a renewed token moves the deadline)."""
+        self.hub.expire_at(self, loop_delay)
 
 
 class Hub:
-    def __init__(self, settings, metrics=None):
+    def __init__(self, settings, metrics=NULL_METRICS):
         self.settings = settings
-        self.metrics = metrics
         self.connections: dict[str, Connection] = {}
         self.by_user: dict[str, set[Connection]] = defaultdict(set)
         self.by_session: dict[str, set[Connection]] = defaultdict(set)
         self.by_room: dict[str, set[Connection]] = defaultdict(set)
         self.outbound = OutboundBatcher(metrics)
         self.draining = False
-        self.consumer = None  # events.EventConsumer, set by ws.setup_ws
-
-    @property
-    def consuming(self) -> bool:
-        return self.consumer is not None and self.consumer.consuming
+        # message id -> the conn_id of the socket whose ack carried it: that socket skips the
+        # message frame (DESIGN.md §5 allows either; one map for the hub, not one per socket;
+        # ids, not sockets, so a closed socket is not kept alive by it)
+        self.acked_by: dict[str, str] = {}
+        self._expiring: dict[int, set[Connection]] = {}  # expiry second -> its sockets
 
     # --- registry ----------------------------------------------------------------------
     def new_connection(self, ws: web.WebSocketResponse) -> Connection:
@@ -337,6 +373,48 @@ class Hub:
     def has_user(self, user_id: str) -> bool:
         return bool(self.by_user.get(user_id))
 
+    # --- token expiry: one timer per second of expiries, not one per socket -------------
+    def expire_at(self, conn: Connection, loop_delay: float) -> None:
+        self.cancel_expiry(conn)
+        loop = asyncio.get_running_loop()
+        bucket = math.ceil((loop.time() + max(loop_delay, 0.0)) / EXPIRY_RESOLUTION)
+        conns = self._expiring.get(bucket)
+        if conns is None:
+            conns = self._expiring[bucket] = set()
+            loop.call_at(bucket * EXPIRY_RESOLUTION, self._expire, bucket)
+        conns.add(conn)
+        conn.expiry_bucket = bucket
+
+    def cancel_expiry(self, conn: Connection) -> None:
+        bucket, conn.expiry_bucket = conn.expiry_bucket, None
+        if bucket is not None:
+            self._expiring.get(bucket, set()).discard(conn)
+
+    def _expire(self, bucket: int) -> None:
+        for conn in self._expiring.pop(bucket, ()):
+            conn.expiry_bucket = None
+            conn.close(CLOSE_UNAUTHENTICATED, "token expired")
+
+    def remember_ack(self, conn: Connection, message_id: str) -> None:
+        acked = self.acked_by
+        acked[message_id] = conn.conn_id
+        if len(acked) > RECENT_ACKS:
+            del acked[next(iter(acked))]  # the oldest
+
+    # --- heartbeat ---------------------------------------------------------------------
+    async def run_heartbeat(self, interval: float) -> None:
+        """Ping silent sockets and drop the ones that do not answer (Connection.heartbeat):
+        one sweep over all sockets every interval/2 instead of timers per socket."""
+        if interval <= 0:
+            return
+        while True:
+            await asyncio.sleep(interval / 2)
+            for conn in list(self.connections.values()):
+                try:
+                    conn.heartbeat()
+                except Exception:  # one broken socket must not stop the sweep
+                    log.exception("ws_heartbeat_failed", conn_id=conn.conn_id)
+
     # --- fan-out -----------------------------------------------------------------------
     def subscribers(self, room_id: str) -> set[Connection]:
         return set(self.by_room.get(room_id, ()))
@@ -355,6 +433,21 @@ class Hub:
                 continue
             conn.push(frame)
             count += 1
+        self.outbound.count(frame, count)
+        return count
+
+    def deliver_to_room(self, frame: Frame, room_id: str, skip: str | None = None) -> int:
+        """``deliver`` to a room's subscribers (but the one whose conn_id is ``skip``), without
+        building a target set."""
+        targets = self.by_room.get(room_id)
+        if not targets:
+            return 0
+        count = 0
+        for conn in tuple(targets):
+            if conn.conn_id != skip:
+                conn.push(frame)
+                count += 1
+        self.outbound.count(frame, count)
         return count
 
     async def close_session(self, session_id: str, code: int = CLOSE_SESSION_REVOKED) -> int:

@@ -8,6 +8,8 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 
 
 class Metrics:
+    """The instruments; a part built without an app (unit tests) gets NULL_METRICS instead, so
+    no caller checks for None."""
     content_type = CONTENT_TYPE_LATEST
 
     def __init__(self) -> None:
@@ -61,3 +63,39 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _NullInstrument:
+    """Takes a counter's, gauge's or histogram's calls and records nothing."""
+
+    def labels(self, *args, **kwargs) -> "_NullInstrument":
+        return self
+
+    def inc(self, amount: float = 1) -> None:
+        pass
+
+    def dec(self, amount: float = 1) -> None:
+        pass
+
+    def observe(self, amount: float) -> None:
+        pass
+
+
+class NullMetrics:
+    """The null object of Metrics: every instrument is there and records nothing."""
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        null = _NullInstrument()
+        for name in ("ws_connections", "ws_frames_in", "ws_frames_out", "rpc_latency",
+                     "event_lag", "events_in", "http_requests", "http_latency", "rate_limited"):
+            setattr(self, name, null)
+
+    def observe_rpc(self, method: str, seconds: float, outcome: str) -> None:
+        pass
+
+    def render(self) -> bytes:
+        return b""
+
+
+NULL_METRICS = NullMetrics()

@@ -60,6 +60,9 @@ class Presence:
         self._beat_task: asyncio.Task | None = None
         self.local: dict[str, str] = {}  # conn_id -> user_id, for re-registration
 
+    async def is_online(self, user_id: str) -> bool:
+        return (await online(self.redis, self.keys, [user_id]))[0]
+
     # --- connections -------------------------------------------------------------------
     async def connected(self, conn_id: str, user_id: str) -> None:
         self.local[conn_id] = user_id

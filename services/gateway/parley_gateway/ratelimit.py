@@ -19,6 +19,7 @@ from aiohttp import web
 from parley_common.cache_keys import CacheKeys
 from parley_common.errors import RateLimited
 
+from .metrics import NULL_METRICS
 from .settings import Settings
 
 LOGIN_ACCOUNT = "login-user"
@@ -104,7 +105,7 @@ def login_key(login: str) -> str:
 
 
 class RateLimiter:
-    def __init__(self, redis_client, keys: CacheKeys, settings: Settings, metrics=None):
+    def __init__(self, redis_client, keys: CacheKeys, settings: Settings, metrics=NULL_METRICS):
         self.redis = redis_client
         self.keys = keys
         self.settings = settings
@@ -113,8 +114,7 @@ class RateLimiter:
         self._refund = redis_client.register_script(_REFUND)
 
     def _refuse(self, bucket: str, ttl: int, message: str) -> RateLimited:
-        if self.metrics is not None:
-            self.metrics.rate_limited.labels(bucket).inc()
+        self.metrics.rate_limited.labels(bucket).inc()
         return RateLimited(message, retry_after=max(1, int(ttl)))
 
     async def _count(self, key: str, window: int) -> int:

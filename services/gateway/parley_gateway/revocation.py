@@ -34,14 +34,13 @@ async def sweep(hub: Hub, redis_client, keys) -> int:
     return closed
 
 
-async def run_periodically(app) -> None:
-    interval = app["settings"].ws_revocation_check_seconds
+async def run_periodically(hub: Hub, redis_client, keys, interval: float) -> None:
     if interval <= 0:
         return
     while True:
         await asyncio.sleep(interval)
         try:
-            await sweep(app["hub"], app["redis"], app["keys"])
+            await sweep(hub, redis_client, keys)
         except (redis.exceptions.RedisError, OSError) as exc:
             log.warning("revocation_sweep_skipped", error=repr(exc))
         except asyncio.CancelledError:

@@ -8,7 +8,7 @@ compression). Every socket the frame goes to is handed the same bytes object.
 ``OutboundBatcher`` collects the sockets that got frames during one event-loop turn and
 writes each one's frames with a single ``transport.write`` at the end of the turn (one
 ``call_soon`` for all of them), so a burst of events costs one syscall per socket, not one per
-frame; it also counts the frames sent, per type, into the metrics once per turn.
+frame; it also counts the frames handed out, per type, into the metrics once per turn.
 """
 from __future__ import annotations
 
@@ -35,6 +35,17 @@ def dumps(value: Any) -> bytes:
         except TypeError:  # e.g. an integer beyond 64 bits: the stdlib encoder takes it
             pass
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def loads(raw: bytes | str) -> Any:
+    """JSON from bytes or text (orjson; the stdlib parser for what orjson refuses, e.g. an
+    integer beyond 64 bits or NaN). Raises ValueError when it is not JSON."""
+    if orjson is not None:
+        try:
+            return orjson.loads(raw)
+        except ValueError:
+            pass
+    return json.loads(raw)
 
 
 def websocket_text_frame(payload: bytes) -> bytes:
@@ -75,7 +86,7 @@ class Frame:
 class OutboundBatcher:
     """The sockets with frames waiting in this loop turn; flushed once at its end."""
 
-    def __init__(self, metrics=None):
+    def __init__(self, metrics):
         self.metrics = metrics
         self._dirty: list = []
         self._scheduled = False
@@ -87,10 +98,13 @@ class OutboundBatcher:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self.flush)
 
-    def count(self, frames) -> None:
+    def count(self, frame: Frame, sockets: int) -> None:
+        """A frame handed to ``sockets`` sockets (metrics, added up once per turn)."""
         counts = self._counts
-        for frame in frames:
-            counts[frame.type] = counts.get(frame.type, 0) + 1
+        counts[frame.type] = counts.get(frame.type, 0) + sockets
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
         self._scheduled = False
@@ -100,7 +114,7 @@ class OutboundBatcher:
                 conn.flush()
             except Exception:  # one broken socket must not stop the others' writes
                 conn.out = []
-        if self._counts and self.metrics is not None:
+        if self._counts:
             for frame_type, count in self._counts.items():
                 self.metrics.ws_frames_out.labels(type=frame_type).inc(count)
             self._counts = {}

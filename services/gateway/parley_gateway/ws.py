@@ -1,5 +1,6 @@
-"""WebSocket ``GET /api/v1/ws``: authentication, the frame protocol (DESIGN.md §5) and the
-start-up / draining of the hub, the event consumer and presence.
+"""WebSocket ``GET /api/v1/ws``: authentication and the frame protocol (DESIGN.md §5). The
+hub, event consumer and presence are wired, started and drained by realtime.py; a session
+gets them explicitly (realtime.Realtime).
 
 Close codes: 4401 not authenticated / token expired, 4408 no auth frame in time, 4001
 session revoked, 4429 too many messages, 1009 frame too large, 1001 server draining, and
@@ -19,30 +20,29 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
-from parley_common.backoff import Backoff
 from parley_common.errors import (Forbidden, InvalidJson, ParleyError, RateLimited,
                                   Unavailable, ValidationFailed)
 from parley_common.logs import get_logger
 from parley_common.text import loads_bounded, storable, unstorable_details
 
-from . import revocation, schemas
-from .budget import Budgets, Verdict
-from .events import EventConsumer
+from . import schemas
+from .budget import Verdict
 from .http import SchemaValidator, check_fields
 from .hub import (CLOSE_AUTH_TIMEOUT, CLOSE_INTERNAL, CLOSE_RATE_LIMITED,
                   CLOSE_SESSION_REVOKED, CLOSE_TRY_AGAIN_LATER, CLOSE_UNAUTHENTICATED,
                   Connection, Frame, Hub, LingeringWebSocketResponse)
-from .presence import Presence
 from .tokens import bearer
+
+if TYPE_CHECKING:
+    from .realtime import Realtime
 
 log = get_logger("parley_gateway.ws")
 
 WS_PATH = "/api/v1/ws"
-DEFAULT_WS_HEARTBEAT = 20.0  # aiohttp pings; a peer that does not pong is dropped
 RATE_WINDOW = 10  # seconds of the ws-send budget (settings.ws_rate per window)
 RATE_WARNINGS = 3  # rate_limited error frames before we close with 4429
 REPLAY_PAGE = 100
@@ -51,83 +51,22 @@ CLIENT_FRAME_TYPES = frozenset(schemas.FRAMES)
 FRAME_VALIDATORS = {type_: SchemaValidator(schema) for type_, schema in schemas.FRAMES.items()}
 
 
-def setup_ws(app: web.Application) -> None:
-    """Add the WebSocket route and the hub's start-up, draining and clean-up hooks."""
-    app["hub"] = Hub(app["settings"], app.get("metrics"))
-    app["budgets"] = Budgets(app["settings"])  # frame/send budgets and caps (budget.py)
-    app.router.add_get(WS_PATH, websocket_handler)
-    app.on_startup.append(_start)
-    app.on_shutdown.append(_drain)
-    app.on_cleanup.append(_cleanup)
-
-
-async def _start(app: web.Application) -> None:
-    settings, hub = app["settings"], app["hub"]
-    hub.metrics = app.get("metrics")
-    consumer = EventConsumer(app, hub, settings.amqp_uri, settings.instance_id,
-                             settings.ws_send_queue)
-    backoff = Backoff(0.5, 10.0)
-    while True:  # the broker may come up after us (compose, swarm): retry with back-off
-        try:
-            await consumer.start()
-            break
-        except Exception as exc:
-            delay = backoff.next()
-            log.warning("event_consumer_unavailable", error=repr(exc), retry_in=round(delay, 2))
-            await consumer.close()
-            await asyncio.sleep(delay)
-    hub.consumer = consumer
-    presence = Presence(app["redis"], app["keys"], settings.instance_id, consumer.publish,
-                        app["rpc"], settings.heartbeat_seconds)
-    app["presence"] = presence
-    presence.start()
-    app["revocation_sweep"] = asyncio.create_task(revocation.run_periodically(app))
-
-
-async def _drain(app: web.Application) -> None:
-    hub: Hub = app["hub"]
-    budget = float(app["settings"].drain_seconds)
-    try:
-        await asyncio.wait_for(hub.shutdown(), budget)
-    except asyncio.TimeoutError:
-        log.warning("ws_drain_timeout", remaining=len(hub.connections))
-    presence: Presence | None = app.get("presence")
-    if presence is not None:
-        try:
-            await asyncio.wait_for(presence.stop(), max(budget / 2, 1.0))
-        except asyncio.TimeoutError:
-            log.warning("presence_stop_timeout")
-    log.info("ws_drained")
-
-
-async def _cleanup(app: web.Application) -> None:
-    hub: Hub = app["hub"]
-    if app.get("revocation_sweep") is not None:
-        app["revocation_sweep"].cancel()
-    if hub.consumer is not None:
-        try:
-            await asyncio.wait_for(hub.consumer.close(), 3)
-        except Exception:
-            pass
-
-
 # --- the connection handler --------------------------------------------------------------
 
-async def websocket_handler(request: web.Request) -> web.StreamResponse:
-    app = request.app
-    hub: Hub = app["hub"]
+async def websocket_handler(realtime: "Realtime", request: web.Request) -> web.StreamResponse:
+    hub = realtime.hub
     if hub.draining:
         error = Unavailable("This server is draining; reconnect to another one.", retry_after=1)
         return web.json_response(error.to_body(), status=503,
                                  headers={"Retry-After": str(error.retry_after)})
-    settings = app["settings"]
-    # No permessage-deflate: the hub writes prepared uncompressed frames (wire.py).
-    ws = LingeringWebSocketResponse(max_msg_size=settings.ws_max_frame, compress=False,
-                                    heartbeat=getattr(settings, "ws_heartbeat", DEFAULT_WS_HEARTBEAT))
+    settings = realtime.settings
+    # No permessage-deflate: the hub writes prepared uncompressed frames (wire.py). No
+    # aiohttp heartbeat (timers per socket): the hub pings silent sockets in one sweep.
+    ws = LingeringWebSocketResponse(max_msg_size=settings.ws_max_frame, compress=False)
     await ws.prepare(request)
     _bound_socket_buffers(request, settings.ws_socket_sndbuf)
     conn = hub.new_connection(ws)
-    session = WsSession(app, conn)
+    session = WsSession(realtime, conn)
     try:
         await session.run(request.headers.get("Authorization"))
     except asyncio.CancelledError:
@@ -145,26 +84,20 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
 class WsSession:
     """One socket's protocol state machine."""
 
-    def __init__(self, app: web.Application, conn: Connection):
-        self.app = app
+    __slots__ = ("realtime", "conn", "ws", "hub", "settings", "rpc", "metrics", "registered",
+                 "rate_warnings", "budget")
+
+    def __init__(self, realtime: "Realtime", conn: Connection):
+        self.realtime = realtime
         self.conn = conn
         self.ws = conn.ws
-        self.hub: Hub = app["hub"]
-        self.settings = app["settings"]
-        self.rpc = app["rpc"]
-        self.metrics = app.get("metrics")
+        self.hub: Hub = realtime.hub
+        self.settings = realtime.settings
+        self.rpc = realtime.rpc
+        self.metrics = realtime.metrics
         self.registered = False
         self.rate_warnings = 0
-        self.budget = app["budgets"].for_connection()  # every client frame takes a token
-        self.handlers = {
-            "subscribe": self.on_subscribe,
-            "unsubscribe": self.on_unsubscribe,
-            "send": self.on_send,
-            "typing": self.on_typing,
-            "read": self.on_read,
-            "ping": self.on_ping,
-            "auth": self.on_renew,
-        }
+        self.budget = realtime.budgets.for_connection()  # every client frame takes a token
 
     # --- life cycle --------------------------------------------------------------------
     async def run(self, authorization: str | None) -> None:
@@ -188,15 +121,12 @@ class WsSession:
         self.hub.unregister(conn)
         await conn.finish()
         if self.registered:
-            if self.metrics is not None:
-                self.metrics.ws_connections.dec()
-            presence: Presence | None = self.app.get("presence")
-            if presence is not None:
-                try:
-                    await presence.disconnected(conn.conn_id, conn.user_id)
-                except Exception as exc:
-                    log.warning("presence_disconnect_failed", conn_id=conn.conn_id,
-                                error=str(exc))
+            self.metrics.ws_connections.dec()
+            try:
+                await self.realtime.presence.disconnected(conn.conn_id, conn.user_id)
+            except Exception as exc:
+                log.warning("presence_disconnect_failed", conn_id=conn.conn_id,
+                            error=str(exc))
         log.info("ws_closed", conn_id=conn.conn_id, user_id=conn.user_id,
                  code=conn.close_code or self.ws.close_code)
 
@@ -224,7 +154,7 @@ class WsSession:
                 return False
             token = frame["token"]
         try:
-            principal = await self.app["tokens"].verify(token)
+            principal = await self.realtime.tokens.verify(token)
             me = await self.rpc.call("auth", "get_me", principal.user_id)
         except ParleyError as exc:  # Unauthenticated, or NotFound for a deleted user
             if isinstance(exc, Unavailable):
@@ -236,17 +166,16 @@ class WsSession:
         conn.user_id, conn.session_id = principal.user_id, principal.session_id
         conn.expires_at = float(principal.expires_at)
         conn.user = {k: me.get(k) for k in ("id", "username", "display_name")}
-        if not self.app["budgets"].socket_allowed(len(self.hub.by_user.get(conn.user_id, ()))):
+        if not self.realtime.budgets.socket_allowed(len(self.hub.by_user.get(conn.user_id, ()))):
             await self.ws.close(code=CLOSE_RATE_LIMITED, message=b"too many sockets for this user")
             return False
         self.hub.register(conn)
         self.registered = True
-        if self.metrics is not None:
-            self.metrics.ws_connections.inc()
+        self.metrics.ws_connections.inc()
         # A logout may have raced this auth: its event found no socket to close. Registered
         # now, a later event finds it; an earlier revocation is in the cache.
         try:
-            revoked = await self.app["tokens"].is_revoked(conn.session_id)
+            revoked = await self.realtime.tokens.is_revoked(conn.session_id)
         except ParleyError:  # neither the cache nor auth can tell: come back later
             conn.close(CLOSE_TRY_AGAIN_LATER, "try again later")
             return False
@@ -254,12 +183,10 @@ class WsSession:
             conn.close(CLOSE_SESSION_REVOKED, "session revoked")
             return False
         conn.expire_at(conn.expires_at - time.time())
-        presence: Presence | None = self.app.get("presence")
-        if presence is not None:
-            try:
-                await presence.connected(conn.conn_id, conn.user_id)
-            except Exception as exc:  # presence is best effort; the socket still works
-                log.warning("presence_connect_failed", conn_id=conn.conn_id, error=str(exc))
+        try:
+            await self.realtime.presence.connected(conn.conn_id, conn.user_id)
+        except Exception as exc:  # presence is best effort; the socket still works
+            log.warning("presence_connect_failed", conn_id=conn.conn_id, error=str(exc))
         await self.reply("ready", ref, user=me, session_id=conn.session_id)
         log.info("ws_ready", conn_id=conn.conn_id, user_id=conn.user_id)
         return True
@@ -285,7 +212,7 @@ class WsSession:
             await self.reply_error(ValidationFailed(details=unstorable), ref)
             return
         frame_type = frame.get("type")
-        handler = self.handlers.get(frame_type) if isinstance(frame_type, str) else None
+        handler = HANDLERS.get(frame_type) if isinstance(frame_type, str) else None
         self.count_in(frame_type if handler is not None else "unknown")
         if handler is None:
             await self.reply_error(ValidationFailed(
@@ -294,7 +221,7 @@ class WsSession:
             return
         try:
             check_fields(FRAME_VALIDATORS[frame_type], frame)
-            await handler(frame, ref)
+            await handler(self, frame, ref)
         except ParleyError as exc:
             await self.reply_error(exc, ref)
         except Exception:
@@ -308,7 +235,7 @@ class WsSession:
         """A second ``auth {token}``: a refreshed token of the same session keeps the socket
         open past the first token's expiry (POST /auth/refresh issues it)."""
         # expired or revoked: an error frame
-        principal = await self.app["tokens"].verify(frame["token"])
+        principal = await self.realtime.tokens.verify(frame["token"])
         conn = self.conn
         if (principal.user_id, principal.session_id) != (conn.user_id, conn.session_id):
             raise Forbidden("A socket keeps the session it was opened with.")
@@ -321,7 +248,7 @@ class WsSession:
         room_id, after_seq = frame["room_id"], frame.get("after_seq")
         conn, uid = self.conn, self.conn.user_id
         if room_id not in conn.rooms:
-            if not self.app["budgets"].subscription_allowed(len(conn.rooms)):
+            if not self.realtime.budgets.subscription_allowed(len(conn.rooms)):
                 raise RateLimited(f"A socket may subscribe to at most "
                                   f"{self.settings.ws_max_subscriptions} rooms; unsubscribe "
                                   f"from one first.", retry_after=1)
@@ -344,8 +271,8 @@ class WsSession:
             except ParleyError:
                 self.hub.unsubscribe(conn, room_id)
                 raise
-            if self.hub.consumer is not None:  # live frames of this room start after it
-                self.hub.consumer.ordering.baseline(room_id, page.get("last_seq"))
+            # live frames of this room start after it
+            self.realtime.events.ordering.baseline(room_id, page.get("last_seq"))
             await self.reply("subscribed", ref, room_id=room_id, last_seq=page.get("last_seq"))
             if after_seq is not None:
                 while True:
@@ -374,18 +301,16 @@ class WsSession:
         room_id, text, client_id = frame["room_id"], frame["text"], frame["client_id"]
         if not await self.within_rate(ref):
             return
-        result = await self.app["posts"].post(self.conn.user_id, room_id, text, client_id)
+        result = await self.realtime.posts.post(self.conn.user_id, room_id, text, client_id)
         message = result["message"]  # {message, created}
-        self.conn.remember_ack(message["id"])
+        self.hub.remember_ack(self.conn, message["id"])
         await self.reply("ack", ref, client_id=client_id, message=message)
 
     async def on_typing(self, frame: dict, ref) -> None:
         room_id = frame["room_id"]
         if room_id not in self.conn.rooms:
             raise Forbidden("Subscribe to the room before sending typing.")
-        presence: Presence | None = self.app.get("presence")
-        if presence is not None:
-            await presence.typing(room_id, self.conn.user)
+        await self.realtime.presence.typing(room_id, self.conn.user)
 
     async def on_read(self, frame: dict, ref) -> None:
         room_id, seq = frame["room_id"], frame["seq"]
@@ -410,7 +335,7 @@ class WsSession:
         return False
 
     async def within_rate(self, ref) -> bool:
-        wait = self.app["budgets"].send_wait(self.conn.user_id)  # in-process, per user
+        wait = self.realtime.budgets.send_wait(self.conn.user_id)  # in-process, per user
         ttl = wait + 0.999
         if wait == 0.0:
             self.rate_warnings = 0
@@ -438,9 +363,20 @@ class WsSession:
         await self.reply("error", ref, **fields)
 
     def count_in(self, frame_type: str) -> None:
-        if self.metrics is not None:
-            label = frame_type if frame_type in CLIENT_FRAME_TYPES else "invalid"
-            self.metrics.ws_frames_in.labels(type=label).inc()
+        label = frame_type if frame_type in CLIENT_FRAME_TYPES else "invalid"
+        self.metrics.ws_frames_in.labels(type=label).inc()
+
+
+# Client frame type -> its WsSession handler (built once, not per socket).
+HANDLERS = {
+    "subscribe": WsSession.on_subscribe,
+    "unsubscribe": WsSession.on_unsubscribe,
+    "send": WsSession.on_send,
+    "typing": WsSession.on_typing,
+    "read": WsSession.on_read,
+    "ping": WsSession.on_ping,
+    "auth": WsSession.on_renew,
+}
 
 
 def _bound_socket_buffers(request: web.Request, size: int) -> None:

@@ -103,3 +103,88 @@ async def test_prepared_frames_of_every_length_form_decode(hub_server):
         assert json.loads(msg.data) == {"type": "message", "message": {"seq": seq, "text": text}}
     assert min(lengths) < 126 and any(126 <= n < 65536 for n in lengths) and max(lengths) >= 65536
     await ws.close()
+
+
+async def test_heartbeat_sweep_drops_a_silent_socket_and_keeps_one_that_pongs(hub_server):
+    """One hub-wide sweep replaces aiohttp's per-socket ping timers: a socket silent for a
+    sweep is pinged at the next and dropped at the one after unless something (its pong)
+    arrived; a client that answers pings stays."""
+    hub = hub_server.hub
+    silent_ws = await hub_server.http.ws_connect(hub_server.url + "?user=silent", autoping=False)
+    silent = await hub_server.connected.get()
+    alive_ws = await hub_server.http.ws_connect(hub_server.url + "?user=alive")  # autoping
+    alive = await hub_server.connected.get()
+    alive_reader = asyncio.create_task(alive_ws.receive())  # aiohttp answers pings while reading
+    sweep = asyncio.create_task(hub.run_heartbeat(0.2))  # a sweep every 0.1 s
+    try:
+        ping = await asyncio.wait_for(silent_ws.receive(), 5)
+        assert ping.type == aiohttp.WSMsgType.PING
+        for _ in range(100):
+            if silent.ws.closed:
+                break
+            await asyncio.sleep(0.05)
+        # no pong: dropped the way aiohttp's own heartbeat dropped it (1006, transport closed)
+        assert silent.ws.close_code == aiohttp.WSCloseCode.ABNORMAL_CLOSURE
+        assert silent.transport.is_closing()
+        msg = await asyncio.wait_for(silent_ws.receive(), 5)
+        assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
+                            aiohttp.WSMsgType.ERROR)
+        await asyncio.sleep(0.6)  # several more sweeps: the answering socket was pinged too
+        assert alive.conn_id in hub.connections and not alive.closing
+        assert not alive_reader.done()
+    finally:
+        sweep.cancel()
+        alive_reader.cancel()
+    await alive_ws.close()
+
+
+async def test_token_expiry_shares_hub_timers_and_a_renewal_moves_the_deadline(hub_server):
+    hub = hub_server.hub
+    ws = await hub_server.http.ws_connect(hub_server.url + "?user=renewing")
+    conn = await hub_server.connected.get()
+    conn.expire_at(0.2)
+    conn.expire_at(60)  # a refreshed token: the earlier deadline no longer applies
+    await asyncio.sleep(1.5)
+    assert not conn.closing
+    assert [conn] == [c for conns in hub._expiring.values() for c in conns]
+    await ws.close()
+    for _ in range(100):
+        if conn.conn_id not in hub.connections:
+            break
+        await asyncio.sleep(0.02)
+    assert not any(hub._expiring.values())  # a finished socket leaves no deadline behind
+
+
+async def test_event_acks_are_one_multiple_ack_per_loop_turn():
+    """The events handled in one loop turn are acknowledged with one basic.ack(multiple) for
+    the highest tag; acks only ever rise (an ack below one already sent would be a channel
+    error), per channel."""
+    from parley_gateway.events import EventConsumer
+
+    class Channel:
+        is_closed = False
+
+        def __init__(self):
+            self.acks = []
+
+        async def basic_ack(self, tag, multiple=False, wait=True):
+            self.acks.append((tag, multiple))
+
+    first, second = Channel(), Channel()
+    consumer = EventConsumer(Hub(SimpleNamespace(ws_send_queue=4, drain_seconds=2)),
+                             rpc=None, tokens=None, amqp_uri="", instance="t")
+
+    def handled(channel, tag):
+        consumer._ack(SimpleNamespace(delivery_tag=tag, channel=channel))
+
+    for tag in (2, 1, 3):
+        handled(first, tag)
+    handled(second, 7)
+    await asyncio.sleep(0.01)
+    assert first.acks == [(3, True)] and second.acks == [(7, True)]
+    handled(first, 2)  # handled late, already covered by the multiple ack of 3
+    await asyncio.sleep(0.01)
+    assert first.acks == [(3, True)]
+    handled(first, 4)
+    await asyncio.sleep(0.01)
+    assert first.acks == [(3, True), (4, True)]
