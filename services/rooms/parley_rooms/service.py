@@ -18,6 +18,7 @@ from parley_common.nameko_support import Database, Logger
 
 from . import validation as v
 from .amqp import LeanEventDispatcher, LeanRpc
+from .models import outbox as outbox_rows
 from .store import AUTOCOMMIT_ENGINE, PRIVATE, PUBLIC, NewPost, Store
 
 RPC_TIMEOUT_SECONDS = config.env_float("RPC_TIMEOUT_SECONDS", 5.0)
@@ -49,6 +50,13 @@ class RoomsDatabase(Database):
 
     def stop(self):
         if self.autocommit_engine is not None:
+            # Rows of confirmed events still waiting for their delete: gone now, or another
+            # replica's relay would send those events again (if the database is away: it will).
+            try:
+                outbox.Outbox(outbox_rows, None, fast_delete=self.autocommit_engine
+                              ).flush_released()
+            except Exception:
+                pass
             self.autocommit_engine.dispose()
         super().stop()
 

@@ -662,14 +662,25 @@ class Store:
         """The hot path on PostgreSQL: the whole batch in ONE statement on an autocommit
         connection (its own transaction, no separate COMMIT; see _PG_POST_BATCH). Raw DBAPI
         cursor and a constant SQL string: no SQLAlchemy compile/execute machinery per call."""
-        import psycopg2.errors  # here, not at the top: SQLite-only installs have no psycopg2
-
         now = utcnow()
         message_ids = [new_id() for _ in posts]
         params = {"ids": message_ids, "rooms": [post.room_id for post in posts],
                   "authors": [post.user_id for post in posts],
                   "clients": [post.client_id for post in posts],
-                  "texts": [post.text for post in posts], "now": now}
+                  "texts": [post.text for post in posts], "now": now,
+                  # outbox rows of events already confirmed: deleted by this same statement
+                  "released": self.outbox.take_released()}
+        try:
+            return self._run_post_batch(autocommit, posts, message_ids, params, now)
+        except BaseException:  # nothing committed: those rows still wait for their delete
+            self.outbox.restore_released(params["released"])
+            raise
+
+    def _run_post_batch(self, autocommit, posts: list[NewPost], message_ids: list[str],
+                        params: dict, now: datetime
+                        ) -> tuple[list[dict | ParleyError], list[Event]]:
+        import psycopg2.errors  # here, not at the top: SQLite-only installs have no psycopg2
+
         for _attempt in range(POST_ATTEMPTS):
             connection = autocommit.raw_connection()
             try:
@@ -916,6 +927,9 @@ WITH input AS MATERIALIZED (
       FROM (SELECT room_id, author_id, max(seq) AS top FROM fresh
              GROUP BY room_id, author_id) f
      WHERE m.room_id = f.room_id AND m.user_id = f.author_id
+), released AS (
+    DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE id = ANY(%(released)s::text[])
+                                    FOR UPDATE SKIP LOCKED)
 ), roster AS (
     SELECT room_id, array_agg(user_id ORDER BY joined_at, user_id) AS member_ids
       FROM memberships WHERE room_id IN (SELECT room_id FROM fresh)
