@@ -150,16 +150,24 @@ async def make_users(http: aiohttp.ClientSession, base: str, count: int) -> list
     gate = asyncio.Semaphore(16)
     tag = uuid.uuid4().hex[:6]
 
+    async def call(path: str, body: dict, ok: int, retried_ok: int | None = None):
+        """POST, retried while the server is too busy (429/503, on a loaded machine); after a
+        retry ``retried_ok`` also counts (the first attempt did it after all)."""
+        for attempt in range(10):
+            async with http.post(f"{base}{path}", json=body) as r:
+                if r.status == ok or (attempt and r.status == retried_ok):
+                    return await r.json()
+                if r.status not in (429, 503):
+                    raise AssertionError(await r.text())
+            await asyncio.sleep(1 + attempt)
+        raise AssertionError(f"{path}: the server stayed busy")
+
     async def one(n: int) -> dict:
         name = f"f{tag}{n}"
         async with gate:
-            async with http.post(f"{base}/api/v1/auth/register", json={
-                    "username": name, "email": f"{name}@example.com", "password": PASSWORD}) as r:
-                assert r.status == 201, await r.text()
-            async with http.post(f"{base}/api/v1/auth/login",
-                                 json={"username": name, "password": PASSWORD}) as r:
-                assert r.status == 200, await r.text()
-                body = await r.json()
+            await call("/api/v1/auth/register", {"username": name, "email": f"{name}@example.com",
+                                                 "password": PASSWORD}, 201, retried_ok=409)
+            body = await call("/api/v1/auth/login", {"username": name, "password": PASSWORD}, 200)
         return {"token": body["access_token"], "id": body["user"]["id"]}
 
     return list(await asyncio.gather(*(one(n) for n in range(count))))

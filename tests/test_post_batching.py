@@ -70,7 +70,22 @@ async def test_posts_wait_while_the_calls_in_flight_are_out(suite, http, rpc):
     answers = await asyncio.gather(*first, *second)
     assert rpc.batches == [5, 7]
     assert [answer["message"]["seq"] for answer in answers] == list(range(1, 13))
-    # and a batch never exceeds max_batch
+    # the same with the default max_in_flight: a partial batch waits for the one out (it grows
+    # meanwhile) instead of a second call carrying a few posts
+    rpc.batches.clear()
+    default = PostBatcher(rpc)
+    first = [asyncio.ensure_future(default.post(owner.id, room["id"], f"d{i}", f"d{i}"))
+             for i in range(3)]
+    await asyncio.sleep(0)
+    second = [asyncio.ensure_future(default.post(owner.id, room["id"], f"e{i}", f"e{i}"))
+              for i in range(4)]
+    await asyncio.sleep(0)
+    third = [asyncio.ensure_future(default.post(owner.id, room["id"], f"f{i}", f"f{i}"))
+             for i in range(2)]
+    answers = await asyncio.gather(*first, *second, *third)
+    assert rpc.batches == [3, 6]
+    assert [answer["message"]["seq"] for answer in answers] == list(range(13, 22))
+    # and a batch never exceeds max_batch; full batches go out side by side
     capped = PostBatcher(rpc, max_batch=4)
     rpc.batches.clear()
     await asyncio.gather(*(capped.post(owner.id, room["id"], f"c{i}", f"c{i}") for i in range(10)))

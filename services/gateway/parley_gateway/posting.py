@@ -1,12 +1,17 @@
 """Message posts go to rooms in batches: `rooms.post_messages`.
 
-Every send (WebSocket `send`, REST `POST .../messages`) waits here for its answer. Posts that
-arrive while `max_in_flight` batches are already on their way to rooms wait and leave
-together in the next batch. So at low traffic every post is a call of its own (no timer, no
-added latency), and under load batches grow by themselves: one RPC, one rooms worker, one
-database transaction and one broker confirm are shared by many messages instead of paid by
-each. Each post still gets its own answer (its message, or the error that refused it), and
-every post keeps its client_id, so a retried send is as idempotent as before.
+Every send (WebSocket `send`, REST `POST .../messages`) waits here for its answer. A post that
+finds no batch on its way to rooms leaves at once (with whatever arrived in the same turn of
+the loop): at low traffic every post is a call of its own, no timer, no added latency. Posts
+that arrive while a batch is out wait for it to come back and leave together in the next
+batch, so under load batches grow by themselves: one RPC, one rooms worker, one database
+statement and one broker confirm round are shared by many messages instead of paid by each
+(the fixed cost of a batch is most of its cost: 1 post ~1.5 ms of rooms + PostgreSQL CPU, 10
+posts ~3 ms). Only full batches (`max_batch` posts) go out while others are still out, up to
+`max_in_flight` at once: the rate at which one batch at a time would fall behind, where
+parallel rooms workers and replicas help. Each post still gets its own answer (its message,
+or the error that refused it), and every post keeps its client_id, so a retried send is as
+idempotent as before.
 """
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ class PostBatcher:
         # with 503, instead of memory and latency growing while rooms is slow or away.
         self.max_waiting = max_waiting
         self.max_batch = max_batch          # rooms accepts at most 100 posts per call
-        self.max_in_flight = max_in_flight  # batches awaiting rooms' answer at once
+        self.max_in_flight = max_in_flight  # full batches awaiting rooms' answer at once
         self._waiting: list[Waiting] = []
         self._in_flight = 0
         self._scheduled = False
@@ -53,6 +58,8 @@ class PostBatcher:
     def _send_batches(self) -> None:
         self._scheduled = False
         while self._waiting and self._in_flight < self.max_in_flight:
+            if self._in_flight and len(self._waiting) < self.max_batch:
+                break  # a partial batch waits for the one out: it grows meanwhile
             batch = self._waiting[:self.max_batch]
             del self._waiting[:self.max_batch]
             self._in_flight += 1
