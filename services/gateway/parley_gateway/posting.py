@@ -28,13 +28,15 @@ Waiting = tuple[dict, asyncio.Future]
 
 class PostBatcher:
     def __init__(self, rpc: AsyncRpcClient, *, max_batch: int = 100, max_in_flight: int = 4,
-                 max_waiting: int = 0):
+                 partial_in_flight: int = 1, max_waiting: int = 0):
         self.rpc = rpc
         # Posts allowed to wait for a batch (0 = unbounded): past it a post is refused at once
         # with 503, instead of memory and latency growing while rooms is slow or away.
         self.max_waiting = max_waiting
         self.max_batch = max_batch          # rooms accepts at most 100 posts per call
         self.max_in_flight = max_in_flight  # full batches awaiting rooms' answer at once
+        # A batch of fewer than max_batch posts leaves only while fewer than this many are out.
+        self.partial_in_flight = min(partial_in_flight, max_in_flight)
         self._waiting: list[Waiting] = []
         self._in_flight = 0
         self._scheduled = False
@@ -58,7 +60,7 @@ class PostBatcher:
     def _send_batches(self) -> None:
         self._scheduled = False
         while self._waiting and self._in_flight < self.max_in_flight:
-            if self._in_flight and len(self._waiting) < self.max_batch:
+            if self._in_flight >= self.partial_in_flight and len(self._waiting) < self.max_batch:
                 break  # a partial batch waits for the one out: it grows meanwhile
             batch = self._waiting[:self.max_batch]
             del self._waiting[:self.max_batch]
