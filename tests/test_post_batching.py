@@ -92,6 +92,32 @@ async def test_posts_wait_while_the_calls_in_flight_are_out(suite, http, rpc):
     assert sorted(rpc.batches) == [2, 4, 4]
 
 
+async def test_a_stalled_call_does_not_hold_the_next_posts_back(suite, http, rpc):
+    owner, _, room = await room_with_members(http, suite)
+    stalled = asyncio.Event()
+
+    class SlowFirstCall(RecordingClient):
+        async def call(self, service, method, *args, **kwargs):
+            if not stalled.is_set():  # the first call hangs (a replica stuck on its database)
+                stalled.set()
+                await asyncio.sleep(1.5)
+            return await super().call(service, method, *args, **kwargs)
+
+    slow = SlowFirstCall(suite.isolation.amqp_uri, caller="batcher-stall-test", timeout=10)
+    await slow.start()
+    try:
+        batcher = PostBatcher(slow, stalled_after=0.2)
+        first = asyncio.ensure_future(batcher.post(owner.id, room["id"], "stuck", "s-1"))
+        await stalled.wait()
+        second = await batcher.post(owner.id, room["id"], "not held back", "s-2")
+        # answered while the stuck call is still out: it left after stalled_after, not after it
+        assert not first.done() and second["created"]
+        assert (await first)["created"]
+        assert slow.batches == [1, 1]
+    finally:
+        await slow.close()
+
+
 async def test_each_post_gets_its_own_answer_or_error(suite, http, rpc):
     owner, (member,), room = await room_with_members(http, suite)
     stranger = await new_user(http, suite.url)
