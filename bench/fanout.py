@@ -150,16 +150,24 @@ async def make_users(http: aiohttp.ClientSession, base: str, count: int) -> list
     gate = asyncio.Semaphore(16)
     tag = uuid.uuid4().hex[:6]
 
+    async def call(path: str, body: dict, ok: int, retried_ok: int | None = None):
+        """POST, retried while the server is too busy (429/503, on a loaded machine); after a
+        retry ``retried_ok`` also counts (the first attempt did it after all)."""
+        for attempt in range(10):
+            async with http.post(f"{base}{path}", json=body) as r:
+                if r.status == ok or (attempt and r.status == retried_ok):
+                    return await r.json()
+                if r.status not in (429, 503):
+                    raise AssertionError(await r.text())
+            await asyncio.sleep(1 + attempt)
+        raise AssertionError(f"{path}: the server stayed busy")
+
     async def one(n: int) -> dict:
         name = f"f{tag}{n}"
         async with gate:
-            async with http.post(f"{base}/api/v1/auth/register", json={
-                    "username": name, "email": f"{name}@example.com", "password": PASSWORD}) as r:
-                assert r.status == 201, await r.text()
-            async with http.post(f"{base}/api/v1/auth/login",
-                                 json={"username": name, "password": PASSWORD}) as r:
-                assert r.status == 200, await r.text()
-                body = await r.json()
+            await call("/api/v1/auth/register", {"username": name, "email": f"{name}@example.com",
+                                                 "password": PASSWORD}, 201, retried_ok=409)
+            body = await call("/api/v1/auth/login", {"username": name, "password": PASSWORD}, 200)
         return {"token": body["access_token"], "id": body["user"]["id"]}
 
     return list(await asyncio.gather(*(one(n) for n in range(count))))
@@ -281,6 +289,7 @@ async def run_fanout(args, side: ServerSide, http: aiohttp.ClientSession) -> dic
         started = time.perf_counter()
         measure_from = started + args.warmup
         cpu_before, cpu_t0 = None, None
+        batches_before = (0.0, 0.0)
         profilers = start_profilers(args, side, index) if rate == args.profile_rate else []
         due_total = 0
         end = measure_from + args.duration
@@ -290,6 +299,7 @@ async def run_fanout(args, side: ServerSide, http: aiohttp.ClientSession) -> dic
                 break
             if cpu_before is None and now >= measure_from:
                 cpu_before, cpu_t0 = cpu_ticks(side), now
+                batches_before = await rpc_totals(http, side, "rooms.post_messages")
             target = int((now - started) * rate)
             while due_total < target:
                 n = len(sweep.sent_at)
@@ -314,6 +324,7 @@ async def run_fanout(args, side: ServerSide, http: aiohttp.ClientSession) -> dic
             await asyncio.sleep(0.01)
         settled = time.perf_counter()
         cpu_after = cpu_ticks(side)
+        batches_after = await rpc_totals(http, side, "rooms.post_messages")
         profiles = finish_profilers(profilers)
         received = sweep.received[index]
         ordered = sorted(sweep.latencies[index])
@@ -335,6 +346,13 @@ async def run_fanout(args, side: ServerSide, http: aiohttp.ClientSession) -> dic
             "core_busy_by_process": {name: round(seconds / window, 3)
                                      for name, seconds in sorted(cpu_by_process.items())},
         }
+        # The gateway's PostBatcher during the window: rooms.post_messages calls, mean posts
+        # per call and mean call time (posts sent in the window / calls answered in it).
+        batch_calls = batches_after[0] - batches_before[0]
+        if batch_calls:
+            step["post_batches"] = {
+                "calls": int(batch_calls), "mean_posts": round(sent_measured / batch_calls, 1),
+                "mean_ms": round((batches_after[1] - batches_before[1]) / batch_calls * 1000, 2)}
         if profiles:
             step["profiles"] = profiles
         step["ok"] = step["lost"] == 0 and step["errors"] == 0 and step["p99_ms"] <= P99_LIMIT_MS
@@ -497,28 +515,46 @@ async def run_roundtrip(args, side: ServerSide, http: aiohttp.ClientSession) -> 
                        ("users_me", "/api/v1/users/me")):
         times = []
         for n in range(args.round_trips + 50):
+            if n == 50:  # the first 50 warm up connections and caches
+                cpu_before = cpu_ticks(side)
             started = time.perf_counter()
             async with http.get(side.url + path, headers=headers) as r:
                 await r.read()
                 assert r.status == 200, r.status
-            if n >= 50:  # the first 50 warm up connections and caches
+            if n >= 50:
                 times.append(time.perf_counter() - started)
+        cpu_after = cpu_ticks(side)
         times.sort()
         result[name] = {"calls": len(times), "p50_ms": round(percentile(times, 0.5) * 1000, 2),
-                        "p99_ms": round(percentile(times, 0.99) * 1000, 2)}
+                        "p99_ms": round(percentile(times, 0.99) * 1000, 2),
+                        # CPU per call of each server process that spent at least 10 us on it
+                        "cpu_us_per_call": {
+                            process: round((ticks - cpu_before.get(process, 0)) / CLK_TCK
+                                           * 1e6 / len(times))
+                            for process, ticks in sorted(cpu_after.items())
+                            if (ticks - cpu_before.get(process, 0)) / CLK_TCK * 1e6
+                            / len(times) >= 10}}
     # The gateway's own view of the RPC inside those calls (its rpc_latency histogram).
+    for method, name in (("rooms.get_room", "get_room"), ("auth.get_me", "users_me")):
+        count, seconds = await rpc_totals(http, side, method)
+        if count:
+            result[name]["rpc_mean_ms"] = round(seconds / count * 1000, 2)
+    return result
+
+
+async def rpc_totals(http: aiohttp.ClientSession, side: ServerSide, method: str
+                     ) -> tuple[float, float]:
+    """(calls, seconds) of the gateway's successful ``method`` RPCs so far (its rpc_latency
+    histogram on /metrics)."""
     async with http.get(side.url + "/metrics") as r:
         metrics = await r.text()
-    for method, name in (("rooms.get_room", "get_room"), ("auth.get_me", "users_me")):
-        sums = {}
-        for line in metrics.splitlines():
-            if line.startswith("parley_gateway_rpc_latency_seconds_") and f'method="{method}"' in line \
-                    and 'outcome="ok"' in line:
-                kind = line.split("{", 1)[0].rsplit("_", 1)[-1]
-                sums[kind] = float(line.rsplit(" ", 1)[1])
-        if sums.get("count"):
-            result[name]["rpc_mean_ms"] = round(sums["sum"] / sums["count"] * 1000, 2)
-    return result
+    sums = {}
+    for line in metrics.splitlines():
+        if line.startswith("parley_gateway_rpc_latency_seconds_") and f'method="{method}"' in line \
+                and 'outcome="ok"' in line:
+            kind = line.split("{", 1)[0].rsplit("_", 1)[-1]
+            sums[kind] = float(line.rsplit(" ", 1)[1])
+    return sums.get("count", 0.0), sums.get("sum", 0.0)
 
 
 # --- main ----------------------------------------------------------------------------------

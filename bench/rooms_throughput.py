@@ -54,6 +54,12 @@ def parse_args() -> argparse.Namespace:
                         help="one post_message call per post instead of the gateway's batching")
     parser.add_argument("--batches-in-flight", type=int, default=4,
                         help="batched mode: calls awaiting an answer at once (gateway default 4)")
+    parser.add_argument("--partial-in-flight", type=int, default=1,
+                        help="batched mode: calls of less than a full batch out at once "
+                             "(gateway default 1)")
+    parser.add_argument("--rate", type=float, default=None,
+                        help="open loop: post at this many msgs/s (default: as fast as "
+                             "--concurrency allows)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the replicas' log files")
     return parser.parse_args()
 
@@ -100,15 +106,19 @@ async def post_all(client: AsyncRpcClient, people, rooms, messages: int, concurr
             await client.call("rooms", "post_message", author_id, room_id, text, client_id,
                               timeout=60)
     else:
-        send = PostBatcher(client, max_in_flight=args.batches_in_flight).post
+        send = PostBatcher(client, max_in_flight=args.batches_in_flight,
+                           partial_in_flight=args.partial_in_flight).post
     latencies: list[float] = []
     failures: dict[str, int] = {}
-    gate = asyncio.Semaphore(concurrency)
+    gate = asyncio.Semaphore(concurrency if not args.rate else messages)
     run_tag = uuid.uuid4().hex[:8]  # fresh client_ids: a repeated one would not be a new message
+    begin = time.perf_counter()
 
     async def post(index: int) -> None:
         author = people[index % len(people)]
         room = rooms[index % len(rooms)]
+        if args.rate:  # open loop: each post at its own time, whatever the earlier ones do
+            await asyncio.sleep(max(0.0, begin + index / args.rate - time.perf_counter()))
         async with gate:
             started = time.perf_counter()
             try:
@@ -122,6 +132,15 @@ async def post_all(client: AsyncRpcClient, people, rooms, messages: int, concurr
     started = time.perf_counter()
     await asyncio.gather(*(post(index) for index in range(messages)))
     return time.perf_counter() - started, latencies, failures
+
+
+class CountingClient(AsyncRpcClient):
+    """The RPC client, counting its calls (the PostBatcher's batches)."""
+    calls = 0
+
+    async def call(self, *args, **kwargs):
+        self.calls += 1
+        return await super().call(*args, **kwargs)
 
 
 class EventCounter:
@@ -165,7 +184,7 @@ async def _bench(args: argparse.Namespace, iso: Isolation, workdir: Path) -> int
         extra["MAX_WORKERS"] = str(args.max_workers)
     env = iso.env(**extra)
     procs: list[Proc] = []
-    client = AsyncRpcClient(iso.amqp_uri, caller="bench", timeout=30)
+    client = CountingClient(iso.amqp_uri, caller="bench", timeout=30)
     try:
         procs.append(Proc("rooms-1", "parley_rooms", {**env, "INSTANCE_ID": "rooms-1"}, workdir).start())
         wait_until(lambda: queue_consumers(iso.amqp_uri, "rpc-rooms") >= 1, 60,
@@ -187,8 +206,10 @@ async def _bench(args: argparse.Namespace, iso: Isolation, workdir: Path) -> int
             before = cursor.fetchone()[0]
         cpu_before = [_process_cpu_seconds(proc) for proc in procs]
         client_cpu_before, machine_before = time.process_time(), _machine_cpu()
+        calls_before = client.calls
         elapsed, latencies, failures = await post_all(client, people, rooms, args.messages,
                                                       args.concurrency, args)
+        calls = client.calls - calls_before
         client_cpu = time.process_time() - client_cpu_before
         machine_busy, machine_total = (after - before for after, before
                                        in zip(_machine_cpu(), machine_before))
@@ -203,9 +224,10 @@ async def _bench(args: argparse.Namespace, iso: Isolation, workdir: Path) -> int
         rate = persisted / elapsed
         print(f"replicas               {args.replicas}")
         print(f"messages posted        {args.messages} over {args.rooms} rooms, "
-              f"{args.concurrency} in flight, "
+              + (f"open loop at {args.rate:g}/s, " if args.rate else f"{args.concurrency} in flight, ")
               + ("one post_message call each" if args.unbatched else
-                 f"batched as the gateway does ({args.batches_in_flight} calls in flight)"))
+                 f"batched as the gateway does ({args.batches_in_flight} calls in flight, "
+                 f"{args.partial_in_flight} of them partial)"))
         print(f"messages persisted     {persisted} in {elapsed:.2f} s"
               + (f"  (failures: {failures})" if failures else ""))
         print(f"throughput             {rate:.0f} msg/s total, {rate / args.replicas:.0f} msg/s per replica")
@@ -213,6 +235,8 @@ async def _bench(args: argparse.Namespace, iso: Isolation, workdir: Path) -> int
             print(f"latency p50/p95/p99    {percentile(latencies, .5) * 1000:.1f} / "
                   f"{percentile(latencies, .95) * 1000:.1f} / {percentile(latencies, .99) * 1000:.1f} ms"
                   f"  (mean {statistics.fmean(latencies) * 1000:.1f} ms)")
+        if calls:
+            print(f"calls to rooms         {calls} ({args.messages / calls:.1f} posts per call)")
         print(f"seq gap-free per room  {'yes' if gap_free else 'NO'}")
         print(f"message_posted events  {events_seen} (one per message persisted: "
               f"{'yes' if events_seen == persisted else 'NO'})")

@@ -70,11 +70,52 @@ async def test_posts_wait_while_the_calls_in_flight_are_out(suite, http, rpc):
     answers = await asyncio.gather(*first, *second)
     assert rpc.batches == [5, 7]
     assert [answer["message"]["seq"] for answer in answers] == list(range(1, 13))
-    # and a batch never exceeds max_batch
+    # the same with the default max_in_flight: a partial batch waits for the one out (it grows
+    # meanwhile) instead of a second call carrying a few posts
+    rpc.batches.clear()
+    default = PostBatcher(rpc)
+    first = [asyncio.ensure_future(default.post(owner.id, room["id"], f"d{i}", f"d{i}"))
+             for i in range(3)]
+    await asyncio.sleep(0)
+    second = [asyncio.ensure_future(default.post(owner.id, room["id"], f"e{i}", f"e{i}"))
+              for i in range(4)]
+    await asyncio.sleep(0)
+    third = [asyncio.ensure_future(default.post(owner.id, room["id"], f"f{i}", f"f{i}"))
+             for i in range(2)]
+    answers = await asyncio.gather(*first, *second, *third)
+    assert rpc.batches == [3, 6]
+    assert [answer["message"]["seq"] for answer in answers] == list(range(13, 22))
+    # and a batch never exceeds max_batch; full batches go out side by side
     capped = PostBatcher(rpc, max_batch=4)
     rpc.batches.clear()
     await asyncio.gather(*(capped.post(owner.id, room["id"], f"c{i}", f"c{i}") for i in range(10)))
     assert sorted(rpc.batches) == [2, 4, 4]
+
+
+async def test_a_stalled_call_does_not_hold_the_next_posts_back(suite, http, rpc):
+    owner, _, room = await room_with_members(http, suite)
+    stalled = asyncio.Event()
+
+    class SlowFirstCall(RecordingClient):
+        async def call(self, service, method, *args, **kwargs):
+            if not stalled.is_set():  # the first call hangs (a replica stuck on its database)
+                stalled.set()
+                await asyncio.sleep(1.5)
+            return await super().call(service, method, *args, **kwargs)
+
+    slow = SlowFirstCall(suite.isolation.amqp_uri, caller="batcher-stall-test", timeout=10)
+    await slow.start()
+    try:
+        batcher = PostBatcher(slow, stalled_after=0.2)
+        first = asyncio.ensure_future(batcher.post(owner.id, room["id"], "stuck", "s-1"))
+        await stalled.wait()
+        second = await batcher.post(owner.id, room["id"], "not held back", "s-2")
+        # answered while the stuck call is still out: it left after stalled_after, not after it
+        assert not first.done() and second["created"]
+        assert (await first)["created"]
+        assert slow.batches == [1, 1]
+    finally:
+        await slow.close()
 
 
 async def test_each_post_gets_its_own_answer_or_error(suite, http, rpc):

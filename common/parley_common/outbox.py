@@ -7,10 +7,19 @@ replica runs a relay that publishes rows older than a grace period and deletes t
 them ``FOR UPDATE SKIP LOCKED`` so two replicas never relay the same row. Delivery is
 at-least-once: a publish that went out but whose row survived goes out again, so consumers
 must tolerate a repeat (they have to anyway: the broker redelivers too).
+
+With an autocommit engine (``fast_delete``: rooms on PostgreSQL) a release does not delete
+right away: the confirmed rows join the process's pending releases, which the next write that
+wants them deletes in its own statement (rooms' post batch: no statement, transaction or round
+trip of its own per batch) or, at the latest, the next relay tick does in one bulk delete
+(every RELAY_SECONDS, well inside the grace period, so the relay never re-sends a confirmed
+event because its row was still waiting). A process that dies with releases pending leaves
+rows whose events went out; the relay sends them again: a repeat, as above, never a loss.
 """
 from __future__ import annotations
 
 import json
+import weakref
 from datetime import timedelta
 from typing import Any, Callable, Iterable
 
@@ -31,6 +40,11 @@ Publish = Callable[[list[Event]], None]
 RELAY_SECONDS = config.env_float("OUTBOX_RELAY_SECONDS", 2.0)
 GRACE_SECONDS = config.env_float("OUTBOX_GRACE_SECONDS", 10.0)
 RELAY_BATCH = 500
+
+
+# Confirmed rows not yet deleted, per autocommit engine (one per process and database): shared
+# by every worker of the process, taken whole by whoever deletes them.
+_pending_releases: "weakref.WeakKeyDictionary[Engine, list[str]]" = weakref.WeakKeyDictionary()
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -81,16 +95,40 @@ class Outbox:
 
     def release(self) -> None:
         """The broker confirmed the staged events: their rows can go. (Rows of a transaction
-        that rolled back were never there; deleting them is a no-op.)"""
+        that rolled back were never there; deleting them is a no-op.) With ``fast_delete`` the
+        rows join the pending releases (see the module's doc) instead of a delete of their own."""
         ids, self.staged = self.staged, []
         if not ids:
             return
         if self.fast_delete is not None:
-            with self.fast_delete.connect() as connection:
-                connection.execute(delete(self.table).where(self.table.c.id.in_(ids)))
+            _pending_releases.setdefault(self.fast_delete, []).extend(ids)
             return
         self.session.execute(delete(self.table).where(self.table.c.id.in_(ids)))
         self.session.commit()
+
+    def take_released(self) -> list[str]:
+        """The pending releases, for a statement of the caller's that deletes them; give them
+        back with :meth:`restore_released` if that statement did not commit."""
+        if self.fast_delete is None:
+            return []
+        return _pending_releases.pop(self.fast_delete, [])
+
+    def restore_released(self, ids: list[str]) -> None:
+        if ids and self.fast_delete is not None:
+            _pending_releases.setdefault(self.fast_delete, []).extend(ids)
+
+    def flush_released(self) -> int:
+        """Delete the pending releases now, in one statement; how many ids that was."""
+        ids = self.take_released()
+        if not ids:
+            return 0
+        try:
+            with self.fast_delete.connect() as connection:
+                connection.execute(delete(self.table).where(self.table.c.id.in_(ids)))
+        except BaseException:
+            self.restore_released(ids)
+            raise
+        return len(ids)
 
     def relay(self, older_than: float, limit: int, publish: Publish) -> int:
         """Publish, then delete, rows older than ``older_than`` seconds; rows another replica
@@ -142,7 +180,12 @@ def publish_committed(outbox: Outbox, events: list[Event], publish: Publish, log
 
 
 def relay_tick(outbox: Outbox, publish: Publish, log) -> None:
-    """One run of a replica's relay (a nameko timer calls it every RELAY_SECONDS)."""
+    """One run of a replica's relay (a nameko timer calls it every RELAY_SECONDS): first the
+    pending releases, so no confirmed row is old enough for the relay to send again."""
+    try:
+        outbox.flush_released()
+    except Exception as exc:  # kept for the next tick (or the next post batch)
+        log.error("outbox_release_failed", error=str(exc)[:200])
     try:
         relayed = outbox.relay(GRACE_SECONDS, RELAY_BATCH, publish)
     except Exception as exc:  # database or broker away: the rows wait for the next tick

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from parley_common import config, db
 from parley_common.nameko_support import Database, call_with_timeout
+from parley_common.outbox import Outbox
 
+from .models import outbox
 from .store import Store
 
 RPC_TIMEOUT_SECONDS = config.env_float("RPC_TIMEOUT_SECONDS", 5.0)
@@ -40,6 +42,12 @@ class RoomsStore(Database):
 
     def stop(self):
         if self.autocommit_engine is not None:
+            # Rows of confirmed events still waiting for their delete: gone now, or another
+            # replica's relay would send those events again (if the database is away: it will).
+            try:
+                Outbox(outbox, None, fast_delete=self.autocommit_engine).flush_released()
+            except Exception:
+                pass
             self.autocommit_engine.dispose()
         super().stop()
 

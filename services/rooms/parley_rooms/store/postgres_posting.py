@@ -3,6 +3,8 @@
 one round trip per batch, no separate COMMIT."""
 from __future__ import annotations
 
+from datetime import datetime
+
 from parley_common.errors import Forbidden, ParleyError, Unavailable
 from parley_common.ids import new_id
 from parley_common.outbox import Event
@@ -23,7 +25,9 @@ POST_ATTEMPTS = 3
 #   (FOR UPDATE returns the newest row version after waiting).
 # - `probe` checks membership and an earlier message with the same (author, client_id);
 #   `fresh` numbers the accepted posts of each room on from that room's last_seq, in batch
-#   order; then the seq bump, the inserts and the authors' read markers.
+#   order; then the seq bump, the inserts and the authors' read markers. An archived room
+#   takes no post. `released` deletes the outbox rows of events already confirmed (the
+#   process's pending releases, common/parley_common/outbox.py): no statement of their own.
 # - Every CTE reads the snapshot of the statement's start. If a racing retry of one of these
 #   posts committed while we waited for a lock, the insert hits the unique constraint and the
 #   whole statement is undone (no seq taken, no gap); the caller re-runs it on a fresh snapshot.
@@ -65,6 +69,9 @@ WITH input AS MATERIALIZED (
       FROM (SELECT room_id, author_id, max(seq) AS top FROM fresh
              GROUP BY room_id, author_id) f
      WHERE m.room_id = f.room_id AND m.user_id = f.author_id
+), released AS (
+    DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE id = ANY(%(released)s::text[])
+                                    FOR UPDATE SKIP LOCKED)
 ), roster AS (
     SELECT room_id, array_agg(user_id ORDER BY joined_at, user_id) AS member_ids
       FROM memberships WHERE room_id IN (SELECT room_id FROM fresh)
@@ -87,14 +94,25 @@ class PostgresPosting(Messages):
         """The hot path on PostgreSQL: the whole batch in ONE statement on an autocommit
         connection (its own transaction, no separate COMMIT; see _PG_POST_BATCH). Raw DBAPI
         cursor and a constant SQL string: no SQLAlchemy compile/execute machinery per call."""
-        import psycopg2.errors  # here, not at the top: SQLite-only installs have no psycopg2
-
         now = utcnow()
         message_ids = [new_id() for _ in posts]
         params = {"ids": message_ids, "rooms": [post.room_id for post in posts],
                   "authors": [post.user_id for post in posts],
                   "clients": [post.client_id for post in posts],
-                  "texts": [post.text for post in posts], "now": now}
+                  "texts": [post.text for post in posts], "now": now,
+                  # outbox rows of events already confirmed: deleted by this same statement
+                  "released": self.outbox.take_released()}
+        try:
+            return self._run_post_batch(autocommit, posts, message_ids, params, now)
+        except BaseException:  # nothing committed: those rows still wait for their delete
+            self.outbox.restore_released(params["released"])
+            raise
+
+    def _run_post_batch(self, autocommit, posts: list[NewPost], message_ids: list[str],
+                        params: dict, now: datetime
+                        ) -> tuple[list[dict | ParleyError], list[Event]]:
+        import psycopg2.errors  # here, not at the top: SQLite-only installs have no psycopg2
+
         for _attempt in range(POST_ATTEMPTS):
             connection = autocommit.raw_connection()
             try:

@@ -1,0 +1,58 @@
+"""parley_common.db's pre-ping without a round trip: a pooled connection whose backend the
+server ended (a restart, a terminated backend) is dropped at checkout and replaced, so no
+call fails on it; a healthy pooled connection is kept (no reconnect per checkout)."""
+from __future__ import annotations
+
+import time
+
+import psycopg2
+from sqlalchemy import text
+
+from parley_common import db
+
+
+def backend_pid(engine) -> int:
+    with engine.connect() as connection:
+        return connection.execute(text("SELECT pg_backend_pid()")).scalar()
+
+
+def terminate(url: str, pid: int) -> None:
+    admin = psycopg2.connect(url.replace("postgresql+psycopg2://", "postgresql://"))
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    finally:
+        admin.close()
+
+
+def test_a_connection_the_server_ended_is_replaced_at_checkout(isolation):
+    url = isolation.database_url("db_pool")
+    engine = db.make_engine(url, pool_size=1)
+    try:
+        first = backend_pid(engine)
+        assert backend_pid(engine) == first  # pooled and reused while healthy
+        terminate(url, first)
+        time.sleep(0.3)  # the FATAL notice and the close reach our socket
+        replacement = backend_pid(engine)  # no OperationalError: dropped at checkout
+        assert replacement != first
+        assert backend_pid(engine) == replacement
+    finally:
+        engine.dispose()
+
+
+def test_without_pre_ping_the_dead_connection_fails_one_call(isolation):
+    url = isolation.database_url("db_pool_no_ping")
+    engine = db.make_engine(url, pool_size=1, pre_ping=False)
+    try:
+        terminate(url, backend_pid(engine))
+        time.sleep(0.3)
+        try:
+            backend_pid(engine)
+        except Exception as error:  # what the check above spares the callers
+            assert "terminat" in str(error) or "closed" in str(error), error
+        else:
+            raise AssertionError("a terminated backend answered")
+        backend_pid(engine)  # SQLAlchemy dropped the pool on that disconnect
+    finally:
+        engine.dispose()
