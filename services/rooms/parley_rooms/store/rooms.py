@@ -109,8 +109,8 @@ class Rooms(RoomAccess):
 
     @read_only
     def get_room(self, user_id: str, room_id: str) -> dict:
-        access = self.access(user_id, room_id, need_member=False)
-        return room_dict(access.room, self.member_counts([room_id]).get(room_id, 0))
+        access = self.access(user_id, room_id, need_member=False, member_count=True)
+        return room_dict(access.room, access.room.member_count)
 
     @operation
     def update_room(self, user_id: str, room_id: str, name: str | None,
