@@ -13,6 +13,12 @@ from .base import PUBLIC, StoreBase, no_such_room
 from .rendering import room_dict
 
 
+_counted = memberships.alias("counted")
+# The room's member count as a column of a statement selecting from rooms (built once).
+MEMBER_COUNT = (select(func.count()).where(_counted.c.room_id == rooms.c.id)
+                .scalar_subquery().label("member_count"))
+
+
 @dataclass
 class Member:
     """The caller's membership of a room."""
@@ -43,9 +49,7 @@ class RoomAccess(StoreBase):
         columns = [rooms, memberships.c.user_id.label("member_user_id"), memberships.c.role,
                    memberships.c.joined_at, memberships.c.last_read_seq, memberships.c.muted]
         if member_count:
-            counted = memberships.alias("counted")
-            columns.append(select(func.count()).where(counted.c.room_id == rooms.c.id)
-                           .scalar_subquery().label("member_count"))
+            columns.append(MEMBER_COUNT)
         statement = (
             select(*columns)
             .select_from(rooms.outerjoin(memberships, and_(memberships.c.room_id == rooms.c.id,
