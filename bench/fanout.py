@@ -25,6 +25,8 @@ load generator pins itself to --load-cores. Other modes:
                        GET /api/v1/users/me; /healthz for reference): p50/p99
     --mode all         roundtrip, fanout, idle (the default, what `make bench` runs)
     --profile-rate R   py-spy samples the gateway and rooms during step R (--profile-dir)
+    --profile-roundtrip  py-spy samples the gateway, rooms and auth during each round-trip
+                       endpoint (summaries in the report, stacks in --profile-dir)
 
     python bench/fanout.py                   # all three modes, the full sweep (~6 min)
     python bench/fanout.py --mode fanout
