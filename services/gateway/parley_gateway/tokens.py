@@ -64,6 +64,7 @@ class TokenVerifier:
         self.keys = keys
         self.refresh_interval = refresh_interval
         self._public: dict[str, Ed25519PublicKey] = {}
+        self._public_pems: dict[str, str] = {}  # what _public was loaded from
         self._last_refresh = 0.0
         self._refresh_lock = asyncio.Lock()
         self._background: asyncio.Task | None = None
@@ -93,9 +94,10 @@ class TokenVerifier:
             if isinstance(key, Ed25519PublicKey):
                 loaded[kid] = key
         if loaded:
-            if loaded.keys() != self._public.keys():
+            loaded_pems = {kid: pems[kid] for kid in loaded}
+            if loaded_pems != self._public_pems:
                 self._verified.clear()  # a token signed by a retired key must fail again
-            self._public = loaded
+            self._public, self._public_pems = loaded, loaded_pems
             log.info("public_keys_loaded", kids=sorted(loaded))
         return bool(loaded)
 

@@ -124,3 +124,13 @@ async def test_the_cache_keeps_at_most_its_bound_dropping_the_oldest(verifier, m
     await verifier.verify(third)
     await verifier.verify(first)  # the oldest was dropped: checked again
     assert decoded == [first, second, third, first]
+
+
+async def test_a_replaced_key_under_the_same_kid_forgets_its_tokens(verifier):
+    keys, _, _, verifier, decoded = verifier
+    token = keys.token("k1", "s1")
+    await verifier.verify(token)
+    keys.add("k1")  # a new key, same kid
+    assert await verifier.refresh()
+    with pytest.raises(Unauthenticated, match="invalid"):
+        await verifier.verify(token)
