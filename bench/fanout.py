@@ -25,6 +25,8 @@ load generator pins itself to --load-cores. Other modes:
                        GET /api/v1/users/me; /healthz for reference): p50/p99
     --mode all         roundtrip, fanout, idle (the default, what `make bench` runs)
     --profile-rate R   py-spy samples the gateway and rooms during step R (--profile-dir)
+    --profile-roundtrip  py-spy samples the gateway, rooms and auth during each round-trip
+                       endpoint (summaries in the report, stacks in --profile-dir)
 
     python bench/fanout.py                   # all three modes, the full sweep (~6 min)
     python bench/fanout.py --mode fanout
@@ -40,6 +42,7 @@ import os
 import re
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -394,9 +397,28 @@ def start_profilers(args, side: ServerSide, index: int) -> list:
     return found
 
 
-def finish_profilers(profilers: list) -> dict:
+def start_roundtrip_profilers(args, side: ServerSide, endpoint: str) -> list:
+    """py-spy record (collapsed stacks) of the gateway, rooms and auth while one round-trip
+    endpoint is called; stopped with SIGINT by finish_profilers."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    out = Path(args.profile_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    found = []
+    for name in ("gateway-1", "rooms", "auth"):
+        target = out / f"roundtrip-{endpoint}-{name}.txt"
+        proc = subprocess.Popen([py_spy, "record", "--pid", str(side.suite.procs[name].popen.pid),
+                                 "--rate", "500", "--format", "raw", "--nonblocking",
+                                 "--output", str(target)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        found.append((name, proc, target))
+    return found
+
+
+def finish_profilers(profilers: list, interrupt: bool = False) -> dict:
     summaries = {}
     for name, proc, target in profilers:
+        if interrupt:
+            proc.send_signal(signal.SIGINT)
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
@@ -514,9 +536,12 @@ async def run_roundtrip(args, side: ServerSide, http: aiohttp.ClientSession) -> 
     for name, path in (("healthz", "/healthz"), ("get_room", f"/api/v1/rooms/{room_id}"),
                        ("users_me", "/api/v1/users/me")):
         times = []
+        profilers = []
         for n in range(args.round_trips + 50):
             if n == 50:  # the first 50 warm up connections and caches
                 cpu_before = cpu_ticks(side)
+                if args.profile_roundtrip:
+                    profilers = start_roundtrip_profilers(args, side, name)
             started = time.perf_counter()
             async with http.get(side.url + path, headers=headers) as r:
                 await r.read()
@@ -524,6 +549,8 @@ async def run_roundtrip(args, side: ServerSide, http: aiohttp.ClientSession) -> 
             if n >= 50:
                 times.append(time.perf_counter() - started)
         cpu_after = cpu_ticks(side)
+        if profilers:
+            result.setdefault("profiles", {})[name] = finish_profilers(profilers, interrupt=True)
         times.sort()
         result[name] = {"calls": len(times), "p50_ms": round(percentile(times, 0.5) * 1000, 2),
                         "p99_ms": round(percentile(times, 0.99) * 1000, 2),
@@ -651,6 +678,9 @@ def main() -> int:
                         help="NAME=VALUE for the Parley processes (repeatable)")
     parser.add_argument("--profile-rate", type=int, default=None,
                         help="py-spy record the gateway and rooms during this step")
+    parser.add_argument("--profile-roundtrip", action="store_true",
+                        help="py-spy record the gateway, rooms and auth during --mode roundtrip "
+                             "(summaries in the report, stacks in --profile-dir)")
     parser.add_argument("--profile-dir", default="bench/profiles",
                         help="where the collapsed stacks go (default bench/profiles)")
     parser.add_argument("--nice", type=int, default=0,

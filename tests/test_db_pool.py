@@ -56,3 +56,34 @@ def test_without_pre_ping_the_dead_connection_fails_one_call(isolation):
         backend_pid(engine)  # SQLAlchemy dropped the pool on that disconnect
     finally:
         engine.dispose()
+
+
+def test_autocommit_reads_send_no_begin_and_leave_the_pool_as_it_was(isolation):
+    """A read in db.autocommit_reads runs outside any transaction (psycopg2 sent no BEGIN, so
+    ending the session sends no ROLLBACK); the connection leaves autocommit after the block,
+    and a read inside a transaction already begun stays in it."""
+    from psycopg2.extensions import TRANSACTION_STATUS_IDLE, TRANSACTION_STATUS_INTRANS
+
+    engine = db.make_engine(isolation.database_url("db_autocommit_reads"), pool_size=1)
+    sessions = db.make_sessionmaker(engine)
+
+    def status(session) -> int:
+        return session.connection().connection.dbapi_connection.get_transaction_status()
+
+    try:
+        session = sessions()
+        with db.autocommit_reads(session):
+            assert session.execute(text("SELECT 1")).scalar() == 1
+            assert status(session) == TRANSACTION_STATUS_IDLE
+        assert session.connection().connection.dbapi_connection.autocommit is False
+        session.close()
+
+        session = sessions()  # the same pooled connection, in transactions again
+        session.execute(text("SELECT 1"))
+        assert status(session) == TRANSACTION_STATUS_INTRANS
+        with db.autocommit_reads(session):  # begun already: stays in that transaction
+            session.execute(text("SELECT 2"))
+            assert status(session) == TRANSACTION_STATUS_INTRANS
+        session.close()
+    finally:
+        engine.dispose()

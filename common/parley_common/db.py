@@ -67,6 +67,29 @@ def make_sessionmaker(engine: Engine) -> sessionmaker:
 
 
 @contextmanager
+def autocommit_reads(session: Session) -> Iterator[None]:
+    """The statements of the block run in autocommit, on PostgreSQL: a call that only reads
+    then makes one round trip per statement, without psycopg2's BEGIN before the first and the
+    ROLLBACK that ends the call (four round trips for a two-query read). Under READ COMMITTED
+    every statement takes a snapshot of its own anyway, so the reads see exactly what they saw
+    in a transaction. The flag is psycopg2's, set and cleared on the client (SQLAlchemy's
+    AUTOCOMMIT isolation level would cost a SET round trip when the connection goes back to
+    the pool); the caller still ends the session's transaction after the block, which then
+    sends nothing. Nothing changes inside a transaction already begun (an operation calling a
+    read) or on SQLite."""
+    if session.in_transaction() or session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    dbapi_connection = session.connection().connection.dbapi_connection
+    dbapi_connection.autocommit = True
+    try:
+        yield
+    finally:
+        if not dbapi_connection.closed:
+            dbapi_connection.autocommit = False
+
+
+@contextmanager
 def session_scope(factory: sessionmaker) -> Iterator[Session]:
     session = factory()
     try:

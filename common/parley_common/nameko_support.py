@@ -83,10 +83,14 @@ def rpc(fn=None, *, entrypoint=None, **options):
     faults (nameko logs them as "expected"), and a database outage is 503
     (:func:`database_outage_unavailable`). (nameko drops keyword options when the decorator
     is given the function directly, so a functools.partial would silently lose
-    expected_exceptions.) ``entrypoint``: a subclass of :class:`OutageTolerantRpc` to use
-    instead (the same one for every method of a service)."""
+    expected_exceptions.) The entrypoint is :class:`parley_common.lean_rpc.LeanRpc` (replies
+    JSON-encoded once, on reused producers, without confirms), unless ``entrypoint`` names
+    another subclass of :class:`OutageTolerantRpc` (the same one for every method of a
+    service)."""
+    from .lean_rpc import LeanRpc  # it builds on OutageTolerantRpc, defined above
+
     options.setdefault("expected_exceptions", (ParleyError,))
-    decorator = (entrypoint or OutageTolerantRpc).decorator(**options)
+    decorator = (entrypoint or LeanRpc).decorator(**options)
     if fn is None:
         return lambda method: decorator(database_outage_unavailable(method))
     return decorator(database_outage_unavailable(fn))

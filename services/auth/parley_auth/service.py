@@ -16,7 +16,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from parley_common import audit, config, outbox
-from parley_common.db import like_escape
+from parley_common.db import autocommit_reads, like_escape
 from parley_common.errors import (Conflict, Forbidden, InvalidCredentials, NotFound,
                                   Unauthenticated, ValidationFailed)
 from parley_common.ids import new_id
@@ -399,11 +399,12 @@ class AuthService:
     @rpc
     def session_active(self, session_id):
         session_id = v.require_id("session_id", session_id)
-        found = self.db.scalar(
-            select(Session.id).join(User, User.id == Session.user_id)
-            .where(Session.id == session_id, Session.revoked_at.is_(None),
-                   Session.expires_at > utcnow(), User.deleted_at.is_(None),
-                   User.deactivated_at.is_(None)))
+        with autocommit_reads(self.db):
+            found = self.db.scalar(
+                select(Session.id).join(User, User.id == Session.user_id)
+                .where(Session.id == session_id, Session.revoked_at.is_(None),
+                       Session.expires_at > utcnow(), User.deleted_at.is_(None),
+                       User.deactivated_at.is_(None)))
         return found is not None
 
     @rpc
@@ -452,7 +453,9 @@ class AuthService:
 
     @rpc
     def get_me(self, user_id):
-        return self_user(self._active_user(v.require_id("user_id", user_id)))
+        user_id = v.require_id("user_id", user_id)
+        with autocommit_reads(self.db):  # one query: no BEGIN/ROLLBACK round trips
+            return self_user(self._active_user(user_id))
 
     @rpc
     def update_me(self, user_id, display_name=None, avatar_url=None):
@@ -524,8 +527,9 @@ class AuthService:
         v.raise_if(errors)
         if not user_ids:
             return {}
-        users = self.db.scalars(select(User).where(User.id.in_(set(user_ids)),
-                                                   User.deleted_at.is_(None))).all()
+        with autocommit_reads(self.db):
+            users = self.db.scalars(select(User).where(User.id.in_(set(user_ids)),
+                                                       User.deleted_at.is_(None))).all()
         return {user.id: public_user(user) for user in users}
 
     @rpc

@@ -7,6 +7,10 @@ sessions are Redis keys ``revoked:<sid>`` written by logout and by ``session_rev
 Redis keeps no other copy of them, so they are also marked loaded (``revocations:loaded``); a
 cache that lost the mark lost the revocations too: until they are loaded back from auth
 (``auth.revoked_sessions``), every verification asks auth (``session_active``).
+
+A token whose signature and claims checked out is remembered (by its exact string, until it
+expires, at most VERIFIED_TOKENS of them, forgotten when the key set changes), so a client's
+next requests skip the decoding and the EdDSA check; the revocation lookup is never cached.
 """
 from __future__ import annotations
 
@@ -31,6 +35,9 @@ log = get_logger("parley_gateway.tokens")
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "sid"]
 LEEWAY_SECONDS = 5
 DEFAULT_REVOKED_TTL = 900.0  # a revoked session auth names without an expiry: a token's life
+# Tokens remembered as verified: a bound on memory (a few hundred bytes each, not per socket
+# for long: the oldest goes first), large enough for the clients calling REST at any moment.
+VERIFIED_TOKENS = 4096
 
 
 def bearer(authorization: str | None) -> str | None:
@@ -57,10 +64,12 @@ class TokenVerifier:
         self.keys = keys
         self.refresh_interval = refresh_interval
         self._public: dict[str, Ed25519PublicKey] = {}
+        self._public_pems: dict[str, str] = {}  # what _public was loaded from
         self._last_refresh = 0.0
         self._refresh_lock = asyncio.Lock()
         self._background: asyncio.Task | None = None
         self._reload: asyncio.Task | None = None
+        self._verified: dict[str, Principal] = {}  # token -> its claims, oldest first
 
     @property
     def has_keys(self) -> bool:
@@ -85,7 +94,10 @@ class TokenVerifier:
             if isinstance(key, Ed25519PublicKey):
                 loaded[kid] = key
         if loaded:
-            self._public = loaded
+            loaded_pems = {kid: pems[kid] for kid in loaded}
+            if loaded_pems != self._public_pems:
+                self._verified.clear()  # a token signed by a retired key must fail again
+            self._public, self._public_pems = loaded, loaded_pems
             log.info("public_keys_loaded", kids=sorted(loaded))
         return bool(loaded)
 
@@ -128,8 +140,19 @@ class TokenVerifier:
 
     # --- verification --------------------------------------------------------------
     async def verify(self, token: str) -> Principal:
+        """The principal of a valid, unexpired token of a session that is not revoked."""
         if not isinstance(token, str) or not token or len(token) > 4096:
             raise Unauthenticated()
+        principal = self._verified.get(token)
+        if principal is None or time.time() >= principal.expires_at + LEEWAY_SECONDS:
+            principal = await self._checked_claims(token)
+        if await self.is_revoked(principal.session_id):
+            raise Unauthenticated("This session has ended; log in again.")
+        return principal
+
+    async def _checked_claims(self, token: str) -> Principal:
+        """Signature and claims checked (jwt.decode), then remembered in ``_verified``."""
+        self._verified.pop(token, None)
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -148,9 +171,11 @@ class TokenVerifier:
         user_id, session_id = claims.get("sub"), claims.get("sid")
         if not isinstance(user_id, str) or not isinstance(session_id, str):
             raise Unauthenticated("The access token is invalid.")
-        if await self.is_revoked(session_id):
-            raise Unauthenticated("This session has ended; log in again.")
-        return Principal(user_id, session_id, float(claims["exp"]))
+        principal = Principal(user_id, session_id, float(claims["exp"]))
+        if len(self._verified) >= VERIFIED_TOKENS:
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = principal
+        return principal
 
     async def is_revoked(self, session_id: str) -> bool:
         try:

@@ -18,18 +18,18 @@ from parley_common.nameko_support import Logger, call_with_timeout, keeping_sign
 
 from . import moderation
 from . import validation as v
-from .amqp import LeanEventDispatcher, LeanRpc
+from .amqp import LeanEventDispatcher
 from .dependencies import RPC_TIMEOUT_SECONDS, RoomsStore
 from .store import PRIVATE, PUBLIC, NewPost
 
 
 def rpc(method=None, *, emits: bool = False):
-    """parley_common's @rpc (domain errors are answers, a database outage is 503) on our
-    leaner entrypoint (replies published once-encoded, on reused producers, without confirms;
-    see amqp.py and the README's "Throughput"). ``emits``: the method returns
+    """parley_common's @rpc (domain errors are answers, a database outage is 503, replies
+    published once-encoded, on reused producers, without confirms: parley_common.lean_rpc and
+    the README's "Throughput"). ``emits``: the method returns
     ``(answer, events)``; the caller gets the answer, the events are published (_emit)."""
     def decorate(method):
-        return nameko_support.rpc(publishing(method) if emits else method, entrypoint=LeanRpc)
+        return nameko_support.rpc(publishing(method) if emits else method)
 
     def publishing(method):
         @functools.wraps(method)

@@ -13,6 +13,12 @@ from .base import PUBLIC, StoreBase, no_such_room
 from .rendering import room_dict
 
 
+_counted = memberships.alias("counted")
+# The room's member count as a column of a statement selecting from rooms (built once).
+MEMBER_COUNT = (select(func.count()).where(_counted.c.room_id == rooms.c.id)
+                .scalar_subquery().label("member_count"))
+
+
 @dataclass
 class Member:
     """The caller's membership of a room."""
@@ -35,13 +41,17 @@ class Access:
 
 
 class RoomAccess(StoreBase):
-    def access(self, user_id: str, room_id: str, *, need_member: bool, lock: bool = False) -> Access:
+    def access(self, user_id: str, room_id: str, *, need_member: bool, lock: bool = False,
+               member_count: bool = False) -> Access:
         """The room as ``user_id`` may see it. Hidden rooms (private/direct, not a member) are
-        NotFound; public rooms need membership for anything but reading the room itself."""
+        NotFound; public rooms need membership for anything but reading the room itself.
+        ``member_count``: the room row also carries ``member_count`` (same round trip)."""
+        columns = [rooms, memberships.c.user_id.label("member_user_id"), memberships.c.role,
+                   memberships.c.joined_at, memberships.c.last_read_seq, memberships.c.muted]
+        if member_count:
+            columns.append(MEMBER_COUNT)
         statement = (
-            select(rooms, memberships.c.user_id.label("member_user_id"),
-                   memberships.c.role, memberships.c.joined_at, memberships.c.last_read_seq,
-                   memberships.c.muted)
+            select(*columns)
             .select_from(rooms.outerjoin(memberships, and_(memberships.c.room_id == rooms.c.id,
                                                            memberships.c.user_id == user_id)))
             .where(rooms.c.id == room_id)

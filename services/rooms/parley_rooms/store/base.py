@@ -9,6 +9,7 @@ from typing import Callable, Iterator
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from parley_common.db import autocommit_reads
 from parley_common.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from parley_common.outbox import Event, Outbox
 
@@ -49,6 +50,19 @@ def operation(method):
     @functools.wraps(method)
     def wrapper(self: StoreBase, *args, **kwargs):
         with self.transaction():
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+def read_only(method):
+    """A public store operation that changes nothing: as :func:`operation`, its statements in
+    autocommit (parley_common.db.autocommit_reads: no BEGIN and ROLLBACK round trips) unless
+    an operation calling it has a transaction open already."""
+
+    @functools.wraps(method)
+    def wrapper(self: StoreBase, *args, **kwargs):
+        with self.transaction(), autocommit_reads(self.session):
             return method(self, *args, **kwargs)
 
     return wrapper

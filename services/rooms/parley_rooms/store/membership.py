@@ -10,7 +10,7 @@ from parley_common.timeutil import iso, utcnow
 
 from ..models import memberships, rooms, users
 from .access import RoomAccess
-from .base import DIRECT, MEMBER, OWNER, PRIVATE, PUBLIC, operation
+from .base import DIRECT, MEMBER, OWNER, PRIVATE, PUBLIC, operation, read_only
 from .rendering import public_user
 
 
@@ -118,7 +118,7 @@ class Membership(RoomAccess):
         self.outbox.commit(events)
         return events
 
-    @operation
+    @read_only
     def list_members(self, user_id: str, room_id: str) -> list[dict]:
         self.access(user_id, room_id, need_member=True)
         rows = self.session.execute(

@@ -12,7 +12,7 @@ from parley_common.timeutil import utcnow
 
 from ..models import messages
 from .access import RoomAccess
-from .base import no_such_message, operation, room_archived
+from .base import no_such_message, operation, read_only, room_archived
 from .rendering import MESSAGE_WITH_AUTHOR, message_from_joined
 
 
@@ -47,7 +47,7 @@ class Messages(RoomAccess):
             raise no_such_message()
         return message_from_joined(row)
 
-    @operation
+    @read_only
     def list_messages(self, user_id: str, room_id: str, before_seq: int | None,
                       after_seq: int | None, limit: int) -> dict:
         access = self.access(user_id, room_id, need_member=True)

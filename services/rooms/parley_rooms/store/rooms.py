@@ -15,8 +15,8 @@ from parley_common.timeutil import aware, parse_iso, utcnow
 from ..models import memberships, messages, rooms
 from ..validation import encode_cursor
 from .access import RoomAccess
-from .base import (DIRECT, MEMBER, OWNER, PUBLIC, bad_cursor, operation, room_archived,
-                   room_exists)
+from .base import (DIRECT, MEMBER, OWNER, PUBLIC, bad_cursor, operation, read_only,
+                   room_archived, room_exists)
 from .rendering import room_dict
 
 
@@ -107,10 +107,10 @@ class Rooms(RoomAccess):
         self.outbox.commit(events)
         return room, True, events
 
-    @operation
+    @read_only
     def get_room(self, user_id: str, room_id: str) -> dict:
-        access = self.access(user_id, room_id, need_member=False)
-        return room_dict(access.room, self.member_counts([room_id]).get(room_id, 0))
+        access = self.access(user_id, room_id, need_member=False, member_count=True)
+        return room_dict(access.room, access.room.member_count)
 
     @operation
     def update_room(self, user_id: str, room_id: str, name: str | None,
