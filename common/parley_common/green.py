@@ -28,7 +28,11 @@ def _read_frames_in_chunks() -> None:
     import errno
     import socket
 
+    import amqp
     from amqp.transport import TCPTransport
+
+    if not amqp.__version__.startswith("5.") or not hasattr(TCPTransport, "_read"):
+        return  # another py-amqp: keep its own reader (this one copies 5.x's)
 
     READ_CHUNK = 4096  # a few small messages; larger frames are still read in one recv
 
