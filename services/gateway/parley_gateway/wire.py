@@ -84,36 +84,52 @@ class Frame:
 
 
 class OutboundBatcher:
-    """The sockets with frames waiting in this loop turn; flushed once at its end."""
+    """The sockets with frames waiting in this loop turn; flushed once at its end, or, when
+    the last flush was less than ``min_interval`` seconds ago, that long after it: an idle
+    gateway writes at once, a busy one lets the frames of consecutive turns share a write."""
 
-    def __init__(self, metrics):
+    def __init__(self, metrics, min_interval: float = 0.0):
         self.metrics = metrics
-        self._dirty: list = []
+        self.min_interval = min_interval
+        self.dirty: list = []  # the sockets with frames in their ``out`` this turn
         self._scheduled = False
+        self._last_flush = 0.0  # loop time
         self._counts: dict[str, int] = {}
 
     def mark(self, conn) -> None:
-        self._dirty.append(conn)
+        self.dirty.append(conn)
         if not self._scheduled:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+            self._schedule()
 
     def count(self, frame: Frame, sockets: int) -> None:
         """A frame handed to ``sockets`` sockets (metrics, added up once per turn)."""
         counts = self._counts
         counts[frame.type] = counts.get(frame.type, 0) + sockets
         if not self._scheduled:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+            self._schedule()
+
+    def _schedule(self) -> None:
+        self._scheduled = True
+        loop = asyncio.get_running_loop()
+        due = self._last_flush + self.min_interval
+        if self.min_interval <= 0 or due <= loop.time():
+            loop.call_soon(self.flush)
+        else:
+            loop.call_at(due, self.flush)
 
     def flush(self) -> None:
         self._scheduled = False
-        dirty, self._dirty = self._dirty, []
+        if self.min_interval > 0:
+            self._last_flush = asyncio.get_running_loop().time()
+        dirty = self.dirty
+        self.dirty = []
         for conn in dirty:
             try:
                 conn.flush()
             except Exception:  # one broken socket must not stop the others' writes
                 conn.out = []
+        if dirty:
+            self.metrics.ws_writes.inc(len(dirty))
         if self._counts:
             for frame_type, count in self._counts.items():
                 self.metrics.ws_frames_out.labels(type=frame_type).inc(count)

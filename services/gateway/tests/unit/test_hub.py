@@ -17,7 +17,7 @@ from parley_gateway.hub import CLOSE_TRY_AGAIN_LATER, CLOSE_UNAUTHENTICATED, Fra
 @pytest.fixture
 async def hub_server():
     """A server whose every socket becomes a hub connection of user ``u<n>``."""
-    hub = Hub(SimpleNamespace(ws_send_queue=4, drain_seconds=2))
+    hub = Hub(SimpleNamespace(ws_send_queue=4, drain_seconds=2, ws_flush_interval_ms=0))
     connected: asyncio.Queue = asyncio.Queue()
 
     async def handler(request):
@@ -171,7 +171,8 @@ async def test_event_acks_are_one_multiple_ack_per_loop_turn():
             self.acks.append((tag, multiple))
 
     first, second = Channel(), Channel()
-    consumer = EventConsumer(Hub(SimpleNamespace(ws_send_queue=4, drain_seconds=2)),
+    consumer = EventConsumer(Hub(SimpleNamespace(ws_send_queue=4, drain_seconds=2,
+                                                 ws_flush_interval_ms=0)),
                              rpc=None, tokens=None, amqp_uri="", instance="t")
 
     def handled(channel, tag):
@@ -188,3 +189,42 @@ async def test_event_acks_are_one_multiple_ack_per_loop_turn():
     handled(first, 4)
     await asyncio.sleep(0.01)
     assert first.acks == [(3, True), (4, True)]
+
+
+async def test_outbound_batcher_spaces_writes_only_under_load():
+    """With a minimum interval, an idle batcher still flushes on the next loop turn; frames
+    marked soon after a flush wait until the interval has passed, and then all of them go
+    out in one flush (one write per socket)."""
+    from parley_gateway.metrics import NULL_METRICS
+    from parley_gateway.wire import OutboundBatcher
+
+    loop = asyncio.get_running_loop()
+    flushes = []
+
+    class Socket:
+        def __init__(self):
+            self.out = []
+
+        def flush(self):
+            flushes.append((loop.time(), list(self.out)))
+            self.out = []
+
+    batcher, socket = OutboundBatcher(NULL_METRICS, min_interval=0.2), Socket()
+
+    def push(frame):
+        if not socket.out:
+            batcher.mark(socket)
+        socket.out.append(frame)
+
+    push("a")
+    await asyncio.sleep(0)
+    assert [frames for _, frames in flushes] == [["a"]]  # idle: at once
+    push("b")
+    await asyncio.sleep(0)
+    push("c")
+    await asyncio.sleep(0)
+    assert len(flushes) == 1  # too soon after the last flush: held
+    while len(flushes) < 2:
+        await asyncio.sleep(0.01)
+    assert flushes[1][1] == ["b", "c"]  # one flush carries both
+    assert flushes[1][0] - flushes[0][0] >= 0.19
