@@ -328,7 +328,7 @@ class Hub:
         self.by_user: dict[str, set[Connection]] = defaultdict(set)
         self.by_session: dict[str, set[Connection]] = defaultdict(set)
         self.by_room: dict[str, set[Connection]] = defaultdict(set)
-        self.outbound = OutboundBatcher(metrics, settings.ws_flush_interval_ms / 1000)
+        self.outbound = OutboundBatcher(metrics)
         self.draining = False
         # message id -> the conn_id of the socket whose ack carried it: that socket skips the
         # message frame (DESIGN.md §5 allows either; one map for the hub, not one per socket;

@@ -56,9 +56,6 @@ class Settings:
     ws_max_frame: int = env_setting("WS_MAX_FRAME_BYTES", 65536)
     ws_auth_timeout: float = env_setting("WS_AUTH_TIMEOUT_SECONDS", 5.0)
     ws_send_queue: int = env_setting("WS_SEND_QUEUE", 256)
-    # Under load, socket writes are at least this far apart (wire.OutboundBatcher): frames of
-    # events arriving over a few loop turns share one send syscall per socket. 0: every turn.
-    ws_flush_interval_ms: float = env_setting("WS_FLUSH_INTERVAL_MS", 0.0)
     # 0 = kernel default; a cap makes stalled clients show up sooner
     ws_socket_sndbuf: int = env_setting("WS_SOCKET_SNDBUF", 0)
     ws_rate: int = env_setting("WS_RATE_PER_10S", 30)  # messages per 10 s per user

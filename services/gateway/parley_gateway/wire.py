@@ -84,43 +84,30 @@ class Frame:
 
 
 class OutboundBatcher:
-    """The sockets with frames waiting in this loop turn; flushed once at its end, or, when
-    the last flush was less than ``min_interval`` seconds ago, that long after it: an idle
-    gateway writes at once, a busy one lets the frames of consecutive turns share a write."""
+    """The sockets with frames waiting in this loop turn; flushed once at its end."""
 
-    def __init__(self, metrics, min_interval: float = 0.0):
+    def __init__(self, metrics):
         self.metrics = metrics
-        self.min_interval = min_interval
         self.dirty: list = []  # the sockets with frames in their ``out`` this turn
         self._scheduled = False
-        self._last_flush = 0.0  # loop time
         self._counts: dict[str, int] = {}
 
     def mark(self, conn) -> None:
         self.dirty.append(conn)
         if not self._scheduled:
-            self._schedule()
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
 
     def count(self, frame: Frame, sockets: int) -> None:
         """A frame handed to ``sockets`` sockets (metrics, added up once per turn)."""
         counts = self._counts
         counts[frame.type] = counts.get(frame.type, 0) + sockets
         if not self._scheduled:
-            self._schedule()
-
-    def _schedule(self) -> None:
-        self._scheduled = True
-        loop = asyncio.get_running_loop()
-        due = self._last_flush + self.min_interval
-        if self.min_interval <= 0 or due <= loop.time():
-            loop.call_soon(self.flush)
-        else:
-            loop.call_at(due, self.flush)
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
         self._scheduled = False
-        if self.min_interval > 0:
-            self._last_flush = asyncio.get_running_loop().time()
         dirty = self.dirty
         self.dirty = []
         for conn in dirty:

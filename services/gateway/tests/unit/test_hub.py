@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import deque
 from types import SimpleNamespace
 
 import aiohttp
@@ -17,7 +18,7 @@ from parley_gateway.hub import CLOSE_TRY_AGAIN_LATER, CLOSE_UNAUTHENTICATED, Fra
 @pytest.fixture
 async def hub_server():
     """A server whose every socket becomes a hub connection of user ``u<n>``."""
-    hub = Hub(SimpleNamespace(ws_send_queue=4, drain_seconds=2, ws_flush_interval_ms=0))
+    hub = Hub(SimpleNamespace(ws_send_queue=4, drain_seconds=2))
     connected: asyncio.Queue = asyncio.Queue()
 
     async def handler(request):
@@ -171,8 +172,7 @@ async def test_event_acks_are_one_multiple_ack_per_loop_turn():
             self.acks.append((tag, multiple))
 
     first, second = Channel(), Channel()
-    consumer = EventConsumer(Hub(SimpleNamespace(ws_send_queue=4, drain_seconds=2,
-                                                 ws_flush_interval_ms=0)),
+    consumer = EventConsumer(Hub(SimpleNamespace(ws_send_queue=4, drain_seconds=2)),
                              rpc=None, tokens=None, amqp_uri="", instance="t")
 
     def handled(channel, tag):
@@ -191,40 +191,44 @@ async def test_event_acks_are_one_multiple_ack_per_loop_turn():
     assert first.acks == [(3, True), (4, True)]
 
 
-async def test_outbound_batcher_spaces_writes_only_under_load():
-    """With a minimum interval, an idle batcher still flushes on the next loop turn; frames
-    marked soon after a flush wait until the interval has passed, and then all of them go
-    out in one flush (one write per socket)."""
-    from parley_gateway.metrics import NULL_METRICS
-    from parley_gateway.wire import OutboundBatcher
+async def test_room_delivery_keeps_every_rule_of_push():
+    """deliver_to_room appends to an open socket's batch inline and sends every other socket
+    through push(): the sender is skipped, a closing socket gets nothing, a replaying room's
+    frame is held back, a resumed socket drops what it replayed, a paused transport's frames
+    go to its backlog; one write per socket per turn."""
+    hub = Hub(SimpleNamespace(ws_send_queue=4, drain_seconds=2))
 
-    loop = asyncio.get_running_loop()
-    flushes = []
-
-    class Socket:
+    class Transport:
         def __init__(self):
-            self.out = []
+            self.writes = []
 
-        def flush(self):
-            flushes.append((loop.time(), list(self.out)))
-            self.out = []
+        def write(self, data):
+            self.writes.append(data)
 
-    batcher, socket = OutboundBatcher(NULL_METRICS, min_interval=0.2), Socket()
+        def is_closing(self):
+            return False
 
-    def push(frame):
-        if not socket.out:
-            batcher.mark(socket)
-        socket.out.append(frame)
+    def socket(name):
+        conn = hub.new_connection(SimpleNamespace())
+        conn.conn_id = name
+        conn.transport, conn.protocol = Transport(), SimpleNamespace(writing_paused=False)
+        hub.subscribe(conn, "r")
+        return conn
 
-    push("a")
+    plain, sender, closing, replaying, resumed, paused = (
+        socket(n) for n in ("plain", "sender", "closing", "replaying", "resumed", "paused"))
+    closing.closing = True
+    replaying.replaying["r"] = []
+    resumed.replayed_to["r"] = 1
+    paused.protocol.writing_paused = True
+    paused.backlog = deque()  # as the transport paused earlier (its drainer is not under test)
+    first, second = (Frame.of("message", _room="r", _seq=seq, message={"seq": seq})
+                     for seq in (1, 2))
+    assert hub.deliver_to_room(first, "r", skip="sender") == 5
+    assert hub.deliver_to_room(second, "r", skip="sender") == 5
     await asyncio.sleep(0)
-    assert [frames for _, frames in flushes] == [["a"]]  # idle: at once
-    push("b")
-    await asyncio.sleep(0)
-    push("c")
-    await asyncio.sleep(0)
-    assert len(flushes) == 1  # too soon after the last flush: held
-    while len(flushes) < 2:
-        await asyncio.sleep(0.01)
-    assert flushes[1][1] == ["b", "c"]  # one flush carries both
-    assert flushes[1][0] - flushes[0][0] >= 0.19
+    assert plain.transport.writes == [first.wire + second.wire]  # one write for the turn
+    assert sender.transport.writes == closing.transport.writes == []
+    assert replaying.transport.writes == [] and replaying.replaying["r"] == [first, second]
+    assert resumed.transport.writes == [second.wire]  # seq 1 was already replayed
+    assert paused.transport.writes == [] and list(paused.backlog) == [first, second]
