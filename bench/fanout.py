@@ -275,9 +275,18 @@ async def run_fanout(args, side: ServerSide, http: aiohttp.ClientSession) -> dic
     for client, (room, _) in zip(clients, order):
         client.tag = {}
         client.room_id = room["id"]
-    for client in clients:
-        client.send_text(json.dumps({"type": "subscribe", "room_id": client.room_id}).encode())
-    await _until(lambda: sweep.subscribed >= len(clients), 120, "every socket subscribed")
+    # Subscribed in waves of 100 (as they connect): 1,000 subscribes at once are 2,000
+    # list_messages calls queued on one rooms replica, which on a busy core time out (5 s).
+    for start in range(0, len(clients), 100):
+        wave = clients[start:start + 100]
+        for client in wave:
+            client.send_text(json.dumps({"type": "subscribe", "room_id": client.room_id}).encode())
+        try:
+            await _until(lambda: sweep.subscribed >= start + len(wave), 120,
+                         "every socket subscribed")
+        except SystemExit as exc:  # say why: error replies by code, or replies that never came
+            raise SystemExit(f"{exc} ({sweep.subscribed}/{len(clients)} subscribed; "
+                             f"errors by code: {sweep.errors})") from None
     await asyncio.sleep(1.0)
     rss_after = rss_bytes(side.gateway_pid)
     memory_per_connection = (rss_after - rss_before) / len(clients)
@@ -293,6 +302,8 @@ async def run_fanout(args, side: ServerSide, http: aiohttp.ClientSession) -> dic
         measure_from = started + args.warmup
         cpu_before, cpu_t0 = None, None
         batches_before = (0.0, 0.0)
+        writes_before = frames_before = 0.0
+        gateway_before = (0, 0)
         profilers = start_profilers(args, side, index) if rate == args.profile_rate else []
         due_total = 0
         end = measure_from + args.duration
@@ -303,6 +314,10 @@ async def run_fanout(args, side: ServerSide, http: aiohttp.ClientSession) -> dic
             if cpu_before is None and now >= measure_from:
                 cpu_before, cpu_t0 = cpu_ticks(side), now
                 batches_before = await rpc_totals(http, side, "rooms.post_messages")
+                writes_before = await counter_total(http, side, "parley_gateway_ws_writes_total")
+                frames_before = await counter_total(http, side,
+                                                    "parley_gateway_ws_frames_out_total")
+                gateway_before = gateway_user_system(side)
             target = int((now - started) * rate)
             while due_total < target:
                 n = len(sweep.sent_at)
@@ -328,6 +343,10 @@ async def run_fanout(args, side: ServerSide, http: aiohttp.ClientSession) -> dic
         settled = time.perf_counter()
         cpu_after = cpu_ticks(side)
         batches_after = await rpc_totals(http, side, "rooms.post_messages")
+        writes = await counter_total(http, side, "parley_gateway_ws_writes_total") - writes_before
+        frames = await counter_total(http, side,
+                                     "parley_gateway_ws_frames_out_total") - frames_before
+        gateway_after = gateway_user_system(side)
         profiles = finish_profilers(profilers)
         received = sweep.received[index]
         ordered = sorted(sweep.latencies[index])
@@ -349,6 +368,16 @@ async def run_fanout(args, side: ServerSide, http: aiohttp.ClientSession) -> dic
             "core_busy_by_process": {name: round(seconds / window, 3)
                                      for name, seconds in sorted(cpu_by_process.items())},
         }
+        # The gateway's CPU split (user: Python; system: mostly the socket writes) and how
+        # many frames one socket write carried (its per-turn coalescing).
+        gateway_user = (gateway_after[0] - gateway_before[0]) / CLK_TCK
+        gateway_system = (gateway_after[1] - gateway_before[1]) / CLK_TCK
+        if received:
+            step["gateway_cpu_us_per_delivery"] = {
+                "user": round(gateway_user * 1e6 / received, 2),
+                "system": round(gateway_system * 1e6 / received, 2)}
+        if writes:
+            step["gateway_frames_per_write"] = round(frames / writes, 2)
         # The gateway's PostBatcher during the window: rooms.post_messages calls, mean posts
         # per call and mean call time (posts sent in the window / calls answered in it).
         batch_calls = batches_after[0] - batches_before[0]
@@ -567,6 +596,21 @@ async def run_roundtrip(args, side: ServerSide, http: aiohttp.ClientSession) -> 
         if count:
             result[name]["rpc_mean_ms"] = round(seconds / count * 1000, 2)
     return result
+
+
+async def counter_total(http: aiohttp.ClientSession, side: ServerSide, name: str) -> float:
+    """A counter of the gateway's /metrics, summed over its labels."""
+    async with http.get(side.url + "/metrics") as r:
+        metrics = await r.text()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+               if line.startswith(name) and line[len(name):len(name) + 1] in ("{", " "))
+
+
+def gateway_user_system(side: "ServerSide") -> tuple[int, int]:
+    """(utime, stime) ticks of the gateway process."""
+    with open(f"/proc/{side.suite.procs['gateway-1'].popen.pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return int(fields[11]), int(fields[12])
 
 
 async def rpc_totals(http: aiohttp.ClientSession, side: ServerSide, method: str

@@ -443,11 +443,26 @@ class Hub:
         if not targets:
             return 0
         count = 0
+        outbound = self.outbound
+        dirty = outbound.dirty
         for conn in tuple(targets):
-            if conn.conn_id != skip:
+            if conn.conn_id == skip:
+                continue
+            count += 1
+            # The common case inline (this loop runs once per delivery): an open socket that
+            # replays nothing, holds no backlog and whose transport takes writes gets the
+            # frame appended to this turn's batch. Anything else goes through push().
+            protocol = conn.protocol
+            if (conn.closing or conn.replaying or conn.replayed_to
+                    or conn.backlog is not None or protocol is None
+                    or protocol.writing_paused):
                 conn.push(frame)
-                count += 1
-        self.outbound.count(frame, count)
+                continue
+            out = conn.out
+            if not out:
+                dirty.append(conn)
+            out.append(frame)
+        outbound.count(frame, count)  # also schedules this turn's flush
         return count
 
     async def close_session(self, session_id: str, code: int = CLOSE_SESSION_REVOKED) -> int:

@@ -24,6 +24,10 @@ class Metrics:
         self.ws_frames_out = Counter(
             "parley_gateway_ws_frames_out", "WebSocket frames sent, by type.", ["type"],
             registry=r)
+        self.ws_writes = Counter(
+            "parley_gateway_ws_writes",
+            "Socket writes of outgoing frames (one per socket per flush: frames_out / writes is "
+            "how many frames a write carries).", registry=r)
         self.rpc_latency = Histogram(
             "parley_gateway_rpc_latency_seconds", "RPC round-trip time, by method and outcome.",
             ["method", "outcome"], buckets=_LATENCY_BUCKETS, registry=r)
@@ -87,7 +91,8 @@ class NullMetrics:
 
     def __init__(self) -> None:
         null = _NullInstrument()
-        for name in ("ws_connections", "ws_frames_in", "ws_frames_out", "rpc_latency",
+        for name in ("ws_connections", "ws_frames_in", "ws_frames_out", "ws_writes",
+                     "rpc_latency",
                      "event_lag", "events_in", "http_requests", "http_latency", "rate_limited"):
             setattr(self, name, null)
 

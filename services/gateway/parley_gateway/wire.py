@@ -88,12 +88,12 @@ class OutboundBatcher:
 
     def __init__(self, metrics):
         self.metrics = metrics
-        self._dirty: list = []
+        self.dirty: list = []  # the sockets with frames in their ``out`` this turn
         self._scheduled = False
         self._counts: dict[str, int] = {}
 
     def mark(self, conn) -> None:
-        self._dirty.append(conn)
+        self.dirty.append(conn)
         if not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self.flush)
@@ -108,12 +108,15 @@ class OutboundBatcher:
 
     def flush(self) -> None:
         self._scheduled = False
-        dirty, self._dirty = self._dirty, []
+        dirty = self.dirty
+        self.dirty = []
         for conn in dirty:
             try:
                 conn.flush()
             except Exception:  # one broken socket must not stop the others' writes
                 conn.out = []
+        if dirty:
+            self.metrics.ws_writes.inc(len(dirty))
         if self._counts:
             for frame_type, count in self._counts.items():
                 self.metrics.ws_frames_out.labels(type=frame_type).inc(count)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import deque
 from types import SimpleNamespace
 
 import aiohttp
@@ -188,3 +189,46 @@ async def test_event_acks_are_one_multiple_ack_per_loop_turn():
     handled(first, 4)
     await asyncio.sleep(0.01)
     assert first.acks == [(3, True), (4, True)]
+
+
+async def test_room_delivery_keeps_every_rule_of_push():
+    """deliver_to_room appends to an open socket's batch inline and sends every other socket
+    through push(): the sender is skipped, a closing socket gets nothing, a replaying room's
+    frame is held back, a resumed socket drops what it replayed, a paused transport's frames
+    go to its backlog; one write per socket per turn."""
+    hub = Hub(SimpleNamespace(ws_send_queue=4, drain_seconds=2))
+
+    class Transport:
+        def __init__(self):
+            self.writes = []
+
+        def write(self, data):
+            self.writes.append(data)
+
+        def is_closing(self):
+            return False
+
+    def socket(name):
+        conn = hub.new_connection(SimpleNamespace())
+        conn.conn_id = name
+        conn.transport, conn.protocol = Transport(), SimpleNamespace(writing_paused=False)
+        hub.subscribe(conn, "r")
+        return conn
+
+    plain, sender, closing, replaying, resumed, paused = (
+        socket(n) for n in ("plain", "sender", "closing", "replaying", "resumed", "paused"))
+    closing.closing = True
+    replaying.replaying["r"] = []
+    resumed.replayed_to["r"] = 1
+    paused.protocol.writing_paused = True
+    paused.backlog = deque()  # as the transport paused earlier (its drainer is not under test)
+    first, second = (Frame.of("message", _room="r", _seq=seq, message={"seq": seq})
+                     for seq in (1, 2))
+    assert hub.deliver_to_room(first, "r", skip="sender") == 5
+    assert hub.deliver_to_room(second, "r", skip="sender") == 5
+    await asyncio.sleep(0)
+    assert plain.transport.writes == [first.wire + second.wire]  # one write for the turn
+    assert sender.transport.writes == closing.transport.writes == []
+    assert replaying.transport.writes == [] and replaying.replaying["r"] == [first, second]
+    assert resumed.transport.writes == [second.wire]  # seq 1 was already replayed
+    assert paused.transport.writes == [] and list(paused.backlog) == [first, second]
