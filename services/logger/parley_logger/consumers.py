@@ -12,10 +12,11 @@ from parley_common import bus, config
 from parley_common.timeutil import iso, utcnow
 from parley_common.worker import Delivery, QueueConsumer
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, StatementError
 from sqlalchemy.orm import sessionmaker
 
 from .models import LogRecord
-from .records import to_row
+from .records import refused_row, to_row
 
 
 def _insert_ignoring_duplicates(dialect_name: str):
@@ -24,6 +25,13 @@ def _insert_ignoring_duplicates(dialect_name: str):
     if module is None:
         raise RuntimeError(f"the logger supports PostgreSQL and SQLite, not {dialect_name}")
     return module.insert(LogRecord).on_conflict_do_nothing(index_elements=["dedupe_key"])
+
+
+def _refused_data(exc: StatementError) -> bool:
+    """The statement failed for what it carried, not because the database is unreachable."""
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return False
+    return not (isinstance(exc, DBAPIError) and exc.connection_invalidated)
 
 
 class ArchiveConsumer(QueueConsumer):
@@ -45,13 +53,32 @@ class ArchiveConsumer(QueueConsumer):
             row = to_row(delivery.body, delivery.routing_key)
             rows.setdefault(row["dedupe_key"], row)  # the same body twice in one batch
         malformed = sum(1 for row in rows.values() if row.pop("malformed"))
-        with self.sessions() as session, session.begin():
-            statement = _insert_ignoring_duplicates(session.get_bind().dialect.name)
-            result = session.execute(statement.returning(LogRecord.id), list(rows.values()))
-            inserted = len(result.all())
+        try:
+            inserted = self._store(list(rows.values()))
+        except StatementError as exc:
+            if not _refused_data(exc):
+                raise  # the database is away: the worker retries the whole batch later
+            # A record the database refuses must not stall the archive (the batch would be
+            # retried for ever, and every record behind it wait): row by row, and a refused
+            # one is kept as a malformed record holding its content as text.
+            inserted = 0
+            for row in rows.values():
+                try:
+                    inserted += self._store([row])
+                except StatementError as refused:
+                    if not _refused_data(refused):
+                        raise
+                    inserted += self._store([refused_row(row, str(refused.orig)[:200])])
+                    malformed += 1
         self.counts["stored"] += inserted
         self.counts["duplicates"] += len(deliveries) - inserted
         self.counts["malformed"] += malformed
+
+    def _store(self, rows: list[dict]) -> int:
+        """Insert in one transaction; how many rows were new."""
+        with self.sessions() as session, session.begin():
+            statement = _insert_ignoring_duplicates(session.get_bind().dialect.name)
+            return len(session.execute(statement.returning(LogRecord.id), rows).all())
 
     def stats(self) -> dict:
         return dict(self.counts)

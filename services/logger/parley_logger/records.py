@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from datetime import datetime, timezone
 from typing import Any
 
@@ -21,9 +22,19 @@ def dedupe_key(body: bytes) -> str:
 
 
 def _clean(value: Any) -> Any:
-    """PostgreSQL text and JSON cannot hold NUL characters: drop them, recursively."""
+    """PostgreSQL text and JSON cannot hold NUL characters (dropped), unpaired surrogates
+    (replaced) nor NaN or infinite numbers (which Python's json writes and reads; kept as
+    their text), recursively."""
     if isinstance(value, str):
-        return value.replace("\x00", "") if "\x00" in value else value
+        if "\x00" in value:
+            value = value.replace("\x00", "")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # an unpaired surrogate (a JSON escape like \ud800)
+            value = value.encode("utf-8", "replace").decode("utf-8")
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
     if isinstance(value, dict):
         return {_clean(str(k)): _clean(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -89,3 +100,13 @@ def to_row(body: bytes, routing_key: str = "") -> dict:
         "dedupe_key": key,
         "malformed": False,
     }
+
+
+def refused_row(row: dict, reason: str) -> dict:
+    """``row`` as the database will take it: a malformed record naming why the database
+    refused the original, with that record's event and fields as text (same dedupe key, so a
+    redelivery is still recognised)."""
+    return {**row, "level": "error", "event": MALFORMED_EVENT,
+            "fields": {"reason": f"refused by the database: {reason}",
+                       "original_event": row["event"],
+                       "raw": _short(json.dumps(row["fields"], default=str), MAX_RAW_CHARS)}}

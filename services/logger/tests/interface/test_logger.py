@@ -308,3 +308,44 @@ async def test_query_logs_rpc_answers_like_the_cli(logger, amqp_channel, engine,
             await client.call("logger", "drop_everything")
     finally:
         await client.close()
+
+
+def test_a_record_the_database_refuses_does_not_stall_the_archive(logger, engine, monkeypatch):
+    """NaN, infinities and unpaired surrogates (what Python's json reads but PostgreSQL's json
+    refuses) are stored as text; a record the database still refuses is kept as a malformed
+    record with its content as text, and the rest of its batch is stored with it."""
+    from sqlalchemy.orm import sessionmaker
+
+    from parley_common.worker import Delivery
+    from parley_logger import consumers, records
+    from parley_logger.consumers import ArchiveConsumer
+
+    service = f"odd-{uuid.uuid4().hex[:6]}"
+    archive = ArchiveConsumer(sessionmaker(engine))
+
+    def delivery(tag: int, event: str, body: str) -> Delivery:
+        record = ('{"ts": "%s", "service": "%s", "level": "info", "event": "%s", "value": %s}'
+                  % (datetime.now(timezone.utc).isoformat(), service, event, body))
+        return Delivery(tag, f"{service}.info", record.encode(), False)
+
+    archive.handle_batch([delivery(1, "nan", "NaN"), delivery(2, "inf", "-Infinity"),
+                          delivery(3, "surrogate", '"\\ud800x"')])
+    stored = {row.event: row.fields["value"] for row in rows(engine, service)}
+    assert stored == {"nan": "nan", "inf": "-inf", "surrogate": "?x"}
+
+    real_to_row = records.to_row
+
+    def unstorable_to_row(body, routing_key=""):  # a value the cleaning let through
+        row = real_to_row(body, routing_key)
+        if row["event"] == "poison":
+            row["fields"]["value"] = float("nan")
+        return row
+
+    monkeypatch.setattr(consumers, "to_row", unstorable_to_row)
+    archive.handle_batch([delivery(4, "poison", "1"), delivery(5, "after", "2")])
+    events = {row.event: row for row in rows(engine, service)}
+    assert events["after"].fields["value"] == 2
+    refused = events[records.MALFORMED_EVENT]
+    assert refused.fields["original_event"] == "poison"
+    assert refused.fields["reason"].startswith("refused by the database")
+    assert archive.counts["malformed"] == 1
