@@ -17,7 +17,9 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session as DbSession
 
 from parley_common import audit, config
+from parley_common.db import like_escape
 from parley_common.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from parley_common.limits import MAX_QUERY
 from parley_common.text import storable
 from parley_common.timeutil import iso, utcnow
 
@@ -26,7 +28,6 @@ from .models import Session, User, audit_log
 
 ADMINS_VARIABLE = "PARLEY_ADMINS"
 STATUSES = ("active", "deactivated")
-MAX_QUERY = 64
 
 
 def configured_admins() -> frozenset[str]:
@@ -99,7 +100,7 @@ def list_users(db: DbSession, q: Any, status: Any, role: Any, limit: Any, cursor
     statement = select(User).where(User.deleted_at.is_(None))
     text = (q or "").strip().lower()
     if text:
-        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        pattern = f"%{like_escape(text)}%"
         statement = statement.where(or_(User.username_lower.like(pattern, escape="\\"),
                                         func.lower(User.display_name).like(pattern, escape="\\"),
                                         User.email_lower.like(pattern, escape="\\")))
