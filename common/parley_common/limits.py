@@ -33,6 +33,10 @@ MAX_MEMBER_IDS = 100  # member_ids of one new room
 MIN_PAGE, MAX_PAGE, DEFAULT_PAGE = 1, 100, 50
 MAX_QUERY = 64
 MAX_CURSOR = 512
+# Message search (GET /api/v1/search): the query's length and how many words it may hold.
+MAX_SEARCH_QUERY = 256
+MAX_SEARCH_TERMS = 16
+DEFAULT_SEARCH_PAGE = 20
 
 # Calls between our own parts.
 MAX_POSTS_PER_CALL = 100  # posts in one rooms.post_messages call (the gateway's batches)

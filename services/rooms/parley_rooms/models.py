@@ -85,3 +85,16 @@ outbox = outbox_table(metadata)
 
 # Administrators' actions on rooms and messages (parley_common.audit).
 audit_log = audit_table(metadata)
+
+# Full-text search of messages (store/search.py, migration 0005_message_search) lives outside
+# this metadata, because each dialect keeps it its own way: on PostgreSQL the generated
+# tsvector column messages.search_vector and its GIN index, on SQLite the FTS5 table
+# message_search (with its shadow tables) kept by triggers. Schema comparisons skip them.
+SEARCH_SCHEMA_NAMES = ("search_vector", "ix_messages_search_vector", "message_search")
+
+
+def outside_metadata(name: str | None, type_: str, _parents: dict | None = None) -> bool:
+    """For Alembic's include_name: True for the search structures above (FTS5's shadow tables
+    are message_search_data, _idx, _content, _docsize, _config)."""
+    return bool(name) and any(name == known or (type_ == "table" and name.startswith(known + "_"))
+                              for known in SEARCH_SCHEMA_NAMES)

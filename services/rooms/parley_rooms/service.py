@@ -21,6 +21,7 @@ from . import validation as v
 from .amqp import LeanEventDispatcher
 from .dependencies import RPC_TIMEOUT_SECONDS, RoomsStore
 from .store import PRIVATE, PUBLIC, NewPost
+from .store.search import decode_before, search_terms
 
 
 def rpc(method=None, *, emits: bool = False):
@@ -273,6 +274,31 @@ class RoomsService:
         key = v.decode_cursor(check, cursor, (str, str, str))
         check.done()
         return self.store.list_conversations(user_id, limit, key)
+
+    @rpc
+    def search_messages(self, user_id, q, room_id=None, before=None, limit=v.DEFAULT_SEARCH_PAGE):
+        """Full-text search of the messages of the caller's rooms (store/search.py): ranked,
+        ``before`` the cursor of the previous page, each result with a highlighted snippet."""
+        check = v.Checker()
+        user_id = check.id("user_id", user_id)
+        q = check.text("q", q, maximum=v.MAX_SEARCH_QUERY)
+        terms = search_terms(q) if q else []
+        if q and not terms:
+            check.fail("q", "must contain a word (letters or digits)")
+        elif len(terms) > v.MAX_SEARCH_TERMS:
+            check.fail("q", f"may hold at most {v.MAX_SEARCH_TERMS} words")
+        room_id = None if room_id is None else check.id("room_id", room_id)
+        limit = check.int("limit", limit, minimum=v.MIN_PAGE, maximum=v.MAX_PAGE, optional=True,
+                          default=v.DEFAULT_SEARCH_PAGE)
+        key = None
+        if before is not None:
+            cursor = v.Checker()
+            key = v.decode_cursor(cursor, before, (float, str, str))
+            key = None if key is None else decode_before(key)
+            if key is None:
+                check.fail("before", "is not a cursor this search handed out")
+        check.done()
+        return self.store.search_messages(user_id, terms, room_id, key, limit)
 
     # --- auth.events: the users replica -----------------------------------------------------
     # Redelivery is harmless: upserts converge, and removing a user who is in no room is a no-op.

@@ -13,6 +13,7 @@ from parley_common.limits import (DEFAULT_PAGE, MAX_CLIENT_ID, MAX_CURSOR, MAX_I
                                   MIN_PAGE)
 from parley_common.limits import MAX_POSTS_PER_CALL as MAX_POSTS
 from parley_common.limits import MAX_ROOM_NAME as MAX_NAME
+from parley_common.limits import DEFAULT_SEARCH_PAGE, MAX_SEARCH_QUERY, MAX_SEARCH_TERMS
 from parley_common.text import CONTROL_PROBLEM, PROBLEM, has_control_chars, storable
 
 

@@ -15,6 +15,7 @@ messages.py         history, edit, delete; NewPost
 posting.py          posting a batch (SQLite: one transaction per post)
 postgres_posting.py posting a batch on PostgreSQL: one statement, with its SQL
 read_state.py       read markers, unread counts, the conversation list
+search.py           full-text search of the messages of your rooms
 """
 from __future__ import annotations
 
@@ -23,10 +24,11 @@ from .messages import NewPost
 from .membership import Membership
 from .posting import Posting
 from .read_state import ReadState
+from .search import Search
 from .users import UsersReplica
 
 __all__ = ["Store", "NewPost", "FetchUsers", "PUBLIC", "PRIVATE", "DIRECT", "OWNER", "MEMBER"]
 
 
-class Store(ReadState, Posting, Membership, UsersReplica):
+class Store(ReadState, Posting, Membership, UsersReplica, Search):
     """One worker's store: ``Store(session, fetch_users, autocommit=engine_or_None)``."""
