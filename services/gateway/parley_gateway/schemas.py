@@ -203,6 +203,21 @@ CONVERSATION = {
                                               {"type": "null"}]},
                    "unread_count": {"type": "integer"}, "muted": {"type": "boolean"}},
 }
+SEARCH_RESULT = {
+    "type": "object", "required": ["message", "room", "snippet"],
+    "properties": {
+        "message": {"$ref": "#/components/schemas/Message"},
+        "room": {"type": "object", "required": ["id", "kind", "name"],
+                 "properties": {"id": ID,
+                                "kind": {"type": "string", "enum": ["public", "private", "direct"]},
+                                "name": {"type": "string", "description": "\"\" for direct rooms"}}},
+        "snippet": {"type": "array", "description": "About 160 characters of the text around "
+                    "the first match, in order; \"…\" parts mark cuts.",
+                    "items": {"type": "object", "required": ["text", "match"],
+                              "properties": {"text": {"type": "string"},
+                                             "match": {"type": "boolean"}}}},
+    },
+}
 ERROR = {
     "type": "object", "required": ["error"],
     "properties": {"error": {
@@ -228,6 +243,7 @@ SESSION = {"type": "object", "required": ["id", "user_agent", "created_at", "las
 
 COMPONENTS = {"Session": SESSION, "User": USER, "SelfUser": SELF_USER, "Room": ROOM, "Message": MESSAGE,
               "Member": MEMBER, "Conversation": CONVERSATION, "Error": ERROR}
+COMPONENTS["SearchResult"] = SEARCH_RESULT
 
 
 def ref(name: str) -> dict:
