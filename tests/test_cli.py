@@ -170,3 +170,36 @@ def test_names_for_rooms_and_people_send_history_and_exit_codes(suite, tmp_path)
     texts = [m["text"] for m in api(suite, friend_token, "GET",
                                      f"/api/v1/rooms/{direct['room']['id']}/messages")["messages"]]
     assert texts == ["hi pal"]
+
+
+def test_search_prints_marked_snippets_json_and_exit_codes(suite, tmp_path):
+    name = f"cli{uuid.uuid4().hex[:8]}"
+    assert cli(suite, tmp_path / name, "register", name, f"{name}@example.com",
+               stdin="a long password\n").returncode == 0
+    assert cli(suite, tmp_path / name, "login", name, stdin="a long password\n").returncode == 0
+    token_file = tmp_path / name
+    word = f"kiwi{uuid.uuid4().hex[:6]}"
+    rooms = [f"grove-{uuid.uuid4().hex[:6]}" for _ in range(2)]
+    for room in rooms:
+        assert cli(suite, token_file, "create", room).returncode == 0
+        assert cli(suite, token_file, "send", room, f"a {word} in {room}").returncode == 0
+    assert cli(suite, token_file, "send", rooms[0], "no fruit here").returncode == 0
+
+    found = cli(suite, token_file, "search", word.upper())
+    assert found.returncode == 0, found.stderr
+    lines = found.stdout.splitlines()
+    assert len(lines) == 2 and all(f"*{word}*" in line for line in lines), lines
+    assert {line.split(" ")[2] for line in lines} == {f"#{room}" for room in rooms}
+
+    only = cli(suite, token_file, "search", word[:6], "--room", rooms[1], "--json")
+    assert only.returncode == 0, only.stderr
+    results = json.loads(only.stdout)
+    assert [r["message"]["text"] for r in results] == [f"a {word} in {rooms[1]}"]
+    assert [p["text"] for p in results[0]["snippet"] if p["match"]] == [word]
+    assert cli(suite, token_file, "search", word, "--limit", "1", "--json").stdout.count('"seq"') == 1
+
+    nothing = cli(suite, token_file, "search", "zzzz" + uuid.uuid4().hex[:8])
+    assert nothing.returncode == 0 and nothing.stdout == "" and "no messages" in nothing.stderr
+    assert cli(suite, token_file, "search", "?!").returncode == 1  # refused: no word in it
+    assert cli(suite, token_file, "search", word, "--room", "no-such-room-here").returncode == 4
+    assert cli(suite, tmp_path / "nobody", "search", word).returncode == 3

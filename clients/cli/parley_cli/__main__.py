@@ -8,6 +8,7 @@
     parley-cli dm PERSON             (line-by-line chat with one person)
     parley-cli send ROOM TEXT        (for scripts)
     parley-cli history ROOM [--limit N] [--json]
+    parley-cli search WORDS [--room ROOM] [--limit N] [--json]
     parley-cli password              (change it; your other sessions end)
     parley-cli sessions | revoke SESSION_ID | revoke --others
     parley-cli delete-account        (asks for the password)
@@ -142,6 +143,36 @@ async def history(parley: Parley, room_id: str, limit: int) -> list[dict]:
     return messages
 
 
+async def search(parley: Parley, query: str, room_id: str | None, limit: int) -> list[dict]:
+    """The best `limit` results of a message search, best first (paged with `before`)."""
+    results: list[dict] = []
+    before = None
+    while len(results) < limit:
+        params = {"q": query, "limit": min(100, limit - len(results))}
+        if room_id is not None:
+            params["room_id"] = room_id
+        if before is not None:
+            params["before"] = before
+        page = await parley.call("GET", "/api/v1/search", params=params)
+        results += page["results"]
+        before = page["next_cursor"]
+        if before is None:
+            break
+    return results
+
+
+def show_result(result: dict, marked: bool) -> None:
+    """One result: when, where (with the message's seq), who, and the snippet with its matching
+    words in bold on a terminal, between * otherwise."""
+    message = result["message"]
+    author = message["author"]["display_name"] or message["author"]["username"]
+    start, stop = ("\033[1m", "\033[0m") if marked else ("*", "*")
+    snippet = "".join(f"{start}{part['text']}{stop}" if part["match"] else part["text"]
+                      for part in result["snippet"])
+    print(f"[{message['created_at'][:16].replace('T', ' ')}] {room_label(result['room'])} "
+          f"#{message['seq']} {author}: {snippet}")
+
+
 async def run(args: argparse.Namespace) -> None:
     async with aiohttp.ClientSession() as http:
         parley = Parley(http, args.url, DEFAULT_TOKEN_FILE)
@@ -229,6 +260,16 @@ async def run(args: argparse.Namespace) -> None:
             else:
                 for message in messages:
                     show(message)
+        elif command == "search":
+            room_id = (await parley.find_room(args.room))["id"] if args.room else None
+            results = await search(parley, args.query, room_id, args.limit)
+            if args.json:
+                print(json.dumps(results, indent=1))
+            elif not results:
+                print("no messages found", file=sys.stderr)
+            else:
+                for result in results:
+                    show_result(result, sys.stdout.isatty())
 
 
 def page_size(value: str) -> int:
@@ -266,6 +307,12 @@ def main(argv: list[str] | None = None) -> int:
     hist.add_argument("room")
     hist.add_argument("--limit", type=page_size, default=20)
     hist.add_argument("--json", action="store_true", help="a JSON array of messages, oldest first")
+    find = sub.add_parser("search", help="search the messages of your rooms")
+    find.add_argument("query", help="words that must all occur (each as a word start)")
+    find.add_argument("--room", help="only this room (name, @person or id)")
+    find.add_argument("--limit", type=page_size, default=20)
+    find.add_argument("--json", action="store_true",
+                      help="a JSON array of results ({message, room, snippet}), best first")
     sub.add_parser("password")
     sub.add_parser("sessions")
     revoke = sub.add_parser("revoke")
