@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from helpers import PASSWORD, Client, new_user, register, unique, ws_url
 from parley_cli.client import Parley
-from parley_cli.tui import HelpScreen, ParleyApp
+from parley_cli.tui import HelpScreen, ParleyApp, SearchScreen
 
 WAIT = 45  # generous: a loaded 2-core CI box
 
@@ -259,6 +259,32 @@ async def test_scroll_back_direct_messages_mute_leave_and_help(suite, http, tmp_
             await until(lambda: not isinstance(app.screen, HelpScreen), "help closed")
             await type_line(pilot, "/nonsense")
             assert "unknown command" in app.status_text()
+
+
+async def test_search_key_shows_matches_from_your_rooms(suite, http, tmp_path):
+    bob = await new_user(http, suite.url, unique("bob"), display_name="Bobby Search")
+    alice = await register(http, suite.url, unique("alice"))
+    word = unique("quokka")
+    room = (await bob.post("/api/v1/rooms", {"name": unique("zoo"), "kind": "public"})).body["room"]
+    elsewhere = (await bob.post("/api/v1/rooms", {"name": unique("mine"), "kind": "private"})).body["room"]
+    await bob.post(f"/api/v1/rooms/{elsewhere['id']}/messages", {"text": f"a hidden {word}"})
+    async with aiohttp.ClientSession() as own:
+        parley = await logged_in_client(own, suite.url, tmp_path / "token", alice["username"])
+        await parley.call("POST", f"/api/v1/rooms/{room['id']}/join")
+        await bob.post(f"/api/v1/rooms/{room['id']}/messages", {"text": f"look, a {word} smiles"})
+        app = ParleyApp(parley)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(lambda: app.current == room["id"], "room open")
+            await pilot.press("f9")
+            await type_line(pilot, word[:8])
+            await until(lambda: isinstance(app.screen, SearchScreen), "results shown")
+            shown = app.screen.text()
+            assert f"#{room['name']}" in shown.plain and "Bobby Search: look, a" in shown.plain
+            assert "hidden" not in shown.plain  # bob's private room is not alice's to search
+            bold = [shown.plain[span.start:span.end] for span in shown.spans if "reverse" in str(span.style)]
+            assert bold == [word]
+            await pilot.press("escape")
+            await until(lambda: not isinstance(app.screen, SearchScreen), "results closed")
 
 
 async def _contains(texts_coroutine, text: str) -> bool:

@@ -38,6 +38,7 @@ HELP = """\
   F6          mute / unmute the open room
   F7          edit your last message (/edit NEW TEXT)
   F8          delete your last message (Enter confirms /delete)
+  F9          search the messages of your rooms: /search WORDS (Esc closes the results)
   PageUp      scroll back; at the top it loads older messages
   PageDown    scroll forward
   Esc         clear the composer
@@ -45,7 +46,7 @@ HELP = """\
 
 [b]Commands in the composer[/b]
   /join NAME  /dm NAME  /create NAME [--private]  /leave  /mute
-  /edit TEXT  /delete  /older  /help  /quit
+  /edit TEXT  /delete  /older  /search WORDS  /help  /quit
   //text sends a line that starts with "/"
 """
 
@@ -71,6 +72,36 @@ class HelpScreen(ModalScreen):
         yield Static(HELP, id="help")
 
 
+class SearchScreen(ModalScreen):
+    """The results of /search: where, when, who, and the snippet with its matches in bold."""
+    BINDINGS = [Binding("escape,f9,q", "app.pop_screen", "close results")]
+
+    def __init__(self, query: str, results: list[dict]):
+        super().__init__()
+        self.query_text = query
+        self.results = results
+
+    def text(self) -> Text:
+        text = Text()
+        text.append(f"Messages matching “{self.query_text}”", style="bold")
+        text.append(" (Esc closes)\n\n", style="dim")
+        if not self.results:
+            text.append("nothing found", style="dim")
+        for result in self.results:
+            message = result["message"]
+            text.append(f"{room_label(result['room'])} ", style="bold")
+            text.append(f"{message['created_at'][:16].replace('T', ' ')} ", style="dim")
+            author = message["author"]
+            text.append(f"{author['display_name'] or author['username']}: ")
+            for part in result["snippet"]:
+                text.append(part["text"], style="bold reverse" if part["match"] else None)
+            text.append("\n")
+        return text
+
+    def compose(self) -> ComposeResult:
+        yield VerticalScroll(Static(self.text(), id="search-results"), id="search")
+
+
 class ParleyApp(App):
     TITLE = "Parley"
     ENABLE_COMMAND_PALETTE = False  # its Ctrl+P is "previous room" here; F1 is the help
@@ -82,6 +113,8 @@ class ParleyApp(App):
     #composer { dock: bottom; }
     HelpScreen { align: center middle; }
     #help { width: 76; height: auto; border: thick $primary; background: $surface; padding: 1 2; }
+    SearchScreen { align: center middle; }
+    #search { width: 90%; height: 80%; border: thick $primary; background: $surface; padding: 1 2; }
     """
     BINDINGS = [
         Binding("f1", "help", "help"),
@@ -94,6 +127,7 @@ class ParleyApp(App):
         Binding("f6", "toggle_mute", "mute"),
         Binding("f7", "edit_last", "edit"),
         Binding("f8", "prefill('/delete')", "delete"),
+        Binding("f9", "prefill('/search ')", "search"),
         Binding("pageup", "older", "older", show=False, priority=True),
         Binding("pagedown", "newer", "newer", show=False, priority=True),
         Binding("escape", "prefill('')", "clear", show=False),
@@ -545,6 +579,11 @@ class ParleyApp(App):
                 last.update(deleted=True, text="")
         elif name == "older":
             await self.load_older()
+        elif name in ("search", "find"):
+            if not rest:
+                raise CliError("search for what? /search WORDS")
+            body = await self.parley.call("GET", "/api/v1/search", params={"q": rest, "limit": 50})
+            self.push_screen(SearchScreen(rest, body["results"]))
         elif name == "help":
             self.action_help()
         elif name in ("quit", "exit"):
