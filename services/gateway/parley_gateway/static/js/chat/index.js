@@ -14,6 +14,8 @@
 //   typing.js         who is typing
 //   composer.js       the composer and messages on their way
 //   editing.js        edit / delete / retry / discard on a message
+//   search.js         the message search box and its results dialog
+//   jump.js           jumping to a message in its room's history
 import { describeError } from '../api.js';
 import { $, toast } from '../util.js';
 import { setupDialogs, openProfile, closeAllDialogs } from '../dialogs.js';
@@ -30,6 +32,7 @@ import { cancelRead, setupReceipts } from './receipts.js';
 import { onFrame, onReady, onUserUpdated } from './frames.js';
 import { setupTyping } from './typing.js';
 import { setupComposer } from './composer.js';
+import { setupSearch } from './search.js';
 
 export { renewSocketToken } from './connection.js';
 
@@ -37,7 +40,7 @@ export { renewSocketToken } from './connection.js';
 // page load. A new panel of the chat screen adds its setup function here.
 const PARTS = [
   setupSidebar, setupRoomView, setupMembers, setupRoomActions, setupMessages, setupMessageList,
-  setupReceipts, setupTyping, setupComposer,
+  setupReceipts, setupTyping, setupComposer, setupSearch,
 ];
 
 let hooks = null; // app.js: onLogout, onAccountDeleted, onAuthLost(code)
