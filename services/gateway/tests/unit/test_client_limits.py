@@ -24,6 +24,8 @@ EXPECTED = {
     "profile-display": (None, limits.MAX_DISPLAY_NAME),
     "profile-avatar": (None, limits.MAX_AVATAR_URL),
     "new-password": (limits.MIN_PASSWORD, limits.MAX_PASSWORD),
+    "msg-search": (None, limits.MAX_SEARCH_QUERY),
+    "search-q": (None, limits.MAX_SEARCH_QUERY),
 }
 
 
