@@ -96,7 +96,7 @@ def test_chat_screen_keyboard_dialogs_and_axe(people, axe_violations):
     assert_no_axe_violations(axe_violations, page)
     page.emulate_media(color_scheme="light")
 
-    tab_through(page, page.get_by_role("button", name="Profile"), {"Profile", "Log out", "New room", "Browse", "Message…", "Filter conversations",
+    tab_through(page, page.get_by_role("button", name="Profile"), {"Profile", "Log out", "New room", "Browse", "Message…", "Search messages", "Filter conversations",
                        re.compile(re.escape(room)), "Mute", "Members", "Edit message", "Delete message", "Message",
                        "Send"})
 

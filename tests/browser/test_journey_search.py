@@ -71,5 +71,9 @@ def test_search_and_jump_to_an_old_message(people, api_person, axe_violations):
     dialog.get_by_label("Words to find").fill("?!")
     dialog.get_by_role("button", name="Search", exact=True).click()
     expect(dialog.get_by_role("status")).to_contain_text("word")
+    for key in ["Tab"] * 8 + ["Shift+Tab"] * 8:  # the keyboard stays inside the dialog
+        page.keyboard.press(key)
+        assert page.evaluate("() => !!document.activeElement.closest('dialog[open]')"), key
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
+    expect(box).to_be_focused()  # back where the person was
