@@ -76,6 +76,16 @@ def test_words_must_all_match_as_word_starts_and_better_matches_rank_first(store
                                  {"text": "fine", "match": True}]
 
 
+def test_both_databases_split_words_alike(store):
+    room, _, _ = store.create_room("ada", "Words", "private", "", [])
+    post(store, "ada", room, "mail alice@example.com about snake_case in v3.14 (see x.org/a_b)",
+         "Über naïve 日本語")
+    for query in ("example", "snake case", "14", "org", "b", "über", "NAÏVE", "日本"):
+        assert len(search(store, "ada", query)["results"]) == 1, query
+    assert [p["text"] for p in search(store, "ada", "exam")["results"][0]["snippet"]
+            if p["match"]] == ["example"]
+
+
 def test_pages_follow_the_cursor_without_repeats_or_gaps(store):
     room, _, _ = store.create_room("ada", "Pages", "private", "", ["bob"])
     posted = post(store, "ada", room, *[f"needle number {n}" for n in range(7)])

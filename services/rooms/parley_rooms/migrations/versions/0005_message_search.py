@@ -2,7 +2,10 @@
 
 PostgreSQL: messages.search_vector, a tsvector GENERATED from the text (the 'simple'
 configuration: lower-cased words, no stemming, no stop words, so every language is treated
-alike) and a GIN index on it. PostgreSQL computes it in the statement that inserts or updates
+alike) and a GIN index on it. Everything but letters and digits becomes a space first, so the
+words are those of SQLite's unicode61 and of store/search.py's highlighting: the default
+parser would otherwise keep "alice@example.com", "x.org/a_b" or "3.14" as single tokens,
+which "example" or "14" could never find. PostgreSQL computes it in the statement that inserts or updates
 the row, so every path that writes a message (the one-statement post batch included) keeps it
 current in the same transaction, with no trigger; a deleted message's text is "" and its
 vector empty. Adding the column rewrites the table once, which fills it for existing rows.
@@ -45,7 +48,8 @@ SQLITE_DOWN = [
 ]
 POSTGRESQL_UP = [
     "ALTER TABLE messages ADD COLUMN search_vector tsvector "
-    "GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, text)) STORED",
+    "GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, "
+    "regexp_replace(text, '[^[:alnum:]]+', ' ', 'g'))) STORED",
     "CREATE INDEX ix_messages_search_vector ON messages USING gin (search_vector)",
 ]
 POSTGRESQL_DOWN = [
