@@ -89,9 +89,16 @@ async def test_sqlite_replica_end_to_end(sqlite_rooms):
                              cursor=conversations["next_cursor"])
     assert rest["conversations"][0]["room"]["id"] == first["id"] and rest["next_cursor"] is None
     assert rest["conversations"][0]["last_message"]["seq"] == 4
+    # Message search on FTS5 (migration 0005's table and triggers), through the RPC.
+    found = await client.call("rooms", "search_messages", alice["id"], "M1", limit=5)
+    assert [r["message"]["seq"] for r in found["results"]] == [2] and found["next_cursor"] is None
+    assert found["results"][0]["snippet"] == [{"text": "m1", "match": True}]
+    assert (await client.call("rooms", "search_messages", alice["id"], "newest",
+                              room_id=first["id"]))["results"] == []
     direct = await client.call("rooms", "open_direct", alice["id"], bob["id"])
     assert direct["created"] is True
     assert (await client.call("rooms", "open_direct", bob["id"], alice["id"]))["created"] is False
     await client.call("rooms", "delete_room", alice["id"], first["id"])
+    assert (await client.call("rooms", "search_messages", bob["id"], "m1"))["results"] == []
     assert sorted(await client.call("rooms", "room_ids_for_user", bob["id"])) == sorted(
         [second["id"], direct["room"]["id"]])
