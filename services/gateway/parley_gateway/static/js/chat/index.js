@@ -14,6 +14,9 @@
 //   typing.js         who is typing
 //   composer.js       the composer and messages on their way
 //   editing.js        edit / delete / retry / discard on a message
+//   markdown.js       message text's Markdown subset as DOM nodes
+//   mentions.js       @mentions: rendering, mention frames, the Mentions view, notifications
+//   mention-complete.js  the composer's @name autocomplete
 import { describeError } from '../api.js';
 import { $, toast } from '../util.js';
 import { setupDialogs, openProfile, closeAllDialogs } from '../dialogs.js';
@@ -30,6 +33,8 @@ import { cancelRead, setupReceipts } from './receipts.js';
 import { onFrame, onReady, onUserUpdated } from './frames.js';
 import { setupTyping } from './typing.js';
 import { setupComposer } from './composer.js';
+import { setupMentions } from './mentions.js';
+import { setupMentionComplete } from './mention-complete.js';
 
 export { renewSocketToken } from './connection.js';
 
@@ -38,6 +43,7 @@ export { renewSocketToken } from './connection.js';
 const PARTS = [
   setupSidebar, setupRoomView, setupMembers, setupRoomActions, setupMessages, setupMessageList,
   setupReceipts, setupTyping, setupComposer,
+  setupMentions, setupMentionComplete,
 ];
 
 let hooks = null; // app.js: onLogout, onAccountDeleted, onAuthLost(code)
