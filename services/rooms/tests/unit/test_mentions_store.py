@@ -5,23 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from parley_common import db
-from parley_rooms.store import NewPost, Store
+from parley_rooms.store import NewPost
 from parley_rooms.store.mentions import mentioned_names
+from parley_rooms.validation import Checker, decode_cursor
 
 
 @pytest.fixture
-def store(tmp_path):
-    url = f"sqlite:///{tmp_path / 'rooms.db'}"
-    db.migrate(url, "parley_rooms:migrations")
-    engine = db.make_engine(url)
-    session = db.make_sessionmaker(engine)()
-    store = Store(session, lambda ids: {})
-    for user_id, name in (("ada", "Ada"), ("bob", "bob.smith"), ("cyd", "cyd"), ("dan", "dan")):
-        store.replicate_user({"id": user_id, "username": name})
-    yield store
-    session.close()
-    engine.dispose()
+def store(sqlite_store):
+    return sqlite_store({"ada": "Ada", "bob": "bob.smith", "cyd": "cyd", "dan": "dan"})
 
 
 def post(store, author, room_id, text, client_id):
@@ -65,7 +56,6 @@ def test_mention_count_until_read_and_the_mentions_listing(store):
     assert [item["message"]["id"] for item in page["mentions"]] == [second["id"]]
     assert page["mentions"][0]["room"] == {"id": other["id"], "name": "Other", "kind": "public"}
     assert page["mentions"][0]["unread"] is True
-    from parley_rooms.validation import decode_cursor, Checker
     rest = store.list_mentions("bob", 1, decode_cursor(Checker(), page["next_cursor"], (str, str)))
     assert [item["message"]["id"] for item in rest["mentions"]] == [first["id"]]
     assert rest["next_cursor"] is None
