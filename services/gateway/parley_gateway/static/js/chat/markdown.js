@@ -12,6 +12,7 @@ const LINK_AT = /^\[([^\]\n]{1,500})\]\(([^()\s]{1,2000})\)/;
 const MENTION_AT = /^@([A-Za-z0-9_.-]{3,64})/;
 const WORD = /[A-Za-z0-9]/;
 const NAME_CHAR = /[A-Za-z0-9_.@-]/;
+const SPACE = /\s/;
 
 /** An http(s) URL as a safe href, or null. */
 export function safeHref(raw) {
@@ -38,14 +39,14 @@ function wrap(tag, className, children) {
 
 /** Where the marker closing one opened at `from` is: its text not empty nor edged by spaces. */
 function closing(text, marker, from) {
-  let at = text.indexOf(marker, from);
+  if (from >= text.length || SPACE.test(text[from])) return -1;
+  let at = text.indexOf(marker, from + 1);
   while (at !== -1) {
     if (marker.length === 1 && text[at + 1] === marker) { // a "**" run inside "*…*": skip it
       at = text.indexOf(marker, at + 2);
       continue;
     }
-    const inner = text.slice(from, at);
-    if (inner && !/^\s|\s$/.test(inner)) return at;
+    if (!SPACE.test(text[at - 1])) return at; // no slices here: a long line stays linear-ish
     at = text.indexOf(marker, at + 1);
   }
   return -1;
