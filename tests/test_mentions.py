@@ -5,6 +5,7 @@ mentioned user's sockets only - also when they did not subscribe to the room."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
 
 from helpers import auth_headers, new_user, next_frame, unique, ws_url
@@ -59,8 +60,11 @@ async def test_mentions_api_counts_and_listing(suite, http):
 
 async def test_mentions_endpoint_refuses_bad_input(suite, http):
     ada = await new_user(http, suite.url)
+    not_a_time = base64.urlsafe_b64encode(b'["yesterday","x"]').decode().rstrip("=")
+    wrong_shape = base64.urlsafe_b64encode(b'[1,2,3]').decode().rstrip("=")
     for query, field in (("limit=0", "limit"), ("limit=101", "limit"), ("limit=x", "limit"),
-                         ("cursor=not-a-cursor", "cursor")):
+                         ("cursor=not-a-cursor", "cursor"), (f"cursor={not_a_time}", "cursor"),
+                         (f"cursor={wrong_shape}", "cursor")):
         reply = await ada.get(f"/api/v1/mentions?{query}")
         assert reply.status == 422, (query, reply)
         assert reply.error["code"] == "validation_failed" and field in reply.error["details"]

@@ -17,6 +17,8 @@ const PAGE = 30;
 
 let dom = {};
 const view = { cursor: null, seq: 0 };
+// Mention frames already counted, by message id: a relayed event (at-least-once) counts once.
+const counted = new Set();
 
 export function setupMentions() {
   dom = {
@@ -58,7 +60,9 @@ export const mentionsMe = (m) => !!(m && me && m.mentions && m.mentions.includes
 export function onMention(f) {
   const m = f.message;
   const r = m && getRoom(m.room_id);
-  if (!r || isMine(m)) return;
+  if (!r || isMine(m) || counted.has(m.id)) return;
+  if (counted.size > 1000) counted.clear();
+  counted.add(m.id);
   if (!viewing(r)) { r.mentionCount = (r.mentionCount || 0) + 1; renderSidebar(); }
   if (r.room.kind !== 'direct') notify(r, m, `${displayName(m.author)} mentioned you in ${roomLabel(r)}`);
 }
