@@ -254,7 +254,8 @@ async def test_read_state_and_conversations(suite, http):
 
     state = await bob.post(f"/api/v1/rooms/{rid}/read", {"seq": 2})  # backwards: ignored
     assert state.status == 200, state
-    assert state.body == {"room_id": rid, "last_read_seq": 4, "unread_count": 1}
+    assert state.body == {"room_id": rid, "last_read_seq": 4, "unread_count": 1,
+                          "mention_count": 0}
     bobs_view = await bob.get("/api/v1/conversations")
     mine = next(c for c in bobs_view.body["conversations"] if c["room"]["id"] == rid)
     assert mine["unread_count"] == 1 and mine["last_message"]["seq"] == 6

@@ -203,3 +203,42 @@ def test_search_prints_marked_snippets_json_and_exit_codes(suite, tmp_path):
     assert cli(suite, token_file, "search", "?!").returncode == 1  # refused: no word in it
     assert cli(suite, token_file, "search", word, "--room", "no-such-room-here").returncode == 4
     assert cli(suite, tmp_path / "nobody", "search", word).returncode == 3
+
+
+def test_mentions_marked_in_history_and_listed(suite, tmp_path):
+    name, friend = f"cli{uuid.uuid4().hex[:8]}", f"pal{uuid.uuid4().hex[:8]}"
+    for who in (name, friend):
+        assert cli(suite, tmp_path / who, "register", who, f"{who}@example.com",
+                   stdin="a long password\n").returncode == 0
+        assert cli(suite, tmp_path / who, "login", who, stdin="a long password\n").returncode == 0
+    room = f"den-{uuid.uuid4().hex[:6]}"
+    assert cli(suite, tmp_path / name, "create", room).returncode == 0
+    assert cli(suite, tmp_path / friend, "join", room).returncode == 0
+    for text in (f"hey @{name.upper()} **look**", "no mention here"):
+        assert cli(suite, tmp_path / friend, "send", room, text).returncode == 0
+
+    shown = cli(suite, tmp_path / name, "history", room)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].startswith("@ [") and lines[0].endswith(f"hey @{name.upper()} **look**")
+    assert lines[1].startswith("[")  # not a mention: no mark
+
+    listed = cli(suite, tmp_path / name, "mentions")
+    assert listed.returncode == 0, listed.stderr
+    (line,) = listed.stdout.splitlines()
+    assert line.startswith("* ") and f"#{room} " in line and line.endswith("**look**")
+    as_json = json.loads(cli(suite, tmp_path / name, "mentions", "--json").stdout)
+    assert [item["room"]["name"] for item in as_json] == [room] and as_json[0]["unread"] is True
+    assert cli(suite, tmp_path / friend, "mentions").stdout == ""
+
+
+def test_tui_marks_mentions_of_you():
+    from rich.text import Text
+
+    from parley_cli.tui import append_mentions
+
+    text = Text()
+    append_mentions(text, "hi @Ada and @bob.", "ada", True)
+    assert text.plain == "hi @Ada and @bob."
+    styles = {text.plain[span.start:span.end]: str(span.style) for span in text.spans}
+    assert styles == {"@Ada": "bold reverse", "@bob.": "bold"}

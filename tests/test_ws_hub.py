@@ -446,6 +446,7 @@ async def test_read_receipts_reach_the_room(duo, http):
                             "ref": "rd"})
     reply = await next_frame(bob_ws, "read", ref="rd")
     assert reply["seq"] == message["seq"] and reply["unread_count"] == 0
+    assert reply["mention_count"] == 0
     receipt = await next_frame(alice_ws, "read", user_id=bob["id"])
     assert receipt["room_id"] == room["id"] and receipt["seq"] == message["seq"]
     await alice_ws.close()

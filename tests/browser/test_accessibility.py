@@ -112,7 +112,8 @@ def test_chat_screen_keyboard_dialogs_and_axe(people, axe_violations):
     expect(details).to_be_hidden()
 
     for opener, title in (("New room", "New room"), ("Browse", "Public rooms"),
-                          ("Message…", "Direct message"), ("Profile", "Your profile")):
+                          ("Message…", "Direct message"), ("Profile", "Your profile"),
+                          ("Mentions", "Mentions")):
         button = page.get_by_role("button", name=opener, exact=True)
         button.focus()
         page.keyboard.press("Enter")

@@ -9,6 +9,7 @@
     parley-cli send ROOM TEXT        (for scripts)
     parley-cli history ROOM [--limit N] [--json]
     parley-cli search WORDS [--room ROOM] [--limit N] [--json]
+    parley-cli mentions [--limit N] [--json]   (messages that mention you, newest first)
     parley-cli password              (change it; your other sessions end)
     parley-cli sessions | revoke SESSION_ID | revoke --others
     parley-cli delete-account        (asks for the password)
@@ -59,8 +60,9 @@ async def chat(parley: Parley, room: dict) -> None:
 
     async with parley.http.ws_connect(parley.ws_url(), headers={"Authorization": f"Bearer {token}"}) as ws:
         history = await parley.call("GET", f"/api/v1/rooms/{room_id}/messages?limit=20")
+        me_id = token_claims(token).get("sub")
         for message in history["messages"]:
-            show(message)
+            show(message, me_id)
         last_seq = history["messages"][-1]["seq"] if history["messages"] else 0
         await ws.send_json({"type": "subscribe", "room_id": room_id, "after_seq": last_seq})
         peer = next((m["user"] for m in members if m["user"]["id"] != token_claims(token).get("sub")), None)
@@ -103,7 +105,11 @@ async def chat(parley: Parley, room: dict) -> None:
                     all_acked.set()
             elif event["type"] == "message" and event["message"]["seq"] not in shown:
                 shown.add(event["message"]["seq"])
-                show(event["message"])
+                show(event["message"], me_id)
+            elif event["type"] == "mention" and event["message"]["room_id"] != room_id:
+                author = event["message"]["author"]
+                print(f"@@ {author['display_name'] or author['username']} mentioned you "
+                      f"elsewhere: {event['message']['text'][:200]}")
             elif event["type"] == "typing":
                 print(f"   {event['user']['display_name'] or event['user']['username']} is typing…")
             elif event["type"] == "presence":
@@ -121,10 +127,12 @@ async def chat(parley: Parley, room: dict) -> None:
             raise CliError("session ended: log in again", EXIT_NOT_LOGGED_IN)
 
 
-def show(message: dict) -> None:
+def show(message: dict, me_id: str | None = None, where: str = "") -> None:
+    """One message as a line; "@ " in front when it mentions you (Markdown shown as typed)."""
     when = message["created_at"][11:16]
     text = "(deleted)" if message["deleted"] else message["text"]
-    print(f"[{when}] {message['author']['display_name'] or message['author']['username']}: {text}")
+    mark = "@ " if me_id and me_id in (message.get("mentions") or ()) else ""
+    print(f"{mark}[{when}] {where}{message['author']['display_name'] or message['author']['username']}: {text}")
 
 
 async def history(parley: Parley, room_id: str, limit: int) -> list[dict]:
@@ -258,8 +266,9 @@ async def run(args: argparse.Namespace) -> None:
             if args.json:
                 print(json.dumps(messages, indent=1))
             else:
+                me_id = token_claims(await parley.token()).get("sub")
                 for message in messages:
-                    show(message)
+                    show(message, me_id)
         elif command == "search":
             room_id = (await parley.find_room(args.room))["id"] if args.room else None
             results = await search(parley, args.query, room_id, args.limit)
@@ -270,6 +279,15 @@ async def run(args: argparse.Namespace) -> None:
             else:
                 for result in results:
                     show_result(result, sys.stdout.isatty())
+        elif command == "mentions":
+            items = (await parley.call("GET", "/api/v1/mentions",
+                                       params={"limit": min(args.limit, 100)}))["mentions"]
+            if args.json:
+                print(json.dumps(items, indent=1))
+            for item in [] if args.json else items:
+                where = f"#{item['room']['name']} " if item["room"]["name"] else "(direct) "
+                print(("* " if item["unread"] else "  ") + item["message"]["created_at"][:10], end=" ")
+                show(item["message"], None, where)
 
 
 def page_size(value: str) -> int:
@@ -313,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     find.add_argument("--limit", type=page_size, default=20)
     find.add_argument("--json", action="store_true",
                       help="a JSON array of results ({message, room, snippet}), best first")
+    mentions = sub.add_parser("mentions", help="messages that mention you, newest first")
+    mentions.add_argument("--limit", type=page_size, default=20)
+    mentions.add_argument("--json", action="store_true", help="the API's mention items as JSON")
     sub.add_parser("password")
     sub.add_parser("sessions")
     revoke = sub.add_parser("revoke")

@@ -61,6 +61,10 @@ def status_exit_code(status: int, code: str) -> int:
     return EXIT_REFUSED
 
 
+# An @mention as the server reads one (services/rooms/README.md "Mentions"): shown marked.
+MENTION = re.compile(r"(?<![A-Za-z0-9_.@-])@([A-Za-z0-9_.-]{3,32})")
+
+
 def room_label(room: dict, me: dict | None = None, peer: dict | None = None) -> str:
     """How a room is named on screen: `#name`, or `@person` for a direct room."""
     if room["kind"] == "direct":

@@ -20,7 +20,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Header, Input, Static
 
-from .client import EXIT_NOT_LOGGED_IN, CliError, Parley, room_label
+from .client import EXIT_NOT_LOGGED_IN, MENTION, CliError, Parley, room_label
 
 HISTORY_PAGE = 50
 TYPING_SECONDS = 5
@@ -51,12 +51,26 @@ HELP = """\
 """
 
 
+
+def append_mentions(text: Text, body: str, username: str | None, mentions_me: bool) -> None:
+    """``body`` (Markdown shown as typed) with @username (yours, when the message mentions
+    you) in reverse video and other @names in bold."""
+    at = 0
+    for match in MENTION.finditer(body):
+        text.append(body[at:match.start()])
+        name = match.group(1)
+        mine = mentions_me and username and name.rstrip(".-").lower() == username.lower()
+        text.append(match.group(0), style="bold reverse" if mine else "bold")
+        at = match.end()
+    text.append(body[at:])
+
 @dataclass
 class RoomState:
     room: dict
     label: str
     unread: int = 0
     muted: bool = False
+    mentions: int = 0                     # unread messages that mention you
     last_seq: int = 0                     # the highest seq seen: where a resume starts
     messages: dict = field(default_factory=dict)   # seq -> message (loaded part of history)
     loaded: bool = False
@@ -175,7 +189,8 @@ class ParleyApp(App):
             self.users[self.me["id"]] = self.me
             self.sub_title = self.me["display_name"] or self.me["username"]
             for item in await self.parley.conversations():
-                await self.add_room(item["room"], item["unread_count"], item["muted"])
+                state = await self.add_room(item["room"], item["unread_count"], item["muted"])
+                state.mentions = item.get("mention_count") or 0
         except CliError as exc:
             self.notice = str(exc)
             self.refresh_all()
@@ -312,6 +327,8 @@ class ParleyApp(App):
                 room_state.label = room_label(room_state.room)
         elif kind == "room_deleted" and state:
             self.remove_room(state.room["id"])
+        elif kind == "mention" and state and state.room["id"] != self.current:
+            state.mentions += 1  # shown in the sidebar as "@N"
         elif kind == "error":
             self.notice = f"server: {event.get('message')}"
         self.refresh_all()
@@ -352,7 +369,7 @@ class ParleyApp(App):
         if state is None:
             return
         self.current = room_id
-        state.unread = 0
+        state.unread = state.mentions = 0
         self.refresh_all()
         try:
             if not state.loaded:
@@ -401,6 +418,7 @@ class ParleyApp(App):
             state = self.rooms[room_id]
             style = "reverse" if room_id == self.current else ("dim" if state.muted else "")
             badge = f" ({state.unread})" if state.unread else ""
+            badge += f" @{state.mentions}" if state.mentions else ""
             text.append(f"{state.label[:18]}{badge}{' [muted]' if state.muted else ''}\n",
                         style=style or None)
         if not self.order:
@@ -423,7 +441,10 @@ class ParleyApp(App):
             if message["deleted"]:
                 text.append(": (deleted)\n", style="dim italic")
             else:
-                text.append(f": {message['text']}" + (" (edited)" if message["edited_at"] else "") + "\n")
+                text.append(": ")
+                append_mentions(text, message["text"], self.me.get("username"),
+                                self.me.get("id") in (message.get("mentions") or ()))
+                text.append((" (edited)" if message["edited_at"] else "") + "\n")
         return text
 
     def status_text(self) -> str:

@@ -121,6 +121,14 @@ async def list_conversations(ctx: Ctx):
                           "next_cursor": result.get("next_cursor")})
 
 
+async def list_mentions(ctx: Ctx):
+    q = ctx.query
+    result = await ctx.rpc("rooms", "list_mentions", ctx.user_id, limit=q["limit"],
+                           cursor=q["cursor"])
+    return json_response({"mentions": result["mentions"],
+                          "next_cursor": result.get("next_cursor")})
+
+
 BASE = "/api/v1/rooms"
 ITEM = BASE + "/{room_id}"
 ENDPOINTS = [
@@ -178,7 +186,8 @@ ENDPOINTS = [
     Endpoint("POST", ITEM + "/read", mark_read, "Mark messages read up to seq (never backwards).",
              "messages", body=s.MARK_READ,
              responses={200: s.obj(room_id=s.ID, last_read_seq={"type": "integer"},
-                                   unread_count={"type": "integer"})},
+                                   unread_count={"type": "integer"},
+                                   mention_count={"type": "integer"})},
              errors=WRITE_ERRORS),
     Endpoint("GET", "/api/v1/conversations", list_conversations,
              "Your rooms by last activity, newest first, with unread counts.", "rooms",
@@ -187,4 +196,13 @@ ENDPOINTS = [
                                                   "items": s.ref("Conversation")},
                                    next_cursor={"type": ["string", "null"]})},
              errors=(401, 422, 503)),
+    Endpoint("GET", "/api/v1/mentions", list_mentions,
+             "Messages that mention you, newest first, in rooms you belong to.", "messages",
+             query={"limit": s.LIMIT, "cursor": s.CURSOR},
+             responses={200: s.obj(mentions={"type": "array", "items": s.ref("Mention")},
+                                   next_cursor={"type": ["string", "null"]})},
+             errors=(401, 422, 503),
+             description="A mention is @username of a member (case-insensitive), outside code "
+                         "spans and blocks, never by yourself; a room you left drops out, a "
+                         "deleted message too. Pass next_cursor as cursor for the next page."),
 ]

@@ -194,6 +194,7 @@ class EventConsumer:
     async def _on_message_posted(self, payload: dict) -> None:
         message = payload.get("message") or {}
         room_id, seq = message.get("room_id"), message.get("seq")
+        self._mention(message, message.get("mentions"))
         if not self.hub.by_room.get(room_id) or not isinstance(seq, int):
             self.ordering.forget(room_id)  # nobody here listens: nothing to order
             return
@@ -228,6 +229,19 @@ class EventConsumer:
         message = payload.get("message") or {}
         room_id = message.get("room_id")
         self._to_room(room_id, Frame.of("message_edited", _room=room_id, message=message))
+        self._mention(message, payload.get("new_mentions"))  # only those the edit added
+
+    def _mention(self, message: dict, user_ids) -> None:
+        """A ``mention`` frame to every socket of the users a message newly mentions, whether
+        or not they subscribed to its room (rooms never lists the author; muted rooms too:
+        the client counts the mention and shows no notification)."""
+        if not user_ids or not isinstance(user_ids, list):
+            return
+        author_id = (message.get("author") or {}).get("id")
+        targets = self.hub.of_users(uid for uid in user_ids if uid != author_id)
+        if targets:
+            self.hub.deliver(Frame.of("mention", room_id=message.get("room_id"),
+                                      message=message), targets)
 
     async def _on_message_deleted(self, payload: dict) -> None:
         room_id = payload.get("room_id")

@@ -93,7 +93,9 @@ Authenticate with the Authorization header or the first frame `{"type":"auth","t
 within 5 seconds. Client frames: auth, subscribe {room_id, after_seq?}, unsubscribe, send
 {room_id, text, client_id}, typing, read {room_id, seq}, ping. Server frames: ready,
 subscribed, unsubscribed, ack, message, message_edited, message_deleted, member_joined,
-member_left, presence, typing, read, room_created, room_updated, room_deleted, pong, error.
+member_left, presence, typing, read, room_created, room_updated, room_deleted, pong, error,
+and mention {room_id, message} to each user a new or edited message newly mentions (also
+without a subscription to its room).
 Close codes: 4401 not authenticated, 4408 no auth frame in time, 4001 session revoked,
 4429 too many messages, 1009 frame too large (64 KiB), 1001 server draining."""
 

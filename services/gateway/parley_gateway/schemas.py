@@ -187,7 +187,19 @@ MESSAGE = {
         "text": {"type": "string", "description": "\"\" once deleted"},
         "client_id": {"type": ["string", "null"]}, "created_at": TIME,
         "edited_at": NULLABLE_TIME, "deleted": {"type": "boolean"},
+        "mentions": {"type": "array", "items": ID,
+                     "description": "The ids of the members its @usernames name (case-"
+                                    "insensitive; not the author, not in code spans or "
+                                    "blocks), resolved when posted or edited."},
     },
+}
+MENTION = {
+    "type": "object", "required": ["message", "room", "unread"],
+    "properties": {"message": {"$ref": "#/components/schemas/Message"},
+                   "room": {"type": "object", "properties": {
+                       "id": ID, "name": {"type": "string"},
+                       "kind": {"type": "string", "enum": ["public", "private", "direct"]}}},
+                   "unread": {"type": "boolean", "description": "After your read marker."}},
 }
 MEMBER = {
     "type": "object", "required": ["user", "role", "joined_at", "last_read_seq", "online"],
@@ -201,7 +213,10 @@ CONVERSATION = {
     "properties": {"room": {"$ref": "#/components/schemas/Room"},
                    "last_message": {"oneOf": [{"$ref": "#/components/schemas/Message"},
                                               {"type": "null"}]},
-                   "unread_count": {"type": "integer"}, "muted": {"type": "boolean"}},
+                   "unread_count": {"type": "integer"}, "muted": {"type": "boolean"},
+                   "mention_count": {"type": "integer",
+                                     "description": "Unread messages that mention you (muted "
+                                                    "rooms count them too)."}},
 }
 SEARCH_RESULT = {
     "type": "object", "required": ["message", "room", "snippet"],
@@ -242,8 +257,8 @@ SESSION = {"type": "object", "required": ["id", "user_agent", "created_at", "las
                                       "description": "The session of this request."}}}
 
 COMPONENTS = {"Session": SESSION, "User": USER, "SelfUser": SELF_USER, "Room": ROOM, "Message": MESSAGE,
-              "Member": MEMBER, "Conversation": CONVERSATION, "Error": ERROR}
-COMPONENTS["SearchResult"] = SEARCH_RESULT
+              "Member": MEMBER, "Conversation": CONVERSATION, "Error": ERROR,
+              "Mention": MENTION, "SearchResult": SEARCH_RESULT}
 
 
 def ref(name: str) -> dict:

@@ -317,7 +317,8 @@ class WsSession:
         result = await self.rpc.call("rooms", "mark_read", self.conn.user_id, room_id, seq)
         await self.reply("read", ref, room_id=room_id, user_id=self.conn.user_id,
                          seq=result.get("last_read_seq", seq),
-                         unread_count=result.get("unread_count"))
+                         unread_count=result.get("unread_count"),
+                         mention_count=result.get("mention_count"))
 
     # --- rate limit --------------------------------------------------------------------
     async def admit_frame(self) -> bool:

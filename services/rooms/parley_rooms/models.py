@@ -79,6 +79,19 @@ messages = Table(
     UniqueConstraint("room_id", "author_id", "client_id", name="uq_messages_room_author_client"),
 )
 
+# Who a message mentions (@username resolved against the room's members when it was posted
+# or last edited; the author never mentions themself). seq is the message's, so a member's
+# unread mentions are those after their read marker.
+mentions = Table(
+    "mentions", metadata,
+    Column("message_id", ID, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ID, primary_key=True),
+    Column("room_id", ID, ForeignKey("rooms.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    # the Mentions view (newest first) and mention counts (per room, after the read marker)
+    Index("ix_mentions_user_id_room_id_seq", "user_id", "room_id", "seq"),
+)
+
 # Events committed with their change (parley_common.outbox). message_posted rows are written by
 # the post statement itself, keyed by the message id, with no payload: rebuilt if relayed.
 outbox = outbox_table(metadata)

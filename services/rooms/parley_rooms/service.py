@@ -300,6 +300,16 @@ class RoomsService:
         check.done()
         return self.store.search_messages(user_id, terms, room_id, key, limit)
 
+    @rpc
+    def list_mentions(self, user_id, limit=50, cursor=None):
+        """The messages that mention the user, newest first, in rooms they belong to now."""
+        check = v.Checker()
+        user_id = check.id("user_id", user_id)
+        limit = check.limit(limit)
+        key = v.decode_cursor(check, cursor, (str, str))
+        check.done()
+        return self.store.list_mentions(user_id, limit, key)
+
     # --- auth.events: the users replica -----------------------------------------------------
     # Redelivery is harmless: upserts converge, and removing a user who is in no room is a no-op.
     # requeue_on_error: a transient database failure retries the event instead of losing it.

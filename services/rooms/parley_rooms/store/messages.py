@@ -11,8 +11,8 @@ from parley_common.outbox import Event
 from parley_common.timeutil import utcnow
 
 from ..models import messages
-from .access import RoomAccess
 from .base import no_such_message, operation, read_only, room_archived
+from .mentions import Mentions
 from .rendering import MESSAGE_WITH_AUTHOR, message_from_joined
 
 
@@ -29,7 +29,7 @@ class NewPost:
         return (self.user_id, self.room_id, self.client_id)
 
 
-class Messages(RoomAccess):
+class Messages(Mentions):
     def _rebuild_posted(self, row) -> Event | None:
         """A relayed message_posted: the message as it is now, to its members now; nothing if
         it went with its room."""
@@ -45,7 +45,7 @@ class Messages(RoomAccess):
                                                              messages.c.room_id == room_id)).first()
         if row is None:
             raise no_such_message()
-        return message_from_joined(row)
+        return self.with_mentions([message_from_joined(row)])[0]
 
     @read_only
     def list_messages(self, user_id: str, room_id: str, before_seq: int | None,
@@ -66,7 +66,8 @@ class Messages(RoomAccess):
         # The room's newest seq too, so a WebSocket subscribe needs this one call (a post that
         # committed between the two reads shows in the page: take whichever is newer).
         last_seq = max([access.room.last_seq, *(row.seq for row in rows)])
-        return {"messages": [message_from_joined(row) for row in rows], "has_more": has_more,
+        return {"messages": self.with_mentions([message_from_joined(row) for row in rows]),
+                "has_more": has_more,
                 "last_seq": last_seq}
 
     def _message_row(self, room_id: str, message_id: str):
@@ -90,8 +91,12 @@ class Messages(RoomAccess):
             return self.message(room_id, message_id), []
         self.session.execute(update(messages).where(messages.c.id == message_id)
                              .values(text=text, edited_at=utcnow()))
+        new_mentions = self.replace_mentions(message_id, room_id, row.seq,
+                                             self.resolve_mentions(room_id, user_id, text))
         message = self.message(room_id, message_id)
-        events = [("message_edited", {"message": message, "member_ids": self.member_ids(room_id)})]
+        # new_mentions: whom this edit mentions for the first time (they get a mention frame)
+        events = [("message_edited", {"message": message, "member_ids": self.member_ids(room_id),
+                                      "new_mentions": new_mentions})]
         self.outbox.commit(events)
         return message, events
 

@@ -11,6 +11,7 @@ from parley_common.outbox import Event
 from parley_common.timeutil import utcnow
 
 from .base import PUBLIC, no_such_room, room_archived
+from .mentions import mentioned_names
 from .messages import Messages, NewPost
 from .rendering import new_message
 
@@ -28,6 +29,10 @@ POST_ATTEMPTS = 3
 #   order; then the seq bump, the inserts and the authors' read markers. An archived room
 #   takes no post. `released` deletes the outbox rows of events already confirmed (the
 #   process's pending releases, common/parley_common/outbox.py): no statement of their own.
+# - `named` resolves the @names each post may mention (mentions.py's mentioned_names, made in
+#   Python: (ord, lower-cased name) pairs) against the room's members, not the author, as
+#   Mentions.resolve_mentions does; `mentioned` stores them with the message. A post without
+#   an @name adds no row to the pairs, so costs nothing here.
 # - Every CTE reads the snapshot of the statement's start. If a racing retry of one of these
 #   posts committed while we waited for a lock, the insert hits the unique constraint and the
 #   whole statement is undone (no seq taken, no gap); the caller re-runs it on a fresh snapshot.
@@ -69,6 +74,16 @@ WITH input AS MATERIALIZED (
       FROM (SELECT room_id, author_id, max(seq) AS top FROM fresh
              GROUP BY room_id, author_id) f
      WHERE m.room_id = f.room_id AND m.user_id = f.author_id
+), named AS (
+    SELECT DISTINCT f.ord, f.id AS message_id, f.room_id, f.seq, u.id AS user_id
+      FROM unnest(%(mention_ords)s::bigint[], %(mention_names)s::text[]) AS n(ord, name)
+      JOIN fresh f ON f.ord = n.ord
+      JOIN memberships m ON m.room_id = f.room_id
+      JOIN users u ON u.id = m.user_id AND lower(u.username) = n.name AND NOT u.deleted
+     WHERE u.id <> f.author_id
+), mentioned AS (
+    INSERT INTO mentions (message_id, user_id, room_id, seq)
+    SELECT message_id, user_id, room_id, seq FROM named
 ), released AS (
     DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE id = ANY(%(released)s::text[])
                                     FOR UPDATE SKIP LOCKED)
@@ -79,7 +94,8 @@ WITH input AS MATERIALIZED (
 )
 SELECT p.kind, p.is_member, p.existing_id, f.seq,
        CASE WHEN p.ord = min(p.ord) OVER (PARTITION BY p.room_id) THEN r.member_ids END,
-       u.username, u.display_name, p.archived
+       u.username, u.display_name, p.archived,
+       ARRAY(SELECT n.user_id FROM named n WHERE n.ord = p.ord ORDER BY n.user_id)
   FROM probe p
   LEFT JOIN fresh f ON f.ord = p.ord
   LEFT JOIN roster r ON r.room_id = p.room_id
@@ -100,8 +116,13 @@ class PostgresPosting(Messages):
                   "authors": [post.user_id for post in posts],
                   "clients": [post.client_id for post in posts],
                   "texts": [post.text for post in posts], "now": now,
+                  "mention_ords": [], "mention_names": [],
                   # outbox rows of events already confirmed: deleted by this same statement
                   "released": self.outbox.take_released()}
+        for ord_, post in enumerate(posts, 1):  # WITH ORDINALITY counts from 1
+            for name in mentioned_names(post.text):
+                params["mention_ords"].append(ord_)
+                params["mention_names"].append(name)
         try:
             return self._run_post_batch(autocommit, posts, message_ids, params, now)
         except BaseException:  # nothing committed: those rows still wait for their delete
@@ -149,7 +170,8 @@ class PostgresPosting(Messages):
         outcomes: list[dict | ParleyError] = []
         events: list[Event] = []
         for post, message_id, row in zip(posts, message_ids, rows):
-            kind, is_member, existing_id, seq, _roster, username, display_name, archived = row
+            (kind, is_member, existing_id, seq, _roster, username, display_name, archived,
+             mentioned) = row
             if kind is None or (not is_member and kind != PUBLIC):
                 outcomes.append(no_such_room())
             elif not is_member:
@@ -160,7 +182,8 @@ class PostgresPosting(Messages):
             elif archived:
                 outcomes.append(room_archived())
             else:
-                message = new_message(post, message_id, seq, now, username, display_name)
+                message = new_message(post, message_id, seq, now, username, display_name,
+                                      mentioned or [])
                 outcomes.append({"message": message, "created": True})
                 self.outbox.adopt([message_id])  # the statement wrote its outbox row
                 events.append(("message_posted", {"message": message,

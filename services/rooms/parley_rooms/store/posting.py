@@ -85,6 +85,7 @@ class Posting(PostgresPosting):
         if probe.archived_at is not None:
             raise room_archived()
         member_ids = self.member_ids(room_id)
+        mentioned = self.resolve_mentions(room_id, user_id, text)
         now = utcnow()
         seq = self.session.execute(
             update(rooms).where(rooms.c.id == room_id)
@@ -98,6 +99,7 @@ class Posting(PostgresPosting):
             self.session.execute(insert(messages).values(
                 id=message_id, room_id=room_id, seq=seq, author_id=user_id, text=text,
                 client_id=client_id, created_at=now, edited_at=None, deleted_at=None))
+            self.store_mentions(message_id, room_id, seq, mentioned)
             self.session.execute(
                 update(memberships)
                 .where(memberships.c.room_id == room_id, memberships.c.user_id == user_id)
@@ -118,5 +120,6 @@ class Posting(PostgresPosting):
             self.session.rollback()
             return existing, False, []
         self.outbox.adopt([message_id])
-        message = new_message(post, message_id, seq, now, probe.username, probe.display_name)
+        message = new_message(post, message_id, seq, now, probe.username, probe.display_name,
+                              mentioned)
         return message, True, [("message_posted", {"message": message, "member_ids": member_ids})]

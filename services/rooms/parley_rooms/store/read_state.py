@@ -46,7 +46,9 @@ class ReadState(Rooms):
         if last_read is None:  # left meanwhile
             raise no_such_room()
         unread = self.unread_counts(user_id, [room_id]).get(room_id, 0)
-        return {"room_id": room_id, "last_read_seq": last_read, "unread_count": unread}, events
+        mentioned = self.mention_counts(user_id, [room_id]).get(room_id, 0)
+        return {"room_id": room_id, "last_read_seq": last_read, "unread_count": unread,
+                "mention_count": mentioned}, events
 
     @operation
     def list_conversations(self, user_id: str, limit: int, cursor: list | None) -> dict:
@@ -57,16 +59,19 @@ class ReadState(Rooms):
         room_ids = [row.id for row in page]
         counts = self.member_counts(room_ids)
         unread = self.unread_counts(user_id, room_ids)
+        mentioned = self.mention_counts(user_id, room_ids)
         newest = [and_(messages.c.room_id == row.id, messages.c.seq == row.last_seq)
                   for row in page if row.last_seq > 0]
         last_messages = {}
         if newest:
-            last_messages = {row.room_id: message_from_joined(row)
-                             for row in self.session.execute(MESSAGE_WITH_AUTHOR.where(or_(*newest)))}
+            last_messages = {message["room_id"]: message for message in self.with_mentions(
+                [message_from_joined(row)
+                 for row in self.session.execute(MESSAGE_WITH_AUTHOR.where(or_(*newest)))])}
         return {
             "conversations": [{"room": room_dict(row, counts.get(row.id, 0)),
                                "last_message": last_messages.get(row.id),
                                "unread_count": unread.get(row.id, 0),
+                               "mention_count": mentioned.get(row.id, 0),
                                "muted": bool(row.muted)} for row in page],
             "next_cursor": next_cursor,
         }

@@ -50,17 +50,18 @@ def message_dict(row, username: str | None, display_name: str | None) -> dict:
         "created_at": iso(row.created_at),
         "edited_at": iso(row.edited_at),
         "deleted": row.deleted_at is not None,
+        "mentions": [],  # filled in by Mentions.with_mentions where a caller shows them
     }
 
 
 def new_message(post, message_id: str, seq: int, now: datetime,
-                username: str | None, display_name: str | None) -> dict:
+                username: str | None, display_name: str | None, mentions=()) -> dict:
     """The message a post just made (``post``: a NewPost), without reading it back."""
     return {
         "id": message_id, "room_id": post.room_id, "seq": seq,
         "author": author(post.user_id, username, display_name),
         "text": post.text, "client_id": post.client_id, "created_at": iso(now),
-        "edited_at": None, "deleted": False,
+        "edited_at": None, "deleted": False, "mentions": list(mentions),
     }
 
 

@@ -70,7 +70,7 @@ async def test_message_shape_and_text_rules(rooms):
     message = reply["message"]
     assert reply["created"] is True
     assert set(message) == {"id", "room_id", "seq", "author", "text", "client_id", "created_at",
-                            "edited_at", "deleted"}
+                            "edited_at", "deleted", "mentions"}
     assert message["text"] == "padded"
     assert message["author"] == {"id": author["id"], "username": "shape_author",
                                  "display_name": "Shape_Author"}
@@ -167,12 +167,15 @@ async def test_unread_and_read_arithmetic(rooms):
     assert (await conversation(alice))["unread_count"] == 2   # deleted ones do not count
 
     read = await rooms.call("mark_read", alice["id"], room["id"], 2)
-    assert read == {"room_id": room["id"], "last_read_seq": 2, "unread_count": 1}
+    assert read == {"room_id": room["id"], "last_read_seq": 2, "unread_count": 1,
+                    "mention_count": 0}
     await rooms.events.wait_for("messages_read", lambda p: p["room_id"] == room["id"] and p["seq"] == 2)
     backwards = await rooms.call("mark_read", alice["id"], room["id"], 1)
-    assert backwards == {"room_id": room["id"], "last_read_seq": 2, "unread_count": 1}
+    assert backwards == {"room_id": room["id"], "last_read_seq": 2, "unread_count": 1,
+                         "mention_count": 0}
     clamped = await rooms.call("mark_read", alice["id"], room["id"], 999)
-    assert clamped == {"room_id": room["id"], "last_read_seq": 4, "unread_count": 0}
+    assert clamped == {"room_id": room["id"], "last_read_seq": 4, "unread_count": 0,
+                       "mention_count": 0}
     again = await rooms.call("mark_read", alice["id"], room["id"], 4)
     assert again["last_read_seq"] == 4
     await asyncio.sleep(0.3)

@@ -81,7 +81,8 @@ async def test_sqlite_replica_end_to_end(sqlite_rooms):
     page = await client.call("rooms", "list_messages", alice["id"], first["id"], before_seq=3, limit=1)
     assert [m["seq"] for m in page["messages"]] == [2] and page["has_more"] is True
     read = await client.call("rooms", "mark_read", alice["id"], first["id"], 2)
-    assert read == {"room_id": first["id"], "last_read_seq": 2, "unread_count": 2}
+    assert read == {"room_id": first["id"], "last_read_seq": 2, "unread_count": 2,
+                    "mention_count": 0}
     await client.call("rooms", "post_message", alice["id"], second["id"], "newest", "x1")
     conversations = await client.call("rooms", "list_conversations", bob["id"], limit=1)
     assert conversations["conversations"][0]["room"]["id"] == second["id"]

@@ -5,23 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from parley_common import db
 from parley_common.errors import Forbidden, NotFound
-from parley_rooms.store import NewPost, Store
+from parley_rooms.store import NewPost
 
 
 @pytest.fixture
-def store(tmp_path):
-    url = f"sqlite:///{tmp_path / 'rooms.db'}"
-    db.migrate(url, "parley_rooms:migrations")
-    engine = db.make_engine(url)
-    session = db.make_sessionmaker(engine)()
-    store = Store(session, lambda ids: {})
-    for user_id in ("ada", "bob", "cyd"):
-        store.replicate_user({"id": user_id, "username": user_id})
-    yield store
-    session.close()
-    engine.dispose()
+def store(sqlite_store):
+    return sqlite_store({user_id: user_id for user_id in ("ada", "bob", "cyd")})
 
 
 def test_reads_writes_and_refusals_leave_no_transaction_open(store):

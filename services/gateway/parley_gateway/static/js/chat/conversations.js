@@ -54,6 +54,7 @@ function mergeConversation(c) {
   }
   r.muted = !!c.muted;
   r.unread = c.unread_count || 0;
+  r.mentionCount = c.mention_count || 0;
   if (c.last_message && (!r.lastMessage || c.last_message.seq >= r.lastMessage.seq)) r.lastMessage = c.last_message;
   r.lastSeq = Math.max(r.lastSeq, c.room.last_seq || 0, (c.last_message && c.last_message.seq) || 0);
 }

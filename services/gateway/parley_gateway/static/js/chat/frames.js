@@ -15,6 +15,7 @@ import { dropPendingEl, isShown, nearBottom, scrollToBottom, showJump, upsertMes
 import { onRead, scheduleRead, scheduleReceipts } from './receipts.js';
 import { clearTyping, onTyping } from './typing.js';
 import { dispatchPending, failPending, resolvePending } from './composer.js';
+import { notifyMessage, onMention } from './mentions.js';
 
 export function onFrame(f) {
   switch (f.type) {
@@ -31,6 +32,7 @@ export function onFrame(f) {
     case 'room_updated': if (f.room) onRoomUpdated(f.room); break;
     case 'room_deleted': removeRoom(f.room_id, 'This room was deleted.'); break;
     case 'user_updated': if (f.user && f.user.id) onUserUpdated(f.user); break;
+    case 'mention': onMention(f); break;
     case 'error': onError(f); break;
     default: break; // subscribed, unsubscribed and future frame types
   }
@@ -68,6 +70,7 @@ export function onMessage(m) {
   const stick = open && (nearBottom() || isMine(m));
   const fresh = absorb(r, m, true);
   if (m.author) clearTyping(r, m.author.id);
+  notifyMessage(r, m, fresh);
   if (open && r.loaded) {
     upsertMessageEl(r, m);
     if (fresh) updateHistoryStatus(r);

@@ -16,6 +16,9 @@
 //   editing.js        edit / delete / retry / discard on a message
 //   search.js         the message search box and its results dialog
 //   jump.js           jumping to a message in its room's history
+//   markdown.js       message text's Markdown subset as DOM nodes
+//   mentions.js       @mentions: rendering, mention frames, the Mentions view, notifications
+//   mention-complete.js  the composer's @name autocomplete
 import { describeError } from '../api.js';
 import { $, toast } from '../util.js';
 import { setupDialogs, openProfile, closeAllDialogs } from '../dialogs.js';
@@ -33,6 +36,8 @@ import { onFrame, onReady, onUserUpdated } from './frames.js';
 import { setupTyping } from './typing.js';
 import { setupComposer } from './composer.js';
 import { setupSearch } from './search.js';
+import { setupMentions } from './mentions.js';
+import { setupMentionComplete } from './mention-complete.js';
 
 export { renewSocketToken } from './connection.js';
 
@@ -41,6 +46,7 @@ export { renewSocketToken } from './connection.js';
 const PARTS = [
   setupSidebar, setupRoomView, setupMembers, setupRoomActions, setupMessages, setupMessageList,
   setupReceipts, setupTyping, setupComposer, setupSearch,
+  setupMentions, setupMentionComplete,
 ];
 
 let hooks = null; // app.js: onLogout, onAccountDeleted, onAuthLost(code)

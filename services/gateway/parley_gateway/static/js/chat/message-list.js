@@ -5,6 +5,8 @@ import { me, isMine } from './state.js';
 import { loadOlder } from './messages.js';
 import { scheduleReceipts } from './receipts.js';
 import { onMessageAction } from './editing.js';
+import { renderMarkdown } from './markdown.js';
+import { mentionClass, mentionsMe } from './mentions.js';
 
 const GROUP_MS = 5 * 60 * 1000;
 
@@ -57,11 +59,12 @@ function messageEl(r, m, prev) {
   if (mine) cls.push('own');
   if (m.deleted) cls.push('deleted');
   if (isCont(prev, m)) cls.push('cont');
+  if (mentionsMe(m)) cls.push('mentions-me');
   const li = h('li', { class: cls.join(' '), dataset: { seq: String(m.seq), id: m.id } });
   const text = m.deleted
     ? h('div', { class: 'msg-text deleted-text', text: 'message deleted' })
     : h('div', { class: 'msg-text' },
-      h('span', { text: m.text }),
+      h('span', {}, renderMarkdown(m.text, { mention: mentionClass(r, m) })),
       m.edited_at ? h('span', { class: 'msg-edited', title: `Edited ${fullTime(m.edited_at)}`, text: ' (edited)' }) : null);
   li.append(
     avatar(m.author, 'avatar msg-avatar'),

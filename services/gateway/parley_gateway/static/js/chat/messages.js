@@ -26,7 +26,7 @@ export function absorb(r, m, live) {
     r.room.last_seq = Math.max(r.room.last_seq || 0, m.seq);
     if (toTime(m.created_at) > toTime(r.room.last_activity_at)) r.room.last_activity_at = m.created_at;
     if (live) {
-      if (isMine(m)) r.unread = 0; // posting moves your read marker to your message
+      if (isMine(m)) { r.unread = 0; r.mentionCount = 0; } // posting moves your read marker to your message
       else if (!m.deleted && !viewing(r)) r.unread += 1;
     }
   }

@@ -55,7 +55,7 @@ export function onRead(f) {
   }
   if (f.user_id === me.id) {
     r.sentReadSeq = Math.max(r.sentReadSeq, f.seq || 0);
-    if ((f.seq || 0) >= r.lastSeq && r.unread) { r.unread = 0; renderSidebar(); }
+    if ((f.seq || 0) >= r.lastSeq && (r.unread || r.mentionCount)) { r.unread = 0; r.mentionCount = 0; renderSidebar(); }
   }
   if (isOpen(r)) scheduleReceipts();
 }
@@ -72,7 +72,7 @@ export function cancelRead() {
 function markRead() {
   const r = openRoomState();
   if (!r || !r.loaded || document.visibilityState !== 'visible') return;
-  if (r.unread) { r.unread = 0; renderSidebar(); }
+  if (r.unread || r.mentionCount) { r.unread = 0; r.mentionCount = 0; renderSidebar(); }
   const seq = r.lastSeq;
   if (!seq || seq <= r.sentReadSeq) return;
   r.sentReadSeq = seq;
@@ -81,6 +81,10 @@ function markRead() {
     if (mine) mine.last_read_seq = Math.max(mine.last_read_seq || 0, seq);
   }
   api('POST', `/rooms/${enc(r.room.id)}/read`, { seq }).then((res) => {
-    if (res && !isOpen(r) && typeof res.unread_count === 'number') { r.unread = res.unread_count; renderSidebar(); }
+    if (res && !isOpen(r) && typeof res.unread_count === 'number') {
+      r.unread = res.unread_count;
+      r.mentionCount = res.mention_count || 0;
+      renderSidebar();
+    }
   }).catch(() => { if (r.sentReadSeq === seq) r.sentReadSeq = 0; });
 }

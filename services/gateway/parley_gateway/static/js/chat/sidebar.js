@@ -104,7 +104,8 @@ function convItem(r) {
   }
   const time = r.lastMessage ? shortTime(r.lastMessage.created_at, false) : '';
   const badge = r.unread ? h('span', { class: `badge${r.muted ? ' badge-muted' : ''}`, text: r.unread > 99 ? '99+' : String(r.unread) }) : null;
-  const srBits = [r.unread ? `${r.unread} unread` : '', r.muted ? 'muted' : ''].filter(Boolean).join(', ');
+  const mentions = r.mentionCount ? h('span', { class: 'badge badge-mention', title: 'Mentions of you', text: r.mentionCount > 99 ? '@99+' : `@${r.mentionCount}` }) : null;
+  const srBits = [r.unread ? `${r.unread} unread` : '', r.mentionCount ? `${r.mentionCount} mentioning you` : '', r.muted ? 'muted' : ''].filter(Boolean).join(', ');
   const button = h('button', {
     type: 'button',
     class: `conv${r.unread && !r.muted ? ' has-unread' : ''}`,
@@ -119,6 +120,7 @@ function convItem(r) {
       h('span', { class: 'conv-time', text: time })),
     h('span', { class: 'conv-bottom' },
       h('span', { class: previewClass, text: preview }),
+      mentions,
       badge)),
   srBits ? h('span', { class: 'sr-only', text: `, ${srBits}` }) : null);
   return h('li', {}, button);

@@ -20,6 +20,7 @@ export function newRoomState(room) {
     room,
     muted: false,
     unread: 0,
+    mentionCount: 0, // unread messages that mention you (mentions.js)
     lastMessage: null,
     lastSeq: seq, // newest seq known for the room (list preview, unread bookkeeping)
     resumeSeq: seq, // newest seq actually received as a message (subscribe after_seq)
