@@ -15,6 +15,8 @@ import { dropPendingEl, isShown, nearBottom, scrollToBottom, showJump, upsertMes
 import { onRead, scheduleRead, scheduleReceipts } from './receipts.js';
 import { clearTyping, onTyping } from './typing.js';
 import { dispatchPending, failPending, resolvePending } from './composer.js';
+import { keepMyReactions, onReactionFrame } from './reactions.js';
+import { onOriginalDeleted } from './replies.js';
 
 export function onFrame(f) {
   switch (f.type) {
@@ -31,6 +33,7 @@ export function onFrame(f) {
     case 'room_updated': if (f.room) onRoomUpdated(f.room); break;
     case 'room_deleted': removeRoom(f.room_id, 'This room was deleted.'); break;
     case 'user_updated': if (f.user && f.user.id) onUserUpdated(f.user); break;
+    case 'reaction_added': case 'reaction_removed': onReactionFrame(f); break;
     case 'error': onError(f); break;
     default: break; // subscribed, unsubscribed and future frame types
   }
@@ -87,9 +90,10 @@ function onAck(f) {
   }
 }
 
-export function onEdited(m) {
-  const r = getRoom(m.room_id);
+export function onEdited(edited) {
+  const r = getRoom(edited.room_id);
   if (!r) return;
+  const m = keepMyReactions(r.messages.get(edited.seq), edited);
   if (r.messages.has(m.seq) || r.loaded) r.messages.set(m.seq, m);
   if (r.lastMessage && r.lastMessage.seq === m.seq) { r.lastMessage = m; renderSidebar(); }
   if (isOpen(r) && isShown(m.seq)) upsertMessageEl(r, m);
@@ -109,6 +113,7 @@ export function onDeleted(f) {
     r.lastMessage = mark(r.lastMessage);
     renderSidebar();
   }
+  onOriginalDeleted(f.room_id, f.message_id);
 }
 
 function onRoomCreated(room) {

@@ -14,6 +14,9 @@
 //   typing.js         who is typing
 //   composer.js       the composer and messages on their way
 //   editing.js        edit / delete / retry / discard on a message
+//   reactions.js      the reaction bar under each message, the emoji picker, live counts
+//   replies.js        reply to a message: the composer's reply, the quote above a reply
+//   jump.js           jump to a message (loads history back to it, highlights it)
 import { describeError } from '../api.js';
 import { $, toast } from '../util.js';
 import { setupDialogs, openProfile, closeAllDialogs } from '../dialogs.js';
@@ -30,6 +33,8 @@ import { cancelRead, setupReceipts } from './receipts.js';
 import { onFrame, onReady, onUserUpdated } from './frames.js';
 import { setupTyping } from './typing.js';
 import { setupComposer } from './composer.js';
+import { setupReactions } from './reactions.js';
+import { setupReplies } from './replies.js';
 
 export { renewSocketToken } from './connection.js';
 
@@ -37,7 +42,7 @@ export { renewSocketToken } from './connection.js';
 // page load. A new panel of the chat screen adds its setup function here.
 const PARTS = [
   setupSidebar, setupRoomView, setupMembers, setupRoomActions, setupMessages, setupMessageList,
-  setupReceipts, setupTyping, setupComposer,
+  setupReceipts, setupTyping, setupComposer, setupReactions, setupReplies,
 ];
 
 let hooks = null; // app.js: onLogout, onAccountDeleted, onAuthLost(code)
