@@ -129,6 +129,8 @@ async def test_replies_over_rest_and_websocket(suite, http):
     assert wrong.status == 422 and "reply_to" in wrong.error["details"], wrong
     malformed = await bob.post(messages, {"text": "x", "reply_to": 7})
     assert malformed.status == 422 and "reply_to" in malformed.error["details"], malformed
+    plain = await bob.post(messages, {"text": "not a reply", "reply_to": None})
+    assert plain.status == 201 and plain.body["message"]["reply_to"] is None, plain
 
     ws = await http.ws_connect(ws_url(suite.url), headers=auth_headers(alice.token))
     await next_frame(ws, "ready")

@@ -111,8 +111,9 @@ OPEN_DIRECT = _body({"user_id": {**ID, "title": "user_id",
 UPDATE_ROOM = _body({"name": ROOM_NAME, "topic": TOPIC})
 ADD_MEMBER = OPEN_DIRECT
 MUTE = _body({"muted": {"title": "muted", "type": "boolean"}}, ("muted",))
-REPLY_TO = {**ID, "title": "reply_to", "description": "The id of a message of the same room "
-                                                      "this one replies to.",
+REPLY_TO = {**ID, "type": ["string", "null"], "title": "reply_to",
+            "description": "The id of a message of the same room this one replies to "
+                           "(null or absent: not a reply).",
             "x-message": "reply_to must be the id of a message of this room."}
 POST_MESSAGE = _body({"text": TEXT, "client_id": CLIENT_ID, "reply_to": REPLY_TO}, ("text",))
 # A reaction's path segment (URL-encoded): one Unicode emoji (sequence); rooms checks it.
