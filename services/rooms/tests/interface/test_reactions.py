@@ -145,3 +145,13 @@ async def test_replies_quote_their_original_within_the_room(rooms):
     replies = [m for m in page["messages"] if m["reply_to"]]
     assert [m["seq"] for m in replies] == [2, 3]
     assert all(m["reply_to"]["deleted"] and m["reply_to"]["excerpt"] == "" for m in replies)
+
+
+async def test_conversations_show_the_last_message_with_its_reactions(rooms):
+    alice, bob = await rooms.user(), await rooms.user()
+    room = await rooms.room(alice, members=[bob])
+    message = await rooms.post(alice, room, "newest")
+    await rooms.call("add_reaction", bob["id"], room["id"], message["id"], "🎉")
+    listed = await rooms.call("list_conversations", bob["id"])
+    last = next(c["last_message"] for c in listed["conversations"] if c["room"]["id"] == room["id"])
+    assert last["reactions"] == [{"emoji": "🎉", "count": 1, "me": True}]
