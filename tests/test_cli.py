@@ -242,3 +242,38 @@ def test_tui_marks_mentions_of_you():
     assert text.plain == "hi @Ada and @bob."
     styles = {text.plain[span.start:span.end]: str(span.style) for span in text.spans}
     assert styles == {"@Ada": "bold reverse", "@bob.": "bold"}
+
+
+def test_replies_and_reactions_as_text(suite, tmp_path):
+    names = [f"rx{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    for who in names:
+        assert cli(suite, tmp_path / who, "register", who, f"{who}@example.com",
+                   stdin="a long password\n").returncode == 0
+        assert cli(suite, tmp_path / who, "login", who, stdin="a long password\n").returncode == 0
+    mine, theirs = (tmp_path / who for who in names)
+    room = f"porch-{uuid.uuid4().hex[:6]}"
+    assert cli(suite, mine, "create", room).returncode == 0
+    assert cli(suite, theirs, "join", room).returncode == 0
+    assert cli(suite, mine, "send", room, "coffee?").returncode == 0
+
+    replied = cli(suite, theirs, "send", room, "yes please", "--reply-to", "#1", "--json")
+    assert replied.returncode == 0, replied.stderr
+    assert json.loads(replied.stdout)["reply_to"]["excerpt"] == "coffee?"
+    reacted = cli(suite, theirs, "react", room, "1", "👍")
+    assert reacted.returncode == 0 and reacted.stdout.strip() == "👍 1*", reacted
+    assert cli(suite, mine, "react", room, "1", "👍").stdout.strip() == "👍 2*"
+
+    shown = cli(suite, theirs, "history", room).stdout.splitlines()
+    assert shown[0].endswith(f"#1 {names[0]}: coffee?")
+    assert shown[1] == "    👍 2*"
+    assert shown[2] == f"  ┌ re #1 {names[0]}: coffee?"
+    assert shown[3].endswith(f"#2 {names[1]}: yes please")
+
+    assert cli(suite, theirs, "unreact", room, "1", "👍").stdout.strip() == "👍 1"
+    assert cli(suite, theirs, "unreact", room, "1", "👍").returncode == 0  # nothing to take back
+    not_emoji = cli(suite, theirs, "react", room, "1", "ok")
+    assert not_emoji.returncode == 1 and "emoji" in not_emoji.stderr, not_emoji.stderr
+    missing = cli(suite, theirs, "react", room, "#99", "👍")
+    assert missing.returncode == 4 and "#99" in missing.stderr, missing.stderr
+    elsewhere = cli(suite, theirs, "send", room, "x", "--reply-to", uuid.uuid4().hex)
+    assert elsewhere.returncode == 1 and "reply_to" in elsewhere.stderr, elsewhere.stderr

@@ -153,3 +153,36 @@ async def test_a_call_nobody_answers_fails_its_posts_and_the_batcher_goes_on(iso
             assert isinstance(later[0], Unavailable) and client.batches == [3, 1]
         finally:
             await client.close()
+
+
+async def test_replies_in_one_batch_each_checked_and_quoted(suite, http, rpc):
+    """reply_to through the batched PostgreSQL statement: replies and plain posts of one moment
+    share a call; a reply to a message of another room is refused alone; a repeat answers the
+    first message with its quote."""
+    owner, (member,), room = await room_with_members(http, suite)
+    _, _, other_room = await room_with_members(http, suite)
+    batcher = PostBatcher(rpc)
+    original = await batcher.post(owner.id, room["id"], "original", "o-1")
+    foreign = await batcher.post(other_room["owner_id"], other_room["id"], "elsewhere", "f-1")
+    rpc.batches.clear()
+    results = await asyncio.gather(
+        batcher.post(member.id, room["id"], "reply 1", "r-1",
+                     reply_to=original["message"]["id"]),
+        batcher.post(owner.id, room["id"], "plain", "p-1"),
+        batcher.post(member.id, room["id"], "wrong room", "r-2",
+                     reply_to=foreign["message"]["id"]),
+        batcher.post(member.id, room["id"], "reply 1", "r-1",
+                     reply_to=original["message"]["id"]),
+        return_exceptions=True)
+    assert rpc.batches == [4]
+    first, plain, wrong, repeat = results
+    assert first["created"] and first["message"]["seq"] == 2
+    assert first["message"]["reply_to"] == {
+        "id": original["message"]["id"], "seq": 1, "excerpt": "original", "deleted": False,
+        "author": original["message"]["author"]}
+    assert plain["message"]["reply_to"] is None and plain["message"]["seq"] == 3
+    assert isinstance(wrong, ValidationFailed) and "reply_to" in wrong.details
+    assert repeat == {"message": first["message"], "created": False}
+    history = await owner.get(f"/api/v1/rooms/{room['id']}/messages")
+    assert [m["reply_to"] and m["reply_to"]["id"] for m in history.body["messages"]] == [
+        None, original["message"]["id"], None]

@@ -293,3 +293,40 @@ async def _contains(texts_coroutine, text: str) -> bool:
 
 async def _unread_is(unread_coroutine, room_id: str, count: int) -> bool:
     return (await unread_coroutine).get(room_id) == count
+
+
+async def test_replies_and_reactions_in_the_transcript(suite, http, tmp_path):
+    """/reply and /react on message #N; quotes and reactions in the transcript, others'
+    reactions live (reaction frames), a deleted original shown as such."""
+    from textual.widgets import Input
+
+    bob = await new_user(http, suite.url, unique("bob"), display_name="Bob Builder")
+    alice = await register(http, suite.url, unique("alice"))
+    room = (await bob.post("/api/v1/rooms", {"name": unique("porch"), "kind": "public"})).body["room"]
+    question = (await bob.post(f"/api/v1/rooms/{room['id']}/messages",
+                               {"text": "lunch?"})).body["message"]
+    async with aiohttp.ClientSession() as own:
+        parley = await logged_in_client(own, suite.url, tmp_path / "token", alice["username"])
+        await parley.call("POST", f"/api/v1/rooms/{room['id']}/join")
+        app = ParleyApp(parley)
+
+        async def enter(pilot, line: str) -> None:
+            app.query_one(Input).value = line  # emoji are not keys to press
+            await pilot.press("enter")
+
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(lambda: app.current == room["id"] and app.connected.is_set(), "room open")
+            assert "#1 Bob Builder: lunch?" in screen_text(app)
+            await enter(pilot, "/reply 1 yes please")
+            await until(lambda: "┌ re #1 Bob Builder: lunch?" in screen_text(app), "the quote")
+            await enter(pilot, "/react #1 👍")
+            await until(lambda: "👍 1*" in screen_text(app), "alice's reaction")
+            path = f"/api/v1/rooms/{room['id']}/messages/{question['id']}/reactions/%F0%9F%91%8D"
+            assert (await bob.put(path)).status == 200
+            await until(lambda: "👍 2*" in screen_text(app), "bob's reaction, live")
+            await enter(pilot, "/unreact 1 👍")
+            await until(lambda: "👍 1\n" in screen_text(app), "alice's taken back")
+            await bob.delete(f"/api/v1/rooms/{room['id']}/messages/{question['id']}")
+            await until(lambda: "re: (deleted message)" in screen_text(app), "the original gone")
+            await enter(pilot, "/react 99 👍")
+            await until(lambda: "no message #99" in app.notice, "an unknown number is said")

@@ -22,6 +22,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "username_taken": 409,
     "email_taken": 409,
     "room_exists": 409,
+    "too_many_reactions": 409,
     "too_large": 413,
     "unsupported_media_type": 415,
     "validation_failed": 422,

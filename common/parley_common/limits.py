@@ -29,6 +29,12 @@ MAX_TOPIC = 256
 MAX_TEXT = 4000
 MAX_MEMBER_IDS = 100  # member_ids of one new room
 
+# Reactions and replies. An emoji is one emoji sequence (flags, skin tones and ZWJ families
+# included: a family is about 11 code points), so a few dozen characters are plenty.
+MAX_EMOJI = 32
+MAX_REACTIONS_PER_MESSAGE = 20  # distinct emoji on one message
+MAX_REPLY_EXCERPT = 140  # characters of the quoted original a reply carries
+
 # Listings: page sizes, search strings, and the opaque cursors the listings hand out.
 MIN_PAGE, MAX_PAGE, DEFAULT_PAGE = 1, 100, 50
 MAX_QUERY = 64

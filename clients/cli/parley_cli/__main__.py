@@ -6,17 +6,20 @@
     parley-cli rooms [--public] | create NAME [--private] | join ROOM | leave ROOM
     parley-cli chat ROOM             (line-by-line chat; /quit leaves)
     parley-cli dm PERSON             (line-by-line chat with one person)
-    parley-cli send ROOM TEXT        (for scripts)
+    parley-cli send ROOM TEXT [--reply-to MESSAGE]   (for scripts)
     parley-cli history ROOM [--limit N] [--json]
     parley-cli search WORDS [--room ROOM] [--limit N] [--json]
     parley-cli mentions [--limit N] [--json]   (messages that mention you, newest first)
+    parley-cli react ROOM MESSAGE EMOJI | unreact ROOM MESSAGE EMOJI
     parley-cli password              (change it; your other sessions end)
     parley-cli sessions | revoke SESSION_ID | revoke --others
     parley-cli delete-account        (asks for the password)
     parley-cli logout
 
 ROOM is a room's name (`lounge`, `#lounge`), `@person` for a direct room, or its id. PERSON is
-a username, display name or id. A name that fits several is an error listing them.
+a username, display name or id. A name that fits several is an error listing them. MESSAGE is
+a message's number in its room (`12` or `#12`, as history and chat show it) or its id.
+In chat, `/reply N TEXT` answers message N and `/react N EMOJI` reacts to it.
 
 The token file holds the access token and the refresh credential (JSON). An expired access
 token is renewed with the refresh credential, which is rotated on every use and saved again.
@@ -37,8 +40,9 @@ import uuid
 
 import aiohttp
 
-from .client import (DEFAULT_TOKEN_FILE, EXIT_NOT_LOGGED_IN, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE,
-                     CliError, Parley, room_label, token_claims)
+from .client import (DEFAULT_TOKEN_FILE, EXIT_NOT_LOGGED_IN, EXIT_OK, EXIT_UNAVAILABLE,
+                     EXIT_USAGE, CliError, Parley, room_label, token_claims)
+from .messages import author_name, find_message, quote_text, react, reactions_text
 
 ACK_WAIT_SECONDS = 5
 
@@ -80,7 +84,10 @@ async def chat(parley: Parley, room: dict) -> None:
                 text = line.strip()
                 if text == "/quit":
                     break
-                if text:
+                command = chat_command(text)
+                if command is not None:
+                    await run_chat_command(parley, ws, room_id, command, unacked, all_acked)
+                elif text:
                     client_id = uuid.uuid4().hex
                     unacked.add(client_id)
                     all_acked.clear()
@@ -119,6 +126,10 @@ async def chat(parley: Parley, room: dict) -> None:
                 print(f"   {names[event['user']['id']]} joined")
             elif event["type"] == "member_left":
                 print(f"   {await name_of(event['user_id'])} left")
+            elif event["type"] in ("reaction_added", "reaction_removed"):
+                verb = "reacted" if event["type"] == "reaction_added" else "took back"
+                print(f"   {await name_of(event['user_id'])} {verb} {event['emoji']} on "
+                      f"#{event['seq']}  ({reactions_text(event['reactions']) or 'no reactions'})")
             elif event["type"] == "error":
                 print(f"!! {event['message']}")
         sender.cancel()
@@ -128,11 +139,44 @@ async def chat(parley: Parley, room: dict) -> None:
 
 
 def show(message: dict, me_id: str | None = None, where: str = "") -> None:
-    """One message as a line; "@ " in front when it mentions you (Markdown shown as typed)."""
+    """One message: a quote line first if it replies, then `[hh:mm] #seq Name: text` ("@ " in
+    front when it mentions you; Markdown shown as typed), then its reactions (`👍 3*`: the
+    star is yours) if it has any."""
     when = message["created_at"][11:16]
     text = "(deleted)" if message["deleted"] else message["text"]
+    quoted = message.get("reply_to")
+    if quoted and not message["deleted"]:
+        print(f"  ┌ {quote_text(quoted)}")
     mark = "@ " if me_id and me_id in (message.get("mentions") or ()) else ""
-    print(f"{mark}[{when}] {where}{message['author']['display_name'] or message['author']['username']}: {text}")
+    print(f"{mark}[{when}] {where}#{message['seq']} {author_name(message['author'])}: {text}")
+    if message.get("reactions") and not message["deleted"]:
+        print(f"    {reactions_text(message['reactions'])}")
+
+
+def chat_command(line: str) -> tuple[str, str, str] | None:
+    """`/reply N TEXT` or `/react N EMOJI` typed in chat: (command, message, rest)."""
+    parts = line.split(None, 2)
+    if len(parts) == 3 and parts[0] in ("/reply", "/react"):
+        return parts[0][1:], parts[1], parts[2]
+    return None
+
+
+async def run_chat_command(parley: Parley, ws, room_id: str, command: tuple[str, str, str],
+                           unacked: set, all_acked: asyncio.Event) -> None:
+    kind, which, rest = command
+    try:
+        message = await find_message(parley, room_id, which)
+        if kind == "react":
+            await react(parley, room_id, message, rest.strip(), add=True)
+            return
+    except CliError as exc:
+        print(f"!! {exc}")
+        return
+    client_id = uuid.uuid4().hex
+    unacked.add(client_id)
+    all_acked.clear()
+    await ws.send_json({"type": "send", "room_id": room_id, "text": rest,
+                        "client_id": client_id, "reply_to": message["id"]})
 
 
 async def history(parley: Parley, room_id: str, limit: int) -> list[dict]:
@@ -256,8 +300,10 @@ async def run(args: argparse.Namespace) -> None:
             await chat(parley, await parley.direct_room(args.person))
         elif command == "send":
             room = await parley.find_room(args.room)
-            body = await parley.call("POST", f"/api/v1/rooms/{room['id']}/messages",
-                                     json={"text": args.text, "client_id": uuid.uuid4().hex})
+            post = {"text": args.text, "client_id": uuid.uuid4().hex}
+            if args.reply_to:
+                post["reply_to"] = (await find_message(parley, room["id"], args.reply_to))["id"]
+            body = await parley.call("POST", f"/api/v1/rooms/{room['id']}/messages", json=post)
             if args.json:
                 print(json.dumps(body["message"]))
         elif command == "history":
@@ -288,6 +334,12 @@ async def run(args: argparse.Namespace) -> None:
                 where = f"#{item['room']['name']} " if item["room"]["name"] else "(direct) "
                 print(("* " if item["unread"] else "  ") + item["message"]["created_at"][:10], end=" ")
                 show(item["message"], None, where)
+        elif command in ("react", "unreact"):
+            room = await parley.find_room(args.room)
+            message = await find_message(parley, room["id"], args.message)
+            reactions = await react(parley, room["id"], message, args.emoji,
+                                    add=command == "react")
+            print(reactions_text(reactions) or "no reactions")
 
 
 def page_size(value: str) -> int:
@@ -321,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     send.add_argument("room")
     send.add_argument("text")
     send.add_argument("--json", action="store_true", help="print the stored message as JSON")
+    send.add_argument("--reply-to", metavar="MESSAGE",
+                      help="reply to this message (its number in the room, or its id)")
     hist = sub.add_parser("history")
     hist.add_argument("room")
     hist.add_argument("--limit", type=page_size, default=20)
@@ -334,6 +388,12 @@ def main(argv: list[str] | None = None) -> int:
     mentions = sub.add_parser("mentions", help="messages that mention you, newest first")
     mentions.add_argument("--limit", type=page_size, default=20)
     mentions.add_argument("--json", action="store_true", help="the API's mention items as JSON")
+    for name, does in (("react", "react to a message with an emoji"),
+                       ("unreact", "take your reaction back")):
+        reacting = sub.add_parser(name, help=does)
+        reacting.add_argument("room")
+        reacting.add_argument("message", help="its number in the room (12 or #12) or its id")
+        reacting.add_argument("emoji")
     sub.add_parser("password")
     sub.add_parser("sessions")
     revoke = sub.add_parser("revoke")

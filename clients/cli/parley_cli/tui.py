@@ -21,6 +21,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Header, Input, Static
 
 from .client import EXIT_NOT_LOGGED_IN, MENTION, CliError, Parley, room_label
+from .messages import find_message, quote_text, react, reactions_text
 
 HISTORY_PAGE = 50
 TYPING_SECONDS = 5
@@ -47,6 +48,7 @@ HELP = """\
 [b]Commands in the composer[/b]
   /join NAME  /dm NAME  /create NAME [--private]  /leave  /mute
   /edit TEXT  /delete  /older  /search WORDS  /help  /quit
+  /reply N TEXT  /react N EMOJI  /unreact N EMOJI   (N: the message's #number)
   //text sends a line that starts with "/"
 """
 
@@ -298,6 +300,14 @@ class ParleyApp(App):
             message = state.messages.get(event["seq"])
             if message:
                 message.update(deleted=True, text="")
+            for other in state.messages.values():  # replies quoting it say so now
+                if (other.get("reply_to") or {}).get("id") == event.get("message_id"):
+                    other["reply_to"] = {**other["reply_to"], "deleted": True, "excerpt": ""}
+        elif kind in ("reaction_added", "reaction_removed") and state:
+            message = state.messages.get(event["seq"])
+            if message:
+                message["reactions"] = merged_reactions(message.get("reactions") or [], event,
+                                                        self.me.get("id"))
         elif kind == "member_joined":
             user = event["user"]
             self.users[user["id"]] = user
@@ -435,7 +445,9 @@ class ParleyApp(App):
         for seq in sorted(state.messages):
             message = state.messages[seq]
             when = message["created_at"][11:16]
-            text.append(f"[{when}] ", style="dim")
+            if message.get("reply_to") and not message["deleted"]:
+                text.append(f"  ┌ {quote_text(message['reply_to'])}\n", style="dim")
+            text.append(f"[{when}] #{seq} ", style="dim")
             text.append(self.name_of(message["author"]["id"]) if message["author"]["id"] in self.users
                         else message["author"]["display_name"], style="bold")
             if message["deleted"]:
@@ -445,6 +457,8 @@ class ParleyApp(App):
                 append_mentions(text, message["text"], self.me.get("username"),
                                 self.me.get("id") in (message.get("mentions") or ()))
                 text.append((" (edited)" if message["edited_at"] else "") + "\n")
+                if message.get("reactions"):
+                    text.append(f"    {reactions_text(message['reactions'])}\n")
         return text
 
     def status_text(self) -> str:
@@ -543,11 +557,14 @@ class ParleyApp(App):
             self.notice = str(exc)
         self.refresh_all()
 
-    async def post(self, text: str) -> None:
+    async def post(self, text: str, reply_to: str | None = None) -> None:
         if not self.current:
             raise CliError("no room is open: F3 joins one, F2 writes to a person")
+        post = {"text": text, "client_id": uuid.uuid4().hex}
+        if reply_to:
+            post["reply_to"] = reply_to
         body = await self.parley.call("POST", f"/api/v1/rooms/{self.current}/messages",
-                                      json={"text": text, "client_id": uuid.uuid4().hex})
+                                      json=post)
         self._typing_sent = 0.0
         state = self.rooms.get(self.current)
         if state:
@@ -598,6 +615,20 @@ class ParleyApp(App):
             else:
                 await self.parley.call("DELETE", path)
                 last.update(deleted=True, text="")
+        elif name in ("reply", "react", "unreact") and state:
+            number, _, rest = rest.partition(" ")
+            rest = rest.strip()
+            if not rest:
+                raise CliError(f"/{name} N " + ("TEXT" if name == "reply" else "EMOJI"))
+            message = await find_message(self.parley, state.room["id"], number)
+            if name == "reply":
+                await self.post(rest, reply_to=message["id"])
+            else:
+                reactions = await react(self.parley, state.room["id"], message, rest,
+                                        add=name == "react")
+                shown = state.messages.get(message.get("seq"))
+                if shown:
+                    shown["reactions"] = reactions
         elif name == "older":
             await self.load_older()
         elif name in ("search", "find"):
@@ -609,11 +640,19 @@ class ParleyApp(App):
             self.action_help()
         elif name in ("quit", "exit"):
             self.exit()
-        elif name in ("leave", "part", "mute", "edit", "delete"):
+        elif name in ("leave", "part", "mute", "edit", "delete", "reply", "react", "unreact"):
             raise CliError("no room is open")
         else:
             raise CliError(f"unknown command /{name}: F1 lists them")
         self.refresh_all()
+
+
+def merged_reactions(before: list[dict], event: dict, me_id: str | None) -> list[dict]:
+    """A reaction frame's counts, with `me` kept from before unless the frame was yours."""
+    mine = {r["emoji"] for r in before if r.get("me")}
+    if event.get("user_id") == me_id:
+        (mine.add if event["type"] == "reaction_added" else mine.discard)(event["emoji"])
+    return [{**r, "me": r["emoji"] in mine} for r in event.get("reactions") or []]
 
 
 async def run_tui(parley: Parley) -> None:

@@ -84,7 +84,7 @@ async def post_message(ctx: Ctx):
     # Without a client id a redelivered RPC could post twice; with one it cannot.
     client_id = ctx.body.get("client_id") or uuid.uuid4().hex
     result = await ctx.app[POSTS].post(ctx.user_id, ctx.path("room_id"), ctx.body["text"],
-                                         client_id)
+                                         client_id, reply_to=ctx.body.get("reply_to"))
     return json_response({"message": result["message"]}, 201 if result["created"] else 200)
 
 
@@ -105,6 +105,18 @@ async def delete_message(ctx: Ctx):
     await ctx.rpc("rooms", "delete_message", ctx.user_id, ctx.path("room_id"),
                   ctx.path("message_id"))
     return no_content()
+
+
+async def add_reaction(ctx: Ctx):
+    result = await ctx.rpc("rooms", "add_reaction", ctx.user_id, ctx.path("room_id"),
+                           ctx.path("message_id"), ctx.path("emoji"))
+    return json_response(result)
+
+
+async def remove_reaction(ctx: Ctx):
+    result = await ctx.rpc("rooms", "remove_reaction", ctx.user_id, ctx.path("room_id"),
+                           ctx.path("message_id"), ctx.path("emoji"))
+    return json_response(result)
 
 
 async def mark_read(ctx: Ctx):
@@ -183,6 +195,20 @@ ENDPOINTS = [
     Endpoint("DELETE", ITEM + "/messages/{message_id}", delete_message,
              "Delete a message (author or room owner).", "messages", responses={204: None},
              errors=(401, 403, 404, 429, 503)),
+    Endpoint("PUT", ITEM + "/messages/{message_id}/reactions/{emoji}", add_reaction,
+             "React to a message with an emoji (members).", "messages",
+             path_schemas={"emoji": s.EMOJI}, responses={200: s.ref("Reactions")},
+             errors=(401, 403, 404, 409, 422, 429, 503),
+             description="One reaction per user per emoji: a repeat changes nothing (and tells "
+                         "nobody). Answers the message's reactions as you see them. 409 for a "
+                         "deleted message or one with too many different emoji "
+                         "(too_many_reactions); 403 in an archived room; 422 if emoji is "
+                         "not one emoji. Subscribers get a reaction_added frame."),
+    Endpoint("DELETE", ITEM + "/messages/{message_id}/reactions/{emoji}", remove_reaction,
+             "Take your reaction back.", "messages", path_schemas={"emoji": s.EMOJI},
+             responses={200: s.ref("Reactions")}, errors=(401, 403, 404, 409, 422, 429, 503),
+             description="Success also when you had not reacted with it (nothing changes, no "
+                         "frame); otherwise subscribers get a reaction_removed frame."),
     Endpoint("POST", ITEM + "/read", mark_read, "Mark messages read up to seq (never backwards).",
              "messages", body=s.MARK_READ,
              responses={200: s.obj(room_id=s.ID, last_read_seq={"type": "integer"},

@@ -82,7 +82,7 @@ class EventConsumer:
                 "message_posted", "message_edited", "message_deleted", "messages_read",
                 "typing", "online", "offline", "room_created", "room_updated", "room_deleted",
                 "member_joined", "member_left", "session_revoked", "user_updated",
-                "user_deleted")}
+                "user_deleted", "reaction_added", "reaction_removed")}
 
     @property
     def consuming(self) -> bool:
@@ -249,6 +249,12 @@ class EventConsumer:
                                         message_id=payload.get("message_id"),
                                         seq=payload.get("seq")))
 
+    async def _on_reaction_added(self, payload: dict) -> None:
+        self._to_room(payload.get("room_id"), _reaction_frame("reaction_added", payload))
+
+    async def _on_reaction_removed(self, payload: dict) -> None:
+        self._to_room(payload.get("room_id"), _reaction_frame("reaction_removed", payload))
+
     async def _on_messages_read(self, payload: dict) -> None:
         room_id = payload.get("room_id")
         self._to_room(room_id, Frame.of("read", _room=room_id, room_id=room_id,
@@ -366,6 +372,15 @@ class EventConsumer:
         user_id = user.get("id") or payload.get("user_id")
         if user_id:
             await self.hub.close_user(user_id, CLOSE_SESSION_REVOKED)
+
+
+def _reaction_frame(type_: str, payload: dict) -> Frame:
+    """Who reacted with what, and the message's counts after it (no ``me``: the frame goes to
+    everyone; each client knows its own user id)."""
+    room_id = payload.get("room_id")
+    return Frame.of(type_, _room=room_id, room_id=room_id,
+                    **{key: payload.get(key)
+                       for key in ("message_id", "seq", "emoji", "user_id", "reactions")})
 
 
 def _payload_time(payload: dict) -> float | None:

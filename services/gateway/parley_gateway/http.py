@@ -84,6 +84,9 @@ class Endpoint:
     description: str = ""
     operation_id: str = ""
     content_type: str = "application/json"         # of the success response
+    # Path parameters that are not ids (e.g. a reaction's emoji): not held to PATH_ID (the
+    # service checks them), and documented with this schema.
+    path_schemas: dict[str, dict] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.operation_id:
@@ -98,7 +101,7 @@ class Endpoint:
 def make_handler(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
         for name in endpoint.path_params:
-            if not PATH_ID.fullmatch(request.match_info[name]):
+            if name not in endpoint.path_schemas and not PATH_ID.fullmatch(request.match_info[name]):
                 raise NotFound()
         principal = await authenticate(request) if endpoint.auth else None
         query = parse_query(request, endpoint.query)

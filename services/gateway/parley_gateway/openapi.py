@@ -15,7 +15,7 @@ ERROR_DESCRIPTIONS = {
     401: "unauthenticated (missing/invalid/expired/revoked token) or invalid_credentials.",
     403: "forbidden; account_deactivated (login to an account an administrator deactivated).",
     404: "not_found (also for private rooms you are not a member of).",
-    409: "username_taken, email_taken or room_exists.",
+    409: "username_taken, email_taken, room_exists, too_many_reactions or conflict.",
     413: "too_large: the body exceeds the size limit.",
     415: "unsupported_media_type: send Content-Type: application/json.",
     422: "validation_failed: details maps each bad field to a sentence.",
@@ -36,7 +36,8 @@ def _strip_extensions(schema):
 
 
 def _parameters(endpoint: Endpoint) -> list[dict]:
-    params = [{"name": name, "in": "path", "required": True, "schema": s.ID}
+    params = [{"name": name, "in": "path", "required": True,
+               "schema": endpoint.path_schemas.get(name, s.ID)}
               for name in endpoint.path_params]
     for name, schema in endpoint.query.items():
         param = {"name": name, "in": "query", "required": False,
@@ -91,11 +92,14 @@ WEBSOCKET_DESCRIPTION = """\
 Upgrade to a WebSocket of JSON text frames (each with `type`; an optional `ref` is echoed).
 Authenticate with the Authorization header or the first frame `{"type":"auth","token":...}`
 within 5 seconds. Client frames: auth, subscribe {room_id, after_seq?}, unsubscribe, send
-{room_id, text, client_id}, typing, read {room_id, seq}, ping. Server frames: ready,
+{room_id, text, client_id, reply_to?}, typing, read {room_id, seq}, ping. Server frames: ready,
 subscribed, unsubscribed, ack, message, message_edited, message_deleted, member_joined,
 member_left, presence, typing, read, room_created, room_updated, room_deleted, pong, error,
 and mention {room_id, message} to each user a new or edited message newly mentions (also
 without a subscription to its room).
+reaction_added and reaction_removed (to the room's subscribers: {room_id, message_id, seq,
+emoji, user_id, reactions: [{emoji, count}]}, the message's counts after the change; `me` is
+yours to keep: user_id is who reacted).
 Close codes: 4401 not authenticated, 4408 no auth frame in time, 4001 session revoked,
 4429 too many messages, 1009 frame too large (64 KiB), 1001 server draining."""
 

@@ -48,15 +48,18 @@ class PostBatcher:
         self._recheck: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task] = set()
 
-    async def post(self, user_id: str, room_id: str, text: str, client_id: str) -> dict:
+    async def post(self, user_id: str, room_id: str, text: str, client_id: str,
+                   reply_to: str | None = None) -> dict:
         """Post one message; answers rooms' `{message, created}` or raises its ParleyError."""
         if self.max_waiting and len(self._waiting) >= self.max_waiting:
             raise Unavailable("Too many messages are waiting to be stored; try again shortly.",
                               retry_after=1)
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._waiting.append(({"user_id": user_id, "room_id": room_id, "text": text,
-                               "client_id": client_id}, future))
+        post = {"user_id": user_id, "room_id": room_id, "text": text, "client_id": client_id}
+        if reply_to is not None:
+            post["reply_to"] = reply_to
+        self._waiting.append((post, future))
         if not self._scheduled:
             # Not right away: the posts that arrive in this same turn of the loop join in.
             self._scheduled = True

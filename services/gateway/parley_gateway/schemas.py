@@ -11,7 +11,8 @@ from __future__ import annotations
 from parley_common.limits import (DEFAULT_PAGE, MAX_AVATAR_URL, MAX_CLIENT_ID,
                                   MAX_CURRENT_PASSWORD, MAX_CURSOR, MAX_DISPLAY_NAME, MAX_EMAIL,
                                   MAX_ID, MAX_LOGIN, MAX_MEMBER_IDS, MAX_PAGE, MAX_PASSWORD,
-                                  MAX_QUERY, MAX_REFRESH_TOKEN, MAX_ROOM_NAME, MAX_TEXT,
+                                  MAX_EMOJI, MAX_QUERY, MAX_REFRESH_TOKEN, MAX_REPLY_EXCERPT,
+                                  MAX_ROOM_NAME, MAX_TEXT,
                                   MAX_TOPIC, MAX_USERNAME, MIN_PAGE, MIN_PASSWORD, MIN_USERNAME,
                                   USERNAME_PATTERN)
 
@@ -110,7 +111,15 @@ OPEN_DIRECT = _body({"user_id": {**ID, "title": "user_id",
 UPDATE_ROOM = _body({"name": ROOM_NAME, "topic": TOPIC})
 ADD_MEMBER = OPEN_DIRECT
 MUTE = _body({"muted": {"title": "muted", "type": "boolean"}}, ("muted",))
-POST_MESSAGE = _body({"text": TEXT, "client_id": CLIENT_ID}, ("text",))
+REPLY_TO = {**ID, "type": ["string", "null"], "title": "reply_to",
+            "description": "The id of a message of the same room this one replies to "
+                           "(null or absent: not a reply).",
+            "x-message": "reply_to must be the id of a message of this room."}
+POST_MESSAGE = _body({"text": TEXT, "client_id": CLIENT_ID, "reply_to": REPLY_TO}, ("text",))
+# A reaction's path segment (URL-encoded): one Unicode emoji (sequence); rooms checks it.
+EMOJI = {"type": "string", "minLength": 1, "maxLength": MAX_EMOJI,
+         "description": "One emoji, URL-encoded (e.g. %F0%9F%91%8D for 👍); flags, skin tones "
+                        "and ZWJ sequences count as one. Anything else: 422."}
 EDIT_MESSAGE = _body({"text": TEXT}, ("text",))
 _SEQ_FIELD = {"title": "seq", "type": "integer", "minimum": 0,
               "x-message": "seq must be a whole number of at least 0."}
@@ -131,7 +140,7 @@ FRAMES = {
         "x-message": "after_seq must be a whole number of at least 0 (or null)."}},
         ("room_id",)),
     "unsubscribe": _body(_ROOM, ("room_id",)),
-    "send": _body({**_ROOM, "text": TEXT, "client_id": CLIENT_ID},
+    "send": _body({**_ROOM, "text": TEXT, "client_id": CLIENT_ID, "reply_to": REPLY_TO},
                   ("room_id", "text", "client_id")),
     "typing": _body(_ROOM, ("room_id",)),
     "read": _body({**_ROOM, "seq": _SEQ_FIELD}, ("room_id", "seq")),
@@ -191,8 +200,34 @@ MESSAGE = {
                      "description": "The ids of the members its @usernames name (case-"
                                     "insensitive; not the author, not in code spans or "
                                     "blocks), resolved when posted or edited."},
+        "reply_to": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/ReplyTo"}]},
+        "reactions": {"type": "array", "items": {"$ref": "#/components/schemas/Reaction"},
+                      "description": "In the order each emoji first came; none once deleted."},
     },
 }
+REPLY_TO_SUMMARY = {
+    "type": "object", "required": ["id", "seq", "author", "excerpt", "deleted"],
+    "description": "The quoted original of a reply.",
+    "properties": {
+        "id": ID, "seq": {"type": ["integer", "null"]},
+        "author": {"type": ["object", "null"], "properties": {
+            "id": ID, "username": {"type": ["string", "null"]},
+            "display_name": {"type": ["string", "null"]}}},
+        "excerpt": {"type": "string", "description": f"Its first {MAX_REPLY_EXCERPT} "
+                                                     "characters; \"\" once deleted."},
+        "deleted": {"type": "boolean", "description": "The original was deleted."}},
+}
+REACTION = {
+    "type": "object", "required": ["emoji", "count"],
+    "properties": {
+        "emoji": {"type": "string"}, "count": {"type": "integer", "minimum": 1},
+        "me": {"type": "boolean", "description": "You reacted with it. In what is read for you "
+                                                 "(history, the reaction calls); not in frames, "
+                                                 "which say who reacted (user_id)."}},
+}
+REACTIONS = {"type": "object", "required": ["room_id", "message_id", "reactions"],
+             "properties": {"room_id": ID, "message_id": ID,
+                            "reactions": {"type": "array", "items": REACTION}}}
 MENTION = {
     "type": "object", "required": ["message", "room", "unread"],
     "properties": {"message": {"$ref": "#/components/schemas/Message"},
@@ -257,6 +292,7 @@ SESSION = {"type": "object", "required": ["id", "user_agent", "created_at", "las
                                       "description": "The session of this request."}}}
 
 COMPONENTS = {"Session": SESSION, "User": USER, "SelfUser": SELF_USER, "Room": ROOM, "Message": MESSAGE,
+              "ReplyTo": REPLY_TO_SUMMARY, "Reaction": REACTION, "Reactions": REACTIONS,
               "Member": MEMBER, "Conversation": CONVERSATION, "Error": ERROR,
               "Mention": MENTION, "SearchResult": SEARCH_RESULT}
 

@@ -301,7 +301,8 @@ class WsSession:
         room_id, text, client_id = frame["room_id"], frame["text"], frame["client_id"]
         if not await self.within_rate(ref):
             return
-        result = await self.realtime.posts.post(self.conn.user_id, room_id, text, client_id)
+        result = await self.realtime.posts.post(self.conn.user_id, room_id, text, client_id,
+                                                reply_to=frame.get("reply_to"))
         message = result["message"]  # {message, created}
         self.hub.remember_ack(self.conn, message["id"])
         await self.reply("ack", ref, client_id=client_id, message=message)

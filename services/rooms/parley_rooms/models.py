@@ -74,6 +74,9 @@ messages = Table(
     Column("created_at", Timestamp, nullable=False),
     Column("edited_at", Timestamp),
     Column("deleted_at", Timestamp),
+    # The message this one replies to, of the same room (checked when posting); a plain id:
+    # messages are only ever tombstoned, and go all together with their room.
+    Column("reply_to_id", ID),
     # (room_id, seq) is also the index every history page and unread count walks.
     UniqueConstraint("room_id", "seq", name="uq_messages_room_id_seq"),
     UniqueConstraint("room_id", "author_id", "client_id", name="uq_messages_room_author_client"),
@@ -90,6 +93,16 @@ mentions = Table(
     Column("seq", BigInteger, nullable=False),
     # the Mentions view (newest first) and mention counts (per room, after the read marker)
     Index("ix_mentions_user_id_room_id_seq", "user_id", "room_id", "seq"),
+)
+
+# One row per (message, emoji, user): a user reacts with an emoji at most once; counts are
+# aggregated on reading (store/reactions.py). The key's prefix serves the per-message reads.
+message_reactions = Table(
+    "message_reactions", metadata,
+    Column("message_id", ID, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    Column("emoji", String(64), primary_key=True),
+    Column("user_id", ID, primary_key=True),
+    Column("created_at", Timestamp, nullable=False),
 )
 
 # Events committed with their change (parley_common.outbox). message_posted rows are written by

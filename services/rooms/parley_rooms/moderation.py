@@ -21,6 +21,7 @@ from parley_common.timeutil import utcnow
 from .models import audit_log, messages, rooms
 from .store import Store
 from .store.base import no_such_message, no_such_room
+from .store.reaction_counts import with_reactions
 from .store.rendering import MESSAGE_WITH_AUTHOR, message_from_joined, room_dict
 from .store.rooms import like_pattern
 
@@ -86,7 +87,8 @@ def list_messages(store: Store, room_id: str, before_seq: int | None, limit: int
     rows = list(store.session.execute(statement.order_by(messages.c.seq.desc()).limit(limit + 1)))
     counts = store.member_counts([room_id])
     return {"room": room_dict(room, counts.get(room_id, 0)),
-            "messages": [message_from_joined(row) for row in reversed(rows[:limit])],
+            "messages": with_reactions(store.session, [message_from_joined(row)
+                                                       for row in reversed(rows[:limit])]),
             "has_more": len(rows) > limit}
 
 

@@ -53,8 +53,10 @@ def _checked_post(post) -> NewPost:
     room_id = check.id("room_id", post.get("room_id"))
     text = check.text("text", post.get("text"), maximum=v.MAX_TEXT)
     client_id = check.client_id(post.get("client_id"))
+    reply_to = post.get("reply_to")
+    reply_to = None if reply_to is None else check.id("reply_to", reply_to)
     check.done()
-    return NewPost(user_id, room_id, text, client_id)
+    return NewPost(user_id, room_id, text, client_id, reply_to)
 
 
 def _room_call(user_id, room_id) -> tuple[v.Checker, str, str]:
@@ -70,6 +72,14 @@ def _checked_room_call(user_id, room_id, **ids) -> tuple[str, ...]:
     others = [check.id(name, value) for name, value in ids.items()]
     check.done()
     return (user_id, room_id, *others)
+
+
+def _checked_reaction(user_id, room_id, message_id, emoji) -> tuple[str, str, str, str]:
+    check, user_id, room_id = _room_call(user_id, room_id)
+    message_id = check.id("message_id", message_id)
+    emoji = check.emoji("emoji", emoji)
+    check.done()
+    return user_id, room_id, message_id, emoji
 
 
 def _user_payload(payload) -> dict | None:
@@ -227,9 +237,9 @@ class RoomsService:
         return answers, events
 
     @rpc(emits=True)
-    def post_message(self, user_id, room_id, text, client_id):
+    def post_message(self, user_id, room_id, text, client_id, reply_to=None):
         post = _checked_post({"user_id": user_id, "room_id": room_id, "text": text,
-                              "client_id": client_id})
+                              "client_id": client_id, "reply_to": reply_to})
         (outcome,), events = self.store.post_messages([post])
         if isinstance(outcome, ParleyError):  # refused: nothing was posted, nothing to publish
             raise outcome
@@ -258,6 +268,18 @@ class RoomsService:
     def delete_message(self, user_id, room_id, message_id):
         ids = _checked_room_call(user_id, room_id, message_id=message_id)
         return None, self.store.delete_message(*ids)
+
+    @rpc(emits=True)
+    def add_reaction(self, user_id, room_id, message_id, emoji):
+        """React to a message with an emoji; again with the same one changes nothing (no event).
+        Answers ``{room_id, message_id, reactions: [{emoji, count, me}]}``."""
+        return self.store.add_reaction(*_checked_reaction(user_id, room_id, message_id, emoji))
+
+    @rpc(emits=True)
+    def remove_reaction(self, user_id, room_id, message_id, emoji):
+        """Take one's reaction back; none there is success too (no event). Answers as
+        add_reaction."""
+        return self.store.remove_reaction(*_checked_reaction(user_id, room_id, message_id, emoji))
 
     @rpc(emits=True)
     def mark_read(self, user_id, room_id, seq):

@@ -5,10 +5,12 @@ import base64
 import json
 from typing import Any
 
+import emoji as emoji_data
+
 from parley_common.errors import ValidationFailed
 # The limits are parley_common.limits' (the gateway's schemas use the same); the service reads
 # them from here (v.MAX_TEXT, ...).
-from parley_common.limits import (DEFAULT_PAGE, MAX_CLIENT_ID, MAX_CURSOR, MAX_ID,
+from parley_common.limits import (DEFAULT_PAGE, MAX_CLIENT_ID, MAX_CURSOR, MAX_EMOJI, MAX_ID,
                                   MAX_MEMBER_IDS, MAX_PAGE, MAX_QUERY, MAX_TEXT, MAX_TOPIC,
                                   MIN_PAGE)
 from parley_common.limits import MAX_POSTS_PER_CALL as MAX_POSTS
@@ -81,6 +83,15 @@ class Checker:
             else:
                 self.fail(field, f"must be at most {maximum} characters")
             return None
+        return value
+
+    def emoji(self, field: str, value: Any) -> str:
+        """One emoji as Unicode defines them (a single code point or one sequence: skin tone,
+        flag, keycap, ZWJ family), per the `emoji` package's table; not text, not two emoji."""
+        if not isinstance(value, str) or not 0 < len(value) <= MAX_EMOJI \
+                or not emoji_data.is_emoji(value):
+            self.fail(field, "must be one emoji")
+            return ""
         return value
 
     def client_id(self, value: Any) -> str:

@@ -14,6 +14,8 @@ membership.py       join, add, leave (ownership passes on), members, mute
 messages.py         history, edit, delete; NewPost
 posting.py          posting a batch (SQLite: one transaction per post)
 postgres_posting.py posting a batch on PostgreSQL: one statement, with its SQL
+reactions.py        emoji reactions: add, remove (idempotent)
+reaction_counts.py  reactions aggregated per message and emoji, for any reader
 read_state.py       read markers, unread counts, the conversation list
 search.py           full-text search of the messages of your rooms
 """
@@ -23,6 +25,7 @@ from .base import DIRECT, MEMBER, OWNER, PRIVATE, PUBLIC, FetchUsers
 from .messages import NewPost
 from .membership import Membership
 from .posting import Posting
+from .reactions import Reactions
 from .read_state import ReadState
 from .search import Search
 from .users import UsersReplica
@@ -30,5 +33,5 @@ from .users import UsersReplica
 __all__ = ["Store", "NewPost", "FetchUsers", "PUBLIC", "PRIVATE", "DIRECT", "OWNER", "MEMBER"]
 
 
-class Store(ReadState, Posting, Membership, UsersReplica, Search):
+class Store(ReadState, Posting, Reactions, Membership, UsersReplica, Search):
     """One worker's store: ``Store(session, fetch_users, autocommit=engine_or_None)``."""

@@ -30,6 +30,10 @@ def no_such_message() -> NotFound:
     return NotFound("No such message.", {"message_id": "no such message"})
 
 
+def not_a_reply_target() -> ValidationFailed:
+    return ValidationFailed(details={"reply_to": "must be the id of a message of this room"})
+
+
 def room_exists() -> Conflict:
     return Conflict("A public room with that name already exists.",
                     {"name": "is taken by another public room"}, code="room_exists")

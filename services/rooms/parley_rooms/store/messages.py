@@ -13,6 +13,7 @@ from parley_common.timeutil import utcnow
 from ..models import messages
 from .base import no_such_message, operation, read_only, room_archived
 from .mentions import Mentions
+from .reaction_counts import with_reactions
 from .rendering import MESSAGE_WITH_AUTHOR, message_from_joined
 
 
@@ -23,6 +24,7 @@ class NewPost:
     room_id: str
     text: str
     client_id: str
+    reply_to: str | None = None  # the id of a message of the same room
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -45,7 +47,7 @@ class Messages(Mentions):
                                                              messages.c.room_id == room_id)).first()
         if row is None:
             raise no_such_message()
-        return self.with_mentions([message_from_joined(row)])[0]
+        return with_reactions(self.session, self.with_mentions([message_from_joined(row)]))[0]
 
     @read_only
     def list_messages(self, user_id: str, room_id: str, before_seq: int | None,
@@ -66,8 +68,9 @@ class Messages(Mentions):
         # The room's newest seq too, so a WebSocket subscribe needs this one call (a post that
         # committed between the two reads shows in the page: take whichever is newer).
         last_seq = max([access.room.last_seq, *(row.seq for row in rows)])
-        return {"messages": self.with_mentions([message_from_joined(row) for row in rows]),
-                "has_more": has_more,
+        page = with_reactions(self.session, self.with_mentions(
+            [message_from_joined(row) for row in rows]), user_id)
+        return {"messages": page, "has_more": has_more,
                 "last_seq": last_seq}
 
     def _message_row(self, room_id: str, message_id: str):

@@ -10,10 +10,10 @@ from parley_common.ids import new_id
 from parley_common.outbox import Event
 from parley_common.timeutil import utcnow
 
-from .base import PUBLIC, no_such_room, room_archived
+from .base import PUBLIC, no_such_room, not_a_reply_target, room_archived
 from .mentions import mentioned_names
 from .messages import Messages, NewPost
-from .rendering import new_message
+from .rendering import new_message, reply_summary
 
 # How often a post batch is re-run after a unique violation (a racing retry of one of its
 # posts committed first) before the caller is told to try again.
@@ -27,8 +27,10 @@ POST_ATTEMPTS = 3
 # - `probe` checks membership and an earlier message with the same (author, client_id);
 #   `fresh` numbers the accepted posts of each room on from that room's last_seq, in batch
 #   order; then the seq bump, the inserts and the authors' read markers. An archived room
-#   takes no post. `released` deletes the outbox rows of events already confirmed (the
-#   process's pending releases, common/parley_common/outbox.py): no statement of their own.
+#   takes no post, nor does a reply whose original is not a message of its room (`reply_ok`;
+#   the final SELECT brings that original's summary along). `released` deletes the outbox
+#   rows of events already confirmed (the process's pending releases,
+#   common/parley_common/outbox.py): no statement of their own.
 # - `named` resolves the @names each post may mention (mentions.py's mentioned_names, made in
 #   Python: (ord, lower-cased name) pairs) against the room's members, not the author, as
 #   Mentions.resolve_mentions does; `mentioned` stores them with the message. A post without
@@ -40,8 +42,8 @@ POST_ATTEMPTS = 3
 _PG_POST_BATCH = """
 WITH input AS MATERIALIZED (
     SELECT * FROM unnest(%(ids)s::text[], %(rooms)s::text[], %(authors)s::text[],
-                         %(clients)s::text[], %(texts)s::text[]) WITH ORDINALITY
-           AS t(id, room_id, author_id, client_id, text, ord)
+                         %(clients)s::text[], %(texts)s::text[], %(replies)s::text[])
+           WITH ORDINALITY AS t(id, room_id, author_id, client_id, text, reply_to, ord)
 ), locked AS MATERIALIZED (
     SELECT id, kind, last_seq, archived_at FROM rooms
      WHERE id IN (SELECT room_id FROM input)
@@ -52,20 +54,24 @@ WITH input AS MATERIALIZED (
                     WHERE m.room_id = i.room_id AND m.user_id = i.author_id) AS is_member,
            (SELECT x.id FROM messages x
              WHERE x.room_id = i.room_id AND x.author_id = i.author_id
-               AND x.client_id = i.client_id) AS existing_id
+               AND x.client_id = i.client_id) AS existing_id,
+           (i.reply_to IS NULL OR EXISTS (SELECT 1 FROM messages y
+                                           WHERE y.id = i.reply_to AND y.room_id = i.room_id))
+               AS reply_ok
       FROM input i LEFT JOIN locked l ON l.id = i.room_id
 ), fresh AS MATERIALIZED (
-    SELECT p.ord, p.id, p.room_id, p.author_id, p.client_id, p.text,
+    SELECT p.ord, p.id, p.room_id, p.author_id, p.client_id, p.text, p.reply_to,
            p.base_seq + row_number() OVER (PARTITION BY p.room_id ORDER BY p.ord) AS seq
       FROM probe p
      WHERE p.kind IS NOT NULL AND p.is_member AND p.existing_id IS NULL AND NOT p.archived
+       AND p.reply_ok
 ), bump AS (
     UPDATE rooms r SET last_seq = f.top, last_activity_at = %(now)s
       FROM (SELECT room_id, max(seq) AS top FROM fresh GROUP BY room_id) f
      WHERE r.id = f.room_id
 ), posted AS (
-    INSERT INTO messages (id, room_id, seq, author_id, text, client_id, created_at)
-    SELECT id, room_id, seq, author_id, text, client_id, %(now)s FROM fresh
+    INSERT INTO messages (id, room_id, seq, author_id, text, client_id, created_at, reply_to_id)
+    SELECT id, room_id, seq, author_id, text, client_id, %(now)s, reply_to FROM fresh
 ), outboxed AS (
     INSERT INTO outbox (id, event_type, position, created_at)
     SELECT id, 'message_posted', ord, %(now)s FROM fresh
@@ -95,11 +101,14 @@ WITH input AS MATERIALIZED (
 SELECT p.kind, p.is_member, p.existing_id, f.seq,
        CASE WHEN p.ord = min(p.ord) OVER (PARTITION BY p.room_id) THEN r.member_ids END,
        u.username, u.display_name, p.archived,
-       ARRAY(SELECT n.user_id FROM named n WHERE n.ord = p.ord ORDER BY n.user_id)
+       ARRAY(SELECT n.user_id FROM named n WHERE n.ord = p.ord ORDER BY n.user_id),
+       p.reply_ok, y.seq, y.author_id, yu.username, yu.display_name, y.text, y.deleted_at
   FROM probe p
   LEFT JOIN fresh f ON f.ord = p.ord
   LEFT JOIN roster r ON r.room_id = p.room_id
   LEFT JOIN users u ON u.id = p.author_id
+  LEFT JOIN messages y ON y.id = p.reply_to AND y.room_id = p.room_id
+  LEFT JOIN users yu ON yu.id = y.author_id
  ORDER BY p.ord
 """
 
@@ -115,7 +124,8 @@ class PostgresPosting(Messages):
         params = {"ids": message_ids, "rooms": [post.room_id for post in posts],
                   "authors": [post.user_id for post in posts],
                   "clients": [post.client_id for post in posts],
-                  "texts": [post.text for post in posts], "now": now,
+                  "texts": [post.text for post in posts],
+                  "replies": [post.reply_to for post in posts], "now": now,
                   "mention_ords": [], "mention_names": [],
                   # outbox rows of events already confirmed: deleted by this same statement
                   "released": self.outbox.take_released()}
@@ -170,8 +180,8 @@ class PostgresPosting(Messages):
         outcomes: list[dict | ParleyError] = []
         events: list[Event] = []
         for post, message_id, row in zip(posts, message_ids, rows):
-            (kind, is_member, existing_id, seq, _roster, username, display_name, archived,
-             mentioned) = row
+            kind, is_member, existing_id, seq, _roster, username, display_name, archived = row[:8]
+            mentioned, reply_ok, original = row[8], row[9], row[10:]
             if kind is None or (not is_member and kind != PUBLIC):
                 outcomes.append(no_such_room())
             elif not is_member:
@@ -181,9 +191,13 @@ class PostgresPosting(Messages):
                                  "created": False})
             elif archived:
                 outcomes.append(room_archived())
+            elif not reply_ok:
+                outcomes.append(not_a_reply_target())
             else:
+                reply_to = None if post.reply_to is None else reply_summary(post.reply_to,
+                                                                            *original)
                 message = new_message(post, message_id, seq, now, username, display_name,
-                                      mentioned or [])
+                                      mentioned or [], reply_to)
                 outcomes.append({"message": message, "created": True})
                 self.outbox.adopt([message_id])  # the statement wrote its outbox row
                 events.append(("message_posted", {"message": message,

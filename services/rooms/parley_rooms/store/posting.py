@@ -11,10 +11,10 @@ from parley_common.outbox import Event
 from parley_common.timeutil import utcnow
 
 from ..models import memberships, messages, outbox, rooms, users
-from .base import PUBLIC, no_such_room, operation, room_archived
+from .base import PUBLIC, no_such_room, not_a_reply_target, operation, room_archived
 from .messages import NewPost
 from .postgres_posting import PostgresPosting
-from .rendering import new_message
+from .rendering import new_message, reply_summary
 
 
 class Posting(PostgresPosting):
@@ -84,6 +84,7 @@ class Posting(PostgresPosting):
             return existing, False, []
         if probe.archived_at is not None:
             raise room_archived()
+        reply_to = self._reply_to(post)
         member_ids = self.member_ids(room_id)
         mentioned = self.resolve_mentions(room_id, user_id, text)
         now = utcnow()
@@ -98,7 +99,8 @@ class Posting(PostgresPosting):
         try:
             self.session.execute(insert(messages).values(
                 id=message_id, room_id=room_id, seq=seq, author_id=user_id, text=text,
-                client_id=client_id, created_at=now, edited_at=None, deleted_at=None))
+                client_id=client_id, created_at=now, edited_at=None, deleted_at=None,
+                reply_to_id=post.reply_to))
             self.store_mentions(message_id, room_id, seq, mentioned)
             self.session.execute(
                 update(memberships)
@@ -121,5 +123,20 @@ class Posting(PostgresPosting):
             return existing, False, []
         self.outbox.adopt([message_id])
         message = new_message(post, message_id, seq, now, probe.username, probe.display_name,
-                              mentioned)
+                              mentioned, reply_to)
         return message, True, [("message_posted", {"message": message, "member_ids": member_ids})]
+
+    def _reply_to(self, post: NewPost) -> dict | None:
+        """The quoted original of a reply (reply_summary); refused unless it is a message of
+        the post's room."""
+        if post.reply_to is None:
+            return None
+        original = self.session.execute(
+            select(messages.c.seq, messages.c.author_id, messages.c.text, messages.c.deleted_at,
+                   users.c.username, users.c.display_name)
+            .select_from(messages.outerjoin(users, users.c.id == messages.c.author_id))
+            .where(messages.c.id == post.reply_to, messages.c.room_id == post.room_id)).first()
+        if original is None:
+            raise not_a_reply_target()
+        return reply_summary(post.reply_to, original.seq, original.author_id, original.username,
+                             original.display_name, original.text, original.deleted_at)

@@ -8,6 +8,7 @@ from parley_common.outbox import Event
 
 from ..models import memberships, messages, rooms
 from .base import no_such_room, operation
+from .reaction_counts import with_reactions
 from .rendering import MESSAGE_WITH_AUTHOR, message_from_joined, room_dict
 from .rooms import Rooms
 
@@ -64,9 +65,11 @@ class ReadState(Rooms):
                   for row in page if row.last_seq > 0]
         last_messages = {}
         if newest:
-            last_messages = {message["room_id"]: message for message in self.with_mentions(
+            rendered = self.with_mentions(
                 [message_from_joined(row)
-                 for row in self.session.execute(MESSAGE_WITH_AUTHOR.where(or_(*newest)))])}
+                 for row in self.session.execute(MESSAGE_WITH_AUTHOR.where(or_(*newest)))])
+            last_messages = {m["room_id"]: m
+                             for m in with_reactions(self.session, rendered, user_id)}
         return {
             "conversations": [{"room": room_dict(row, counts.get(row.id, 0)),
                                "last_message": last_messages.get(row.id),

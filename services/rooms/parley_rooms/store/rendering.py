@@ -5,6 +5,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from parley_common.limits import MAX_REPLY_EXCERPT
 from parley_common.timeutil import iso
 from parley_common.users import public_user as public_profile
 
@@ -51,24 +52,54 @@ def message_dict(row, username: str | None, display_name: str | None) -> dict:
         "edited_at": iso(row.edited_at),
         "deleted": row.deleted_at is not None,
         "mentions": [],  # filled in by Mentions.with_mentions where a caller shows them
+        "reply_to": reply_summary(getattr(row, "reply_to_id", None), getattr(row, "reply_seq", None),
+                                  getattr(row, "reply_author_id", None),
+                                  getattr(row, "reply_username", None),
+                                  getattr(row, "reply_display_name", None),
+                                  getattr(row, "reply_text", None),
+                                  getattr(row, "reply_deleted_at", None)),
+        "reactions": [],  # filled in by the reading operation (reactions.py)
     }
 
 
+def reply_summary(reply_to_id, seq, author_id, username, display_name, text,
+                  deleted_at) -> dict | None:
+    """The quoted original of a reply: who wrote it and how it began, or ``deleted``."""
+    if reply_to_id is None:
+        return None
+    deleted = deleted_at is not None or seq is None
+    return {"id": reply_to_id, "seq": seq,
+            "author": author(author_id, username, display_name) if author_id else None,
+            "excerpt": "" if deleted else (text or "")[:MAX_REPLY_EXCERPT], "deleted": deleted}
+
+
 def new_message(post, message_id: str, seq: int, now: datetime,
-                username: str | None, display_name: str | None, mentions=()) -> dict:
-    """The message a post just made (``post``: a NewPost), without reading it back."""
+                username: str | None, display_name: str | None, mentions=(),
+                reply_to: dict | None = None) -> dict:
+    """The message a post just made (``post``: a NewPost), without reading it back;
+    ``reply_to``: its reply_summary, when it replies."""
     return {
         "id": message_id, "room_id": post.room_id, "seq": seq,
         "author": author(post.user_id, username, display_name),
         "text": post.text, "client_id": post.client_id, "created_at": iso(now),
-        "edited_at": None, "deleted": False, "mentions": list(mentions),
+        "edited_at": None, "deleted": False, "mentions": list(mentions), "reply_to": reply_to,
+        "reactions": [],
     }
 
 
-# Messages with their author's names from the users replica (absent: names are None).
+# Messages with their author's names from the users replica (absent: names are None), and
+# for a reply the quoted original and its author's names (reply_summary).
+_original = messages.alias("original")
+_original_author = users.alias("original_author")
 MESSAGE_WITH_AUTHOR = (
-    select(messages, users.c.username, users.c.display_name)
-    .select_from(messages.outerjoin(users, users.c.id == messages.c.author_id))
+    select(messages, users.c.username, users.c.display_name,
+           _original.c.seq.label("reply_seq"), _original.c.author_id.label("reply_author_id"),
+           _original.c.text.label("reply_text"), _original.c.deleted_at.label("reply_deleted_at"),
+           _original_author.c.username.label("reply_username"),
+           _original_author.c.display_name.label("reply_display_name"))
+    .select_from(messages.outerjoin(users, users.c.id == messages.c.author_id)
+                 .outerjoin(_original, _original.c.id == messages.c.reply_to_id)
+                 .outerjoin(_original_author, _original_author.c.id == _original.c.author_id))
 )
 
 

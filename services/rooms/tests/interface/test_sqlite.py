@@ -96,6 +96,22 @@ async def test_sqlite_replica_end_to_end(sqlite_rooms):
     assert found["results"][0]["snippet"] == [{"text": "m1", "match": True}]
     assert (await client.call("rooms", "search_messages", alice["id"], "newest",
                               room_id=first["id"]))["results"] == []
+
+    # Replies and reactions on the portable path.
+    reply = await client.call("rooms", "post_message", bob["id"], first["id"], "re", "x2",
+                              reply_to=posted[0]["message"]["id"])
+    assert reply["message"]["reply_to"]["excerpt"] == "m0" and reply["message"]["seq"] == 5
+    refused = await client.call("rooms", "post_messages", [
+        {"user_id": bob["id"], "room_id": second["id"], "text": "no", "client_id": "x3",
+         "reply_to": posted[0]["message"]["id"]}])
+    assert refused[0]["error"]["code"] == "validation_failed"
+    for _ in range(2):
+        reacted = await client.call("rooms", "add_reaction", alice["id"], first["id"],
+                                    reply["message"]["id"], "👍")
+    assert reacted["reactions"] == [{"emoji": "👍", "count": 1, "me": True}]
+    page = await client.call("rooms", "list_messages", bob["id"], first["id"], after_seq=4)
+    assert page["messages"][0]["reactions"] == [{"emoji": "👍", "count": 1, "me": False}]
+    assert page["messages"][0]["reply_to"]["id"] == posted[0]["message"]["id"]
     direct = await client.call("rooms", "open_direct", alice["id"], bob["id"])
     assert direct["created"] is True
     assert (await client.call("rooms", "open_direct", bob["id"], alice["id"]))["created"] is False

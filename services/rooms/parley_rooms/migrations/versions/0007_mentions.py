@@ -1,14 +1,14 @@
 """rooms: mentions (who each message mentions, for mention counts and the Mentions view)
 
 Revision ID: 0007_mentions
-Revises: 0004
+Revises: 0006_reactions_and_replies
 Create Date: 2026-12-01
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0007_mentions"
-down_revision = "0005_message_search"
+down_revision = "0006_reactions_and_replies"
 branch_labels = None
 depends_on = None
 

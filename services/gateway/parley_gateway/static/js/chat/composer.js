@@ -8,6 +8,7 @@ import { sendFrame } from './connection.js';
 import { isOpen, openRoomState } from './room.js';
 import { onMessage } from './frames.js';
 import { dropPendingEl, pendingElement, replacePendingEl, scrollToBottom, showPending } from './message-list.js';
+import { takeReply } from './replies.js';
 
 const TYPING_SEND_MS = 2000;
 const ACK_TIMEOUT_MS = 20000;
@@ -65,7 +66,7 @@ function submitComposer() {
   const text = dom.input.value.trim();
   if (!text) return;
   if (charCount(text) > 4000) { showComposerError('A message can be at most 4000 characters.'); return; }
-  const p = { client_id: uuid(), text, failed: false, error: '', timer: null, viaHttp: false };
+  const p = { client_id: uuid(), text, failed: false, error: '', timer: null, viaHttp: false, reply_to: takeReply(r) };
   r.pending.set(p.client_id, p);
   dom.input.value = '';
   r.draft = '';
@@ -79,7 +80,8 @@ function submitComposer() {
 export function dispatchPending(r, p) {
   p.failed = false;
   clearTimeout(p.timer);
-  const frame = { type: 'send', room_id: r.room.id, text: p.text, client_id: p.client_id, ref: p.client_id };
+  const replying = p.reply_to ? { reply_to: p.reply_to } : {};
+  const frame = { type: 'send', room_id: r.room.id, text: p.text, client_id: p.client_id, ref: p.client_id, ...replying };
   if (sendFrame(frame)) {
     p.timer = setTimeout(() => {
       if (r.pending.get(p.client_id) === p && !p.failed) failPending(r, p, 'No answer from the server.');
@@ -88,7 +90,7 @@ export function dispatchPending(r, p) {
   }
   // Not connected: use REST instead (idempotent thanks to client_id).
   p.viaHttp = true;
-  api('POST', `/rooms/${enc(r.room.id)}/messages`, { text: p.text, client_id: p.client_id })
+  api('POST', `/rooms/${enc(r.room.id)}/messages`, { text: p.text, client_id: p.client_id, ...replying })
     .then((res) => { if (res && res.message) onMessage(res.message); })
     .catch((e) => failPending(r, p, describeError(e)))
     .finally(() => { p.viaHttp = false; });

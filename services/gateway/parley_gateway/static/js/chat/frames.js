@@ -16,6 +16,8 @@ import { onRead, scheduleRead, scheduleReceipts } from './receipts.js';
 import { clearTyping, onTyping } from './typing.js';
 import { dispatchPending, failPending, resolvePending } from './composer.js';
 import { notifyMessage, onMention } from './mentions.js';
+import { keepMyReactions, onReactionFrame } from './reactions.js';
+import { onOriginalDeleted } from './replies.js';
 
 export function onFrame(f) {
   switch (f.type) {
@@ -33,6 +35,7 @@ export function onFrame(f) {
     case 'room_deleted': removeRoom(f.room_id, 'This room was deleted.'); break;
     case 'user_updated': if (f.user && f.user.id) onUserUpdated(f.user); break;
     case 'mention': onMention(f); break;
+    case 'reaction_added': case 'reaction_removed': onReactionFrame(f); break;
     case 'error': onError(f); break;
     default: break; // subscribed, unsubscribed and future frame types
   }
@@ -90,9 +93,10 @@ function onAck(f) {
   }
 }
 
-export function onEdited(m) {
-  const r = getRoom(m.room_id);
+export function onEdited(edited) {
+  const r = getRoom(edited.room_id);
   if (!r) return;
+  const m = keepMyReactions(r.messages.get(edited.seq), edited);
   if (r.messages.has(m.seq) || r.loaded) r.messages.set(m.seq, m);
   if (r.lastMessage && r.lastMessage.seq === m.seq) { r.lastMessage = m; renderSidebar(); }
   if (isOpen(r) && isShown(m.seq)) upsertMessageEl(r, m);
@@ -112,6 +116,7 @@ export function onDeleted(f) {
     r.lastMessage = mark(r.lastMessage);
     renderSidebar();
   }
+  onOriginalDeleted(f.room_id, f.message_id);
 }
 
 function onRoomCreated(room) {

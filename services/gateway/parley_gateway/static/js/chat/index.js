@@ -19,6 +19,8 @@
 //   markdown.js       message text's Markdown subset as DOM nodes
 //   mentions.js       @mentions: rendering, mention frames, the Mentions view, notifications
 //   mention-complete.js  the composer's @name autocomplete
+//   reactions.js      the reaction bar under each message, the emoji picker, live counts
+//   replies.js        reply to a message: the composer's reply, the quote above a reply
 import { describeError } from '../api.js';
 import { $, toast } from '../util.js';
 import { setupDialogs, openProfile, closeAllDialogs } from '../dialogs.js';
@@ -38,6 +40,8 @@ import { setupComposer } from './composer.js';
 import { setupSearch } from './search.js';
 import { setupMentions } from './mentions.js';
 import { setupMentionComplete } from './mention-complete.js';
+import { setupReactions } from './reactions.js';
+import { setupReplies } from './replies.js';
 
 export { renewSocketToken } from './connection.js';
 
@@ -46,7 +50,7 @@ export { renewSocketToken } from './connection.js';
 const PARTS = [
   setupSidebar, setupRoomView, setupMembers, setupRoomActions, setupMessages, setupMessageList,
   setupReceipts, setupTyping, setupComposer, setupSearch,
-  setupMentions, setupMentionComplete,
+  setupMentions, setupMentionComplete, setupReactions, setupReplies,
 ];
 
 let hooks = null; // app.js: onLogout, onAccountDeleted, onAuthLost(code)

@@ -9,7 +9,7 @@ import { me, isMine, roomLabel } from './state.js';
 import { getRoom } from './conversations.js';
 import { openRoom, viewing } from './room.js';
 import { renderSidebar } from './sidebar.js';
-import { messageElement } from './message-list.js';
+import { jumpToMessage } from './jump.js';
 import { renderMarkdown } from './markdown.js';
 
 const NOTIFY_KEY = 'parley.notify'; // "on" once you turned them on here (off until then)
@@ -158,11 +158,5 @@ function mentionItem(item) {
 async function jumpTo(roomId, seq) {
   if (!getRoom(roomId)) { toast('You are no longer in that room.', 'error'); return; }
   closeDialog(dom.dialog);
-  await openRoom(roomId);
-  const el = messageElement(seq);
-  if (el) {
-    el.scrollIntoView({ block: 'center' });
-    el.classList.add('flash');
-    setTimeout(() => el.classList.remove('flash'), 2000);
-  }
+  await jumpToMessage(roomId, seq); // loads history back to an older mention too
 }

@@ -7,6 +7,8 @@ import { scheduleReceipts } from './receipts.js';
 import { onMessageAction } from './editing.js';
 import { renderMarkdown } from './markdown.js';
 import { mentionClass, mentionsMe } from './mentions.js';
+import { reactionBar } from './reactions.js';
+import { replyButton, replyQuote } from './replies.js';
 
 const GROUP_MS = 5 * 60 * 1000;
 
@@ -72,7 +74,9 @@ function messageEl(r, m, prev) {
       h('div', { class: 'msg-head' },
         h('span', { class: 'msg-author', text: displayName(m.author) }),
         h('time', { class: 'msg-time', datetime: m.created_at, title: fullTime(m.created_at), text: shortTime(m.created_at) })),
+      replyQuote(m),
       text,
+      m.deleted ? null : h('div', { class: 'msg-tools' }, reactionBar(m), replyButton(m)),
       mine && !m.deleted ? h('div', { class: 'receipt' }) : null),
   );
   const canEdit = mine && !m.deleted;

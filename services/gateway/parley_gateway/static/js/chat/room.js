@@ -10,6 +10,7 @@ import { clearMessageList, hideJump, renderAllMessages, scrollToBottom } from '.
 import { composerText, focusComposer, loadDraft, setComposerPlaceholder } from './composer.js';
 import { renderTyping } from './typing.js';
 import { scheduleRead } from './receipts.js';
+import { renderReplyPreview } from './replies.js';
 
 const OPEN_KEY = 'parley.openRoom';
 
@@ -44,6 +45,7 @@ export async function openRoom(id) {
   dom.noRoom.hidden = true;
   dom.roomView.hidden = false;
   loadDraft(r.draft || '');
+  renderReplyPreview(r);
   hideJump();
   renderRoomHeader(r);
   renderTyping(r);

@@ -38,6 +38,7 @@ export function newRoomState(room) {
     sentReadSeq: 0,
     lastTypingSent: 0,
     draft: '',
+    replyTo: null, // the message the composer replies to (replies.js)
   };
 }
 
