@@ -70,7 +70,7 @@ async def test_message_shape_and_text_rules(rooms):
     message = reply["message"]
     assert reply["created"] is True
     assert set(message) == {"id", "room_id", "seq", "author", "text", "client_id", "created_at",
-                            "edited_at", "deleted", "mentions"}
+                            "edited_at", "deleted", "mentions", "reply_to", "reactions"}
     assert message["text"] == "padded"
     assert message["author"] == {"id": author["id"], "username": "shape_author",
                                  "display_name": "Shape_Author"}
