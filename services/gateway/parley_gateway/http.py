@@ -31,7 +31,7 @@ log = get_logger("parley_gateway.http")
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-        "img-src 'self' data: https:; frame-ancestors 'none'; base-uri 'none'; "
+        "img-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
         "form-action 'self'"),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -84,6 +84,8 @@ class Endpoint:
     description: str = ""
     operation_id: str = ""
     content_type: str = "application/json"         # of the success response
+    # A body that is not JSON (media type -> schema), read by the handler itself.
+    body_media: dict[str, dict] | None = None
 
     def __post_init__(self) -> None:
         if not self.operation_id:
