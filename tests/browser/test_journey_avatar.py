@@ -14,9 +14,12 @@ from browser_env import expect
 LOADED = "img => img.complete && img.naturalWidth > 0 && new URL(img.src).origin === location.origin"
 
 
-def png(colour=(30, 120, 200), size=(300, 200)) -> bytes:
+def png(size=(300, 200)) -> bytes:
+    """Blue with a yellow right half: nothing like an initial on a plain colour."""
+    image = Image.new("RGB", size, (30, 120, 200))
+    image.paste((250, 200, 40), (size[0] // 2, 0, size[0], size[1]))
     out = io.BytesIO()
-    Image.new("RGB", size, colour).save(out, "PNG")
+    image.save(out, "PNG")
     return out.getvalue()
 
 
@@ -54,6 +57,7 @@ def test_upload_see_everywhere_remove(people, gateway, axe_violations):
     expect(profile.get_by_role("button", name="Remove picture")).to_be_visible()
     problems = axe_violations(page)
     assert not problems, "axe-core:\n" + "\n".join(problems)
+    people.snapshot(alice, "profile-dialog")
     page.keyboard.press("Escape")
     expect(profile).to_be_hidden()
 
