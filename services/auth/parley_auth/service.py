@@ -5,6 +5,7 @@ import base64
 import binascii
 import hashlib
 import secrets
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
@@ -36,6 +37,10 @@ from .models import AvatarImage, Session, User
 from .passwords import Passwords
 
 REFRESH_HISTORY = 16  # used refresh credentials remembered per session (to detect their reuse)
+# Pictures decoded at once by this process: one may take ~100 MB while it is (3072x3072 at 4
+# bytes a pixel, and its copies). threading is green here (__main__ patches it before this
+# import): a waiting worker yields; the gateway's RPC timeout bounds the wait.
+AVATAR_DECODES = threading.BoundedSemaphore(2)
 
 
 def self_user(user: User) -> dict[str, Any]:
@@ -507,8 +512,8 @@ class AuthService:
         self._active_user(user_id)  # before the work: the account may be gone
         self.db.rollback()  # no transaction held while decoding
         try:
-            # Decoding is CPU work that would hold up every other call of this process.
-            avatar = off_the_hub(avatars.normalize, data, media_type)
+            with AVATAR_DECODES:  # CPU work in a native thread: other calls go on meanwhile
+                avatar = off_the_hub(avatars.normalize, data, media_type)
         except avatars.AvatarRejected as exc:
             raise ValidationFailed(str(exc), {"image": str(exc)}) from None
         url = avatar_address(user_id, avatar.version)
