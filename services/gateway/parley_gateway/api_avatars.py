@@ -84,10 +84,11 @@ async def get_avatar(ctx: Ctx):
     cache = ctx.app[AVATARS]
     picture = cache.get(user_id, wanted) if wanted else None
     if picture is None:
+        ticket = cache.ticket()
         reply = await ctx.rpc("auth", "get_avatar", user_id)
         picture = Picture(reply["version"], reply["media_type"],
                           base64.b64decode(reply["image_base64"]))
-        cache.put(user_id, picture)
+        cache.put(user_id, picture, ticket)
     # An address without the current version (none, or an older one) may show another
     # picture tomorrow: browsers ask again each time (and get 304 while it is the same).
     headers = {"ETag": f'"{picture.version}"',

@@ -21,6 +21,9 @@ class AvatarCache:
     def __init__(self, max_bytes: int = CACHE_BYTES):
         self.max_bytes = max_bytes
         self.size = 0
+        # Counts forget() calls: a picture fetched while someone's changed is not kept (it
+        # may be the one just removed), see ticket().
+        self.forgets = 0
         self._pictures: OrderedDict[str, Picture] = OrderedDict()
 
     def get(self, user_id: str, version: str) -> Picture | None:
@@ -30,8 +33,15 @@ class AvatarCache:
         self._pictures.move_to_end(user_id)
         return picture
 
-    def put(self, user_id: str, picture: Picture) -> None:
-        self.forget(user_id)
+    def ticket(self) -> int:
+        """Taken before fetching a picture, handed to put()."""
+        return self.forgets
+
+    def put(self, user_id: str, picture: Picture, ticket: int | None = None) -> None:
+        """Keep ``picture`` unless a profile changed since ``ticket`` was taken."""
+        if ticket is not None and ticket != self.forgets:
+            return
+        self._drop(user_id)
         if len(picture.data) > self.max_bytes:
             return
         self._pictures[user_id] = picture
@@ -41,6 +51,10 @@ class AvatarCache:
             self.size -= len(oldest.data)
 
     def forget(self, user_id: str) -> None:
+        self.forgets += 1
+        self._drop(user_id)
+
+    def _drop(self, user_id: str) -> None:
         old = self._pictures.pop(user_id, None)
         if old is not None:
             self.size -= len(old.data)

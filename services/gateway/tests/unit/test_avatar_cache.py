@@ -33,3 +33,13 @@ def test_least_recently_used_out_first_within_the_budget():
     assert cache.size == 30
     cache.put("huge", picture("v", 31))  # larger than the whole budget: not kept
     assert cache.get("huge", "v") is None and cache.size == 30
+
+
+def test_a_picture_fetched_while_a_profile_changed_is_not_kept():
+    cache = AvatarCache(100)
+    ticket = cache.ticket()
+    cache.forget("ann")  # user_updated arrived while the picture was on its way
+    cache.put("ann", picture("old"), ticket)
+    assert cache.get("ann", "old") is None
+    cache.put("ann", picture("new"), cache.ticket())
+    assert cache.get("ann", "new") is not None
