@@ -41,3 +41,21 @@ def test_backoff_doubles_to_its_cap_with_jitter_and_resets():
         assert nominal * 0.8 <= delay <= nominal * 1.2
     backoff.reset()
     assert backoff.next() <= 0.5 * 1.2
+
+
+def test_profiles_show_only_our_own_avatar_addresses():
+    """Accounts made before avatars were uploaded had remote URLs; rooms' replica may still
+    hold one: rendering a profile drops it, so no client is ever sent a remote image."""
+    from types import SimpleNamespace
+
+    from parley_common.users import avatar_url, public_user
+
+    def rendered(url):
+        row = SimpleNamespace(id="u1", username="ann", display_name="Ann", avatar_url=url,
+                              created_at=None)
+        return public_user(row)["avatar_url"]
+
+    own = avatar_url("u1", "0123456789abcdef")
+    assert own == "/api/v1/users/u1/avatar?v=0123456789abcdef" and rendered(own) == own
+    for remote in ("https://example.com/a.png", "//example.com/a.png", "javascript:x", "", None):
+        assert rendered(remote) is None

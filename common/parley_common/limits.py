@@ -16,6 +16,11 @@ MAX_EMAIL = 254
 MIN_PASSWORD, MAX_PASSWORD = 8, 128
 MAX_DISPLAY_NAME = 64
 MAX_AVATAR_URL = 512
+# An uploaded avatar image (PNG, JPEG or WebP) in bytes, and in pixels before it is decoded
+# (a small file may still describe a huge picture). auth keeps a 128 x 128 copy of it.
+MAX_AVATAR_BYTES = 1024 * 1024
+MAX_AVATAR_PIXELS = 3072 * 3072
+AVATAR_MEDIA_TYPES = ("image/png", "image/jpeg", "image/webp")
 # A login names the account by username or e-mail. The password given to log in (or to
 # confirm a change) is only compared, so it may be longer than a new one may be.
 MAX_LOGIN = MAX_EMAIL

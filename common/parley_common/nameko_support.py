@@ -112,6 +112,15 @@ def call_with_timeout(method: Callable[..., Any], *args, seconds: float, what: s
         raise Unavailable(f"The {what} service is not available.", retry_after=2) from None
 
 
+def off_the_hub(function: Callable[..., Any], *args) -> Any:
+    """``function(*args)`` in a native thread (eventlet's tpool), the calling greenthread
+    waiting: for CPU-heavy pure code that releases the GIL (Pillow decoding an image), which
+    would otherwise stall every other call of the process while it runs."""
+    from eventlet import tpool
+
+    return tpool.execute(function, *args)
+
+
 class _ExpectedErrorsQuietly(logging.Filter):
     """nameko logs expected errors as warnings with a traceback; one info line is enough."""
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (Boolean, DateTime, ForeignKey, Index, Integer, String, Text, false,
-                        UniqueConstraint)
+from sqlalchemy import (Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text,
+                        false, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from parley_common.audit import audit_table
@@ -33,6 +33,7 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(254))
     email_lower: Mapped[str] = mapped_column(String(254))
     display_name: Mapped[str] = mapped_column(String(64))
+    # Our own address of the user's avatar (parley_common.users.avatar_url), None without one.
     avatar_url: Mapped[str | None] = mapped_column(String(512))
     # argon2id encoded hash: "$argon2id$v=19$m=...,t=...,p=...$salt$hash" (parameters inside)
     password_hash: Mapped[str] = mapped_column(Text)
@@ -65,6 +66,19 @@ class Session(Base):
     # SHA-256 of the last used credentials, newest first: presenting one again is a reuse.
     refresh_previous: Mapped[str | None] = mapped_column(Text)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AvatarImage(Base):
+    """A user's avatar as served: a 128 x 128 WebP re-encoded from the upload (avatars.py).
+    Apart from users, so loading a user never loads a picture."""
+    __tablename__ = "avatars"
+
+    user_id: Mapped[str] = mapped_column(String(32), ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    version: Mapped[str] = mapped_column(String(32))  # hash of the bytes: in the avatar's URL
+    media_type: Mapped[str] = mapped_column(String(32))
+    image: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 # Events committed with their change, relayed if their publisher died (parley_common.outbox).

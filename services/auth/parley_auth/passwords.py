@@ -19,15 +19,8 @@ from argon2.profiles import RFC_9106_LOW_MEMORY
 
 from parley_common import config
 from parley_common.errors import RateLimited
-
-try:  # argon2 releases the GIL: run it in an OS thread so the eventlet hub keeps serving
-    from eventlet import tpool as _tpool
-except ImportError:  # pragma: no cover
-    _tpool = None
-
-
-def _offload(fn, *args):
-    return _tpool.execute(fn, *args) if _tpool is not None else fn(*args)
+# argon2 releases the GIL: run it in an OS thread so the eventlet hub keeps serving.
+from parley_common.nameko_support import off_the_hub as _offload
 
 
 class Passwords:

@@ -1,8 +1,11 @@
 """The auth nameko service: registration, login, sessions, profiles, user search."""
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import secrets
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
@@ -12,28 +15,32 @@ import jwt
 from nameko.events import EventDispatcher
 from nameko.extensions import DependencyProvider
 from nameko.timer import timer
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from parley_common import audit, config, outbox
 from parley_common.db import autocommit_reads, like_escape
-from parley_common.errors import (Conflict, Forbidden, InvalidCredentials, NotFound,
-                                  Unauthenticated, ValidationFailed)
+from parley_common.errors import (Conflict, Forbidden, InvalidCredentials, NotFound, TooLarge,
+                                  Unauthenticated, UnsupportedMediaType, ValidationFailed)
 from parley_common.ids import new_id
-from parley_common.limits import MAX_QUERY
+from parley_common.limits import AVATAR_MEDIA_TYPES, MAX_AVATAR_BYTES, MAX_QUERY
 from parley_common.logs import redacted
-from parley_common.nameko_support import Database, Logger, rpc
+from parley_common.nameko_support import Database, Logger, off_the_hub, rpc
 from parley_common.timeutil import aware, iso, utcnow
 from parley_common.text import PROBLEM, storable
-from parley_common.users import public_user
+from parley_common.users import avatar_url as avatar_address, public_user
 
-from . import admin, models
+from . import admin, avatars, models
 from . import validation as v
 from .keys import Keyring
-from .models import Session, User
+from .models import AvatarImage, Session, User
 from .passwords import Passwords
 
 REFRESH_HISTORY = 16  # used refresh credentials remembered per session (to detect their reuse)
+# Pictures decoded at once by this process: one may take ~100 MB while it is (3072x3072 at 4
+# bytes a pixel, and its copies). threading is green here (__main__ patches it before this
+# import): a waiting worker yields; the gateway's RPC timeout bounds the wait.
+AVATAR_DECODES = threading.BoundedSemaphore(2)
 
 
 def self_user(user: User) -> dict[str, Any]:
@@ -459,27 +466,105 @@ class AuthService:
 
     @rpc
     def update_me(self, user_id, display_name=None, avatar_url=None):
+        """``avatar_url`` may only clear the avatar ("") or repeat the current address: the
+        picture itself comes through set_avatar."""
         errors: v.Errors = {}
-        user_id = v.identifier("user_id", user_id, errors)
+        user_id = v.require_id("user_id", user_id)
         display = v.display_name(display_name, errors) if display_name is not None else None
-        avatar = v.avatar_url(avatar_url, errors) if avatar_url is not None else None
-        v.raise_if(errors)
         user = self._active_user(user_id)
+        avatar = v.avatar_url(avatar_url, errors, user.avatar_url) \
+            if avatar_url is not None else None
+        v.raise_if(errors)
         changed = False
         if display is not None:
             display = display or user.username  # blank means "back to the username"
             changed |= display != user.display_name
             user.display_name = display
-        if avatar is not None:
-            avatar = avatar or None  # "" clears the avatar
-            changed |= avatar != user.avatar_url
-            user.avatar_url = avatar
+        if avatar == "":
+            changed |= self._drop_avatar(user)
         if changed:
-            user.updated_at = utcnow()
-            events = [("user_updated", {"user": public_user(user)})]
-            self._outbox.commit(events)
-            self._emit(events)
+            self._profile_changed(user)
         return self_user(user)
+
+    def _profile_changed(self, user: User) -> None:
+        """Commit a change of the public profile with its user_updated event, and publish it."""
+        user.updated_at = utcnow()
+        events = [("user_updated", {"user": public_user(user)})]
+        self._outbox.commit(events)
+        self._emit(events)
+
+    def _drop_avatar(self, user: User) -> bool:
+        """Remove the user's picture (the caller commits); whether there was one."""
+        removed = self.db.execute(delete(AvatarImage).where(AvatarImage.user_id == user.id))
+        had = user.avatar_url is not None or removed.rowcount > 0
+        user.avatar_url = None
+        return had
+
+    # --- avatars (parley_auth/avatars.py) ----------------------------------------------
+    @rpc
+    def set_avatar(self, user_id, media_type, image_base64):
+        """A new avatar from an uploaded picture (base64 of its bytes, ``media_type`` one of
+        image/png, image/jpeg, image/webp): re-encoded to a 128 x 128 WebP without metadata.
+        The profile's avatar_url names the picture's version; the same picture again changes
+        nothing (no event)."""
+        user_id = v.require_id("user_id", user_id)
+        data = _image_bytes(media_type, image_base64)
+        self._active_user(user_id)  # before the work: the account may be gone
+        self.db.rollback()  # no transaction held while decoding
+        try:
+            with AVATAR_DECODES:  # CPU work in a native thread: other calls go on meanwhile
+                avatar = off_the_hub(avatars.normalize, data, media_type)
+        except avatars.AvatarRejected as exc:
+            raise ValidationFailed(str(exc), {"image": str(exc)}) from None
+        url = avatar_address(user_id, avatar.version)
+        for attempt in (1, 2):  # the second after losing a race to store a first avatar
+            user = self._active_user(user_id)
+            if user.avatar_url == url:
+                self.db.rollback()
+                return self_user(user)
+            stored = self.db.get(AvatarImage, user_id)
+            if stored is None:
+                stored = AvatarImage(user_id=user_id)
+                self.db.add(stored)
+            stored.version, stored.media_type, stored.image = \
+                avatar.version, avatar.media_type, avatar.data
+            stored.updated_at = utcnow()
+            user.avatar_url = url
+            try:
+                self._profile_changed(user)
+                break
+            except IntegrityError:
+                self.db.rollback()
+                if attempt == 2:
+                    raise
+        self.log.info("avatar_set", user_id=user_id, version=avatar.version,
+                      bytes_in=len(data), bytes_stored=len(avatar.data))
+        return self_user(user)
+
+    @rpc
+    def delete_avatar(self, user_id):
+        """No avatar any more (initials instead); a repeat changes nothing."""
+        user = self._active_user(v.require_id("user_id", user_id))
+        if self._drop_avatar(user):
+            self._profile_changed(user)
+        else:
+            self.db.rollback()
+        return self_user(user)
+
+    @rpc
+    def get_avatar(self, user_id):
+        """The current avatar of an account: ``{version, media_type, image_base64}``;
+        NotFound when it has none (or is gone)."""
+        if not isinstance(user_id, str) or not user_id or len(user_id) > v.MAX_ID:
+            raise NotFound("No such avatar.")
+        with autocommit_reads(self.db):
+            stored = self.db.scalar(
+                select(AvatarImage).join(User, User.id == AvatarImage.user_id)
+                .where(AvatarImage.user_id == user_id, User.deleted_at.is_(None)))
+            if stored is None:
+                raise NotFound("No such avatar.")
+            return {"version": stored.version, "media_type": stored.media_type,
+                    "image_base64": base64.b64encode(stored.image).decode("ascii")}
 
     @rpc
     def delete_me(self, user_id, password=None):
@@ -494,6 +579,7 @@ class AuthService:
             self._check_password(user, password)
             now = utcnow()
             user.deleted_at = now
+            self._drop_avatar(user)
             self.db.execute(update(Session).where(Session.user_id == user_id,
                                                   Session.revoked_at.is_(None))
                             .values(revoked_at=now))
@@ -590,6 +676,27 @@ class AuthService:
         """auth's audit entries, newest first, older than ``cursor`` (an entry's cursor)."""
         admin.require_admin(self.db, user_id)
         return audit.entries(self.db, models.audit_log, cursor, limit)
+
+
+def _image_bytes(media_type, image_base64) -> bytes:
+    """The uploaded bytes, or the error the gateway would have given (it checks first)."""
+    if media_type not in AVATAR_MEDIA_TYPES:
+        raise UnsupportedMediaType("The picture must be a PNG, JPEG or WebP image.",
+                                   {"accepted": list(AVATAR_MEDIA_TYPES)})
+    if not isinstance(image_base64, str):
+        raise ValidationFailed(details={"image": "The picture must be sent as base64."})
+    # base64 takes 4 characters per 3 bytes: a much longer text is refused before decoding.
+    too_large = TooLarge(f"The picture must be at most {MAX_AVATAR_BYTES} bytes.",
+                         {"max_bytes": MAX_AVATAR_BYTES})
+    if len(image_base64) > (MAX_AVATAR_BYTES + 2) // 3 * 4:
+        raise too_large
+    try:
+        data = base64.b64decode(image_base64, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationFailed(details={"image": "The picture must be sent as base64."}) from None
+    if len(data) > MAX_AVATAR_BYTES:
+        raise too_large
+    return data
 
 
 def _digest(token: str) -> str:

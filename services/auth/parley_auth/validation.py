@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 
 from parley_common.errors import ValidationFailed
 # The limits are parley_common.limits' (the gateway's schemas use the same); the service reads
 # them from here (v.MAX_PASSWORD, ...).
-from parley_common.limits import (MAX_AVATAR_URL, MAX_DISPLAY_NAME, MAX_EMAIL, MAX_ID,
+from parley_common.limits import (MAX_DISPLAY_NAME, MAX_EMAIL, MAX_ID,
                                   MAX_IDS_PER_CALL, MAX_PAGE, MAX_PASSWORD, MAX_USER_AGENT,
                                   MAX_USERNAME, MIN_PAGE, MIN_PASSWORD, MIN_USERNAME,
                                   USERNAME_PATTERN)
@@ -89,26 +88,19 @@ def display_name(value: Any, errors: Errors) -> str | None:
     return None
 
 
-def avatar_url(value: Any, errors: Errors) -> str | None:
-    """The URL; "" means "no avatar"."""
+def avatar_url(value: Any, errors: Errors, current: str | None = None) -> str | None:
+    """"" (no avatar) or ``current`` (the caller's own avatar address, sent back unchanged).
+    A picture is uploaded (set_avatar), never linked: remote addresses are refused, so no
+    client ever loads an image from elsewhere."""
     if not isinstance(value, str):
         errors["avatar_url"] = "Avatar URL must be a string."
         return None
     value = value.strip()
-    if value == "":
-        return ""
-    if len(value) > MAX_AVATAR_URL:
-        errors["avatar_url"] = f"Avatar URL must be at most {MAX_AVATAR_URL} characters."
-        return None
-    try:
-        parts = urlsplit(value)
-        valid = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
-    except ValueError:
-        valid = False
-    if not valid or any(ch.isspace() for ch in value) or has_control_chars(value):
-        errors["avatar_url"] = "Avatar URL must be an http:// or https:// URL."
-        return None
-    return value
+    if value == "" or (current is not None and value == current):
+        return value
+    errors["avatar_url"] = ("Avatar URL can only be \"\" (no avatar) or your current one: "
+                            "upload a picture instead (PUT /api/v1/users/me/avatar).")
+    return None
 
 
 def identifier(field: str, value: Any, errors: Errors) -> str | None:

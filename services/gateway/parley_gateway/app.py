@@ -20,7 +20,8 @@ from parley_common.cache_keys import CacheKeys
 from parley_common.logs import get_logger
 from parley_common.rpc import AsyncRpcClient
 
-from . import api_admin, api_auth, api_health, api_rooms, api_search, api_users, openapi
+from . import (api_admin, api_auth, api_avatars, api_health, api_rooms, api_search, api_users,
+               openapi)
 from .appkeys import (CACHE_KEYS, METRICS, OPENAPI, POSTS, RATELIMIT, REDIS, RPC, SETTINGS,
                       TOKENS)
 from .http import add_security_headers, error_middleware, make_handler
@@ -37,7 +38,7 @@ log = get_logger("parley_gateway.app")
 REDIS_POOL_SIZE = 100  # connections to Redis per gateway process
 
 ENDPOINTS = api_health.ENDPOINTS + api_auth.ENDPOINTS + api_users.ENDPOINTS + api_rooms.ENDPOINTS \
-    + api_admin.ENDPOINTS + api_search.ENDPOINTS
+    + api_admin.ENDPOINTS + api_search.ENDPOINTS + api_avatars.ENDPOINTS
 
 
 async def _start_rpc(rpc: AsyncRpcClient) -> None:
@@ -114,5 +115,6 @@ def create_app(settings: Settings | None = None) -> web.Application:
     # after the REST side's resources: the realtime side's start-up relies on rpc being ready
     setup_realtime(app, settings=settings, metrics=metrics, rpc=rpc, redis=redis_client,
                    keys=keys, tokens=tokens, posts=posts)
+    api_avatars.setup(app)  # its cache listens to the realtime side's events
     setup_webclient(app, settings.static_dir)
     return app

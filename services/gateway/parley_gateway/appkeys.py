@@ -12,6 +12,7 @@ from aiohttp import web
 from parley_common.cache_keys import CacheKeys
 from parley_common.rpc import AsyncRpcClient
 
+from .avatar_cache import AvatarCache
 from .events import EventConsumer
 from .hub import Hub
 from .metrics import Metrics
@@ -31,3 +32,4 @@ RATELIMIT = web.AppKey("ratelimit", RateLimiter)
 OPENAPI = web.AppKey("openapi", dict)
 HUB = web.AppKey("hub", Hub)  # REST logout and account deletion close this instance's sockets
 EVENTS = web.AppKey("events", EventConsumer)  # readiness: is the event consumer consuming
+AVATARS = web.AppKey("avatars", AvatarCache)  # pictures served lately (api_avatars.py)

@@ -62,6 +62,8 @@ class EventConsumer:
         self.tokens = tokens
         self.metrics = metrics
         self.presence = None  # presence.Presence, set by the wiring before start()
+        # Called with the user id of each user_updated / user_deleted (the avatar cache).
+        self.profile_listeners: list = []
         self._events_in: dict[str, Any] = {}  # event type -> its events_in counter child
         self._acks_due: dict[Any, int] = {}  # channel -> highest delivery tag handled this turn
         self._acked_upto: dict[Any, int] = {}  # channel -> highest tag acked (acks only rise)
@@ -355,6 +357,7 @@ class EventConsumer:
         user_id = user.get("id")
         if not user_id:
             return
+        self._profile_changed(user_id)
         try:
             room_ids = await self.rpc.call("rooms", "room_ids_for_user", user_id,
                                                   timeout=PROFILE_LOOKUP_SECONDS)
@@ -371,7 +374,12 @@ class EventConsumer:
         user = payload.get("user") or {}
         user_id = user.get("id") or payload.get("user_id")
         if user_id:
+            self._profile_changed(user_id)
             await self.hub.close_user(user_id, CLOSE_SESSION_REVOKED)
+
+    def _profile_changed(self, user_id: str) -> None:
+        for listener in self.profile_listeners:
+            listener(user_id)
 
 
 def _reaction_frame(type_: str, payload: dict) -> Frame:

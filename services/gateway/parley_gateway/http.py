@@ -31,7 +31,7 @@ log = get_logger("parley_gateway.http")
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-        "img-src 'self' data: https:; frame-ancestors 'none'; base-uri 'none'; "
+        "img-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
         "form-action 'self'"),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -87,6 +87,8 @@ class Endpoint:
     # Path parameters that are not ids (e.g. a reaction's emoji): not held to PATH_ID (the
     # service checks them), and documented with this schema.
     path_schemas: dict[str, dict] = field(default_factory=dict)
+    # A body that is not JSON (media type -> schema), read by the handler itself.
+    body_media: dict[str, dict] | None = None
 
     def __post_init__(self) -> None:
         if not self.operation_id:

@@ -17,7 +17,8 @@ ERROR_DESCRIPTIONS = {
     404: "not_found (also for private rooms you are not a member of).",
     409: "username_taken, email_taken, room_exists, too_many_reactions or conflict.",
     413: "too_large: the body exceeds the size limit.",
-    415: "unsupported_media_type: send Content-Type: application/json.",
+    415: "unsupported_media_type: send Content-Type: application/json (an avatar upload: "
+         "image/png, image/jpeg or image/webp).",
     422: "validation_failed: details maps each bad field to a sentence.",
     429: "rate_limited: see the Retry-After header.",
     503: "unavailable: a dependency is down; see the Retry-After header.",
@@ -59,6 +60,9 @@ def _operation(endpoint: Endpoint) -> dict:
     if endpoint.body is not None:
         op["requestBody"] = {"required": not endpoint.body_optional, "content": {
             "application/json": {"schema": _strip_extensions(endpoint.body)}}}
+    if endpoint.body_media:
+        op["requestBody"] = {"required": True, "content": {
+            media_type: {"schema": schema} for media_type, schema in endpoint.body_media.items()}}
     responses: dict = {}
     for status, schema in endpoint.responses.items():
         if schema is None:

@@ -41,9 +41,12 @@ DISPLAY_NAME = {
 }
 AVATAR_URL = {
     "title": "Avatar URL", "type": "string", "maxLength": MAX_AVATAR_URL,
-    "pattern": r"^(https?://\S+)?$",
-    "x-message": f"Avatar URL must be an http:// or https:// URL of at most {MAX_AVATAR_URL} "
-                 "characters (or \"\" for none).",
+    "pattern": r"^(/api/v1/users/\S+)?$",
+    "description": "\"\" removes your avatar; your current avatar_url is taken unchanged. "
+                   "Pictures are uploaded (PUT /api/v1/users/me/avatar), never linked: "
+                   "remote addresses are refused.",
+    "x-message": "Avatar URL can only be \"\" (no avatar) or your current one: upload a "
+                 "picture instead (PUT /api/v1/users/me/avatar).",
 }
 ROOM_NAME = {
     "title": "Name", "type": "string", "minLength": 1, "maxLength": MAX_ROOM_NAME,

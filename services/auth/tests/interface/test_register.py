@@ -30,11 +30,14 @@ async def test_register_returns_self_user_with_defaults(rpc, fresh):
     assert user["created_at"].endswith("Z") and len(user["id"]) == 32
 
 
-async def test_register_keeps_display_name_and_avatar(rpc, fresh):
-    user = await register(rpc, fresh(), display_name="  Ada Lovelace ",
-                          avatar_url="https://img.example.com/a.png")
-    assert user["display_name"] == "Ada Lovelace"
-    assert user["avatar_url"] == "https://img.example.com/a.png"
+async def test_register_keeps_display_name_and_refuses_a_remote_avatar(rpc, fresh):
+    user = await register(rpc, fresh(), display_name="  Ada Lovelace ", avatar_url="")
+    assert user["display_name"] == "Ada Lovelace" and user["avatar_url"] is None
+    # Avatars are uploaded pictures (set_avatar), never links to elsewhere.
+    name = fresh()
+    details = await validation_details(rpc, name, f"{name}@example.com", "long enough pw",
+                                       avatar_url="https://img.example.com/a.png")
+    assert set(details) == {"avatar_url"}
 
 
 @pytest.mark.parametrize("username", ["ab", "x" * 33, "has space", "semi;colon", "ünïcode",
@@ -74,6 +77,9 @@ async def test_password_must_differ_from_username_ignoring_case(rpc, fresh):
     ("avatar_url", "http://"),
     ("avatar_url", "https://example.com/" + "a" * 493),  # 513 characters
     ("avatar_url", "not a url"),
+    ("avatar_url", "https://img.example.com/a.png"),
+    ("avatar_url", "//img.example.com/a.png"),
+    ("avatar_url", "/api/v1/users/someone/avatar?v=0123"),  # not yours: you have none yet
 ])
 async def test_bad_optional_fields(rpc, fresh, field, value):
     name = fresh()
@@ -105,9 +111,8 @@ async def test_boundary_lengths_are_accepted(rpc, fresh):
     user = await register(rpc, short, password="p" * 8)
     assert user["username"] == short
     long_name = fresh("L").ljust(32, "x")
-    user = await register(rpc, long_name, password="p" * 128, display_name="d" * 64,
-                          avatar_url="https://example.com/" + "a" * 492)
-    assert len(user["username"]) == 32 and len(user["avatar_url"]) == 512
+    user = await register(rpc, long_name, password="p" * 128, display_name="d" * 64)
+    assert len(user["username"]) == 32 and len(user["display_name"]) == 64
 
 
 async def test_duplicate_username_ignoring_case(rpc, fresh):

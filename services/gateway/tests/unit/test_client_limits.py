@@ -22,7 +22,6 @@ EXPECTED = {
     "edit-room-name": (None, limits.MAX_ROOM_NAME),
     "edit-room-topic": (None, limits.MAX_TOPIC),
     "profile-display": (None, limits.MAX_DISPLAY_NAME),
-    "profile-avatar": (None, limits.MAX_AVATAR_URL),
     "new-password": (limits.MIN_PASSWORD, limits.MAX_PASSWORD),
     "msg-search": (None, limits.MAX_SEARCH_QUERY),
     "search-q": (None, limits.MAX_SEARCH_QUERY),
@@ -47,3 +46,11 @@ def test_every_sized_field_of_the_web_client_uses_the_api_limit():
     parser = _SizedFields()
     parser.feed(INDEX.read_text(encoding="utf-8"))
     assert parser.fields == EXPECTED
+
+
+def test_the_avatar_picker_takes_what_the_api_takes():
+    avatar_js = (INDEX.parent / "js" / "avatar.js").read_text(encoding="utf-8")
+    assert f"MAX_BYTES = {limits.MAX_AVATAR_BYTES // 1024} * 1024;" in avatar_js
+    assert "ACCEPTED = [" + ", ".join(f"'{t}'" for t in limits.AVATAR_MEDIA_TYPES) + "]" \
+        in avatar_js
+    assert f'accept="{",".join(limits.AVATAR_MEDIA_TYPES)}"' in INDEX.read_text(encoding="utf-8")

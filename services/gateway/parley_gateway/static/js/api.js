@@ -53,17 +53,19 @@ export class ApiError extends Error {
   }
 }
 
-/** api('GET', '/rooms?scope=public') -> parsed JSON body (null for 204); throws ApiError. */
+/** api('GET', '/rooms?scope=public') -> parsed JSON body (null for 204); throws ApiError.
+ *  A File/Blob body goes as it is, with its own type (an avatar upload). */
 export async function api(method, path, body, { auth = true } = {}) {
   const headers = { Accept: 'application/json' };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const raw = body instanceof Blob;
+  if (body !== undefined) headers['Content-Type'] = raw ? body.type : 'application/json';
   if (auth && token) headers.Authorization = `Bearer ${token}`;
   let res;
   try {
     res = await fetch(`/api/v1${path}`, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined || raw ? body : JSON.stringify(body),
       credentials: 'same-origin',
       cache: 'no-store',
     });

@@ -3,6 +3,7 @@
 import { api, ApiError, detailText, describeError, enc } from './api.js';
 import { $, h, debounce, displayName, avatar, charCount } from './util.js';
 import { openAccount } from './account.js';
+import { openProfilePicture, wireProfilePicture } from './avatar.js';
 
 export function openDialog(dlg) {
   if (dlg.open) return;
@@ -181,21 +182,14 @@ function validateDisplayName(v) {
   return charCount(v.trim()) > 64 ? 'Use at most 64 characters.' : '';
 }
 
-function validateAvatarUrl(v) {
-  const t = v.trim();
-  if (t && !/^https?:\/\/\S+$/.test(t)) return 'Use an address that starts with http:// or https://.';
-  if (charCount(t) > 512) return 'Use at most 512 characters.';
-  return '';
-}
-
 /** handlers: onSaved(user) after a successful PATCH, onDeleted() once the account is gone. */
 export function openProfile(me, handlers) {
   profile = { ...handlers };
   const form = $('#profile-form');
   $('#profile-who').textContent = [`@${me.username}`, me.email].filter(Boolean).join(' · ');
   $('#profile-display').value = me.display_name || '';
-  $('#profile-avatar').value = me.avatar_url || '';
-  clearErrors(form, 'profile-display', 'profile-avatar');
+  clearErrors(form, 'profile-display');
+  openProfilePicture(me, profile.onSaved);
   openDialog($('#profile-dialog'));
   $('#profile-display').focus();
 }
@@ -207,19 +201,19 @@ function wireProfile() {
   const save = $('button[type=submit]', form);
   const del = $('#delete-account-btn');
   revalidateOnInput('profile-display', validateDisplayName);
-  revalidateOnInput('profile-avatar', validateAvatarUrl);
+  wireProfilePicture();
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     formErr.textContent = '';
-    if (!validateFields([['profile-display', validateDisplayName], ['profile-avatar', validateAvatarUrl]])) return;
-    const body = { display_name: $('#profile-display').value.trim(), avatar_url: $('#profile-avatar').value.trim() };
+    if (!validateFields([['profile-display', validateDisplayName]])) return;
+    const body = { display_name: $('#profile-display').value.trim() };
     save.disabled = true;
     try {
       const res = await api('PATCH', '/users/me', body);
       closeDialog(dlg);
       if (profile.onSaved && res && res.user) profile.onSaved(res.user);
     } catch (e) {
-      showSaveError(e, { display_name: 'profile-display', avatar_url: 'profile-avatar' }, formErr);
+      showSaveError(e, { display_name: 'profile-display' }, formErr);
     } finally {
       save.disabled = false;
     }

@@ -67,15 +67,8 @@ export function fullTime(iso) {
   return t ? fullFmt.format(new Date(t)) : '';
 }
 
-/** Initial letter avatar with a stable colour; colour goes through the CSSOM (CSP-safe). */
-export function avatar(user, cls = 'avatar') {
-  const name = displayName(user);
-  const el = h('span', { class: cls, 'aria-hidden': 'true', text: name.trim().charAt(0).toUpperCase() || '?' });
-  let hash = 0;
-  for (const ch of String((user && user.id) || name)) hash = (hash * 31 + ch.codePointAt(0)) >>> 0;
-  el.style.backgroundColor = `hsl(${hash % 360} 45% 45%)`;
-  return el;
-}
+// A person's avatar (picture or initial): js/avatar.js.
+export { avatar } from './avatar.js';
 
 export function charCount(s) {
   return [...(s || '')].length;

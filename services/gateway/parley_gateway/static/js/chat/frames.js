@@ -1,6 +1,7 @@
 // Live frames from the socket (DESIGN.md §4): 'ready' (connected, or connected again), and
 // one handler per frame type, dispatched by onFrame.
 import { toast } from '../util.js';
+import { rememberAvatar } from '../avatar.js';
 import { refreshBrowseIfOpen } from '../dialogs.js';
 import { me, setMe, isMine } from './state.js';
 import {
@@ -136,6 +137,7 @@ export function onRoomUpdated(room) {
 
 /** Someone's new display name or avatar (yours included): everywhere it is shown. */
 export function onUserUpdated(user) {
+  rememberAvatar(user); // message authors carry no picture: their avatars follow from here
   const profile = { display_name: user.display_name, avatar_url: user.avatar_url };
   if (me && user.id === me.id) { setMe({ ...me, ...profile }); renderMe(); }
   for (const r of allRooms()) {
