@@ -12,6 +12,7 @@ from parley_common.timeutil import utcnow
 
 from .base import PUBLIC, no_such_room, room_archived
 from .messages import Messages, NewPost
+from .posted import posted_event
 from .rendering import new_message
 
 # How often a post batch is re-run after a unique violation (a racing retry of one of its
@@ -147,7 +148,7 @@ class PostgresPosting(Messages):
             raise RuntimeError(f"post batch: {len(rows)} rows for {len(posts)} posts")
         rosters = {post.room_id: list(row[4]) for post, row in zip(posts, rows) if row[4]}
         outcomes: list[dict | ParleyError] = []
-        events: list[Event] = []
+        posted: list[tuple[dict, list]] = []
         for post, message_id, row in zip(posts, message_ids, rows):
             kind, is_member, existing_id, seq, _roster, username, display_name, archived = row
             if kind is None or (not is_member and kind != PUBLIC):
@@ -163,6 +164,5 @@ class PostgresPosting(Messages):
                 message = new_message(post, message_id, seq, now, username, display_name)
                 outcomes.append({"message": message, "created": True})
                 self.outbox.adopt([message_id])  # the statement wrote its outbox row
-                events.append(("message_posted", {"message": message,
-                                                  "member_ids": rosters.get(post.room_id, [])}))
-        return outcomes, events
+                posted.append((message, rosters.get(post.room_id, [])))
+        return outcomes, posted_event(posted)  # one messages_posted for the batch
