@@ -90,10 +90,10 @@ class EventConsumer:
                                       self._resume_room)
         self.handlers = {
             event_type: getattr(self, f"_on_{event_type}") for event_type in (
-                "messages_posted", "message_posted", "message_edited", "message_deleted", "messages_read",
-                "typing", "online", "offline", "room_created", "room_updated", "room_deleted",
-                "member_joined", "member_left", "session_revoked", "user_updated",
-                "user_deleted")}
+                "messages_posted", "message_posted", "message_edited", "message_deleted",
+                "messages_read", "typing", "online", "offline", "room_created", "room_updated",
+                "room_deleted", "member_joined", "member_left", "session_revoked",
+                "user_updated", "user_deleted")}
 
     @property
     def consuming(self) -> bool:
