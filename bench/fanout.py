@@ -275,10 +275,11 @@ async def run_fanout(args, side: ServerSide, http: aiohttp.ClientSession) -> dic
     for client, (room, _) in zip(clients, order):
         client.tag = {}
         client.room_id = room["id"]
-    # Subscribed in waves of 100 (as they connect): 1,000 subscribes at once are 2,000
-    # list_messages calls queued on one rooms replica, which on a busy core time out (5 s).
-    for start in range(0, len(clients), 100):
-        wave = clients[start:start + 100]
+    # Subscribed in waves of --subscribe-wave (100; as they connect): 1,000 subscribes at once
+    # are 2,000 list_messages calls queued on one rooms replica, which on a busy core time out
+    # (5 s); on a shared machine smaller waves get through.
+    for start in range(0, len(clients), args.subscribe_wave):
+        wave = clients[start:start + args.subscribe_wave]
         for client in wave:
             client.send_text(json.dumps({"type": "subscribe", "room_id": client.room_id}).encode())
         try:
@@ -710,6 +711,8 @@ def main() -> int:
                         help="stop the sweep after this many failing steps in a row")
     parser.add_argument("--rooms", type=int, default=20)
     parser.add_argument("--members", type=int, default=50)
+    parser.add_argument("--subscribe-wave", type=int, default=100,
+                        help="sockets subscribing at once during set-up (smaller on a busy machine)")
     parser.add_argument("--send-queue", type=int, default=256, help="WS_SEND_QUEUE of the gateway")
     parser.add_argument("--idle-connections", type=int, default=19000)
     parser.add_argument("--idle-users", type=int, default=100)

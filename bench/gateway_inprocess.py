@@ -2,10 +2,12 @@
 per idle authenticated socket. No broker, no Redis, no other service: figures a shared machine
 disturbs far less than fanout.py's end-to-end run (which needs a quiet core).
 
-    fanout  the real EventConsumer._on_message, fed `message_posted` events (as aio-pika
-            delivers them: one task each) at --rate for --seconds, --rooms x --members
-            sockets subscribed through the real Hub; the gateway process's own CPU
-            (getrusage: user and system) per delivery, --repeat times
+    fanout  the real EventConsumer._on_delivery, fed `message_posted` events (as aiormq
+            delivers them: one task each) at --rate messages/s for --seconds, --rooms x
+            --members sockets subscribed through the real Hub; the gateway process's own CPU
+            (getrusage: user and system) per delivery, --repeat times. --burst N: the
+            messages arrive N at a time (a post batch); with --batched as ONE
+            `messages_posted` event of N messages, as rooms publishes a batch
     idle    --sockets authenticated idle sockets (--users users) through the real
             ws.websocket_handler and WsSession, with stub token check, auth RPC and
             presence; gateway RSS growth per socket
@@ -211,35 +213,50 @@ async def run_fanout(args) -> list[dict]:
         events.ordering.baseline(f"r{room}", 0)
         seqs[room] = 0
 
-    def event(i: int):
+    def message(i: int) -> dict:
         room = i % args.rooms
         seqs[room] += 1
-        body = json.dumps({"message": {
-            "id": uuid.uuid4().hex, "room_id": f"r{room}", "seq": seqs[room],
-            "author": {"id": "u1", "username": "user1", "display_name": "User One"},
-            "text": f"B{i} hello there", "created_at": "2026-12-01T19:00:00.000000Z",
-            "edited_at": None, "client_id": f"c{i}"}, "ts": time.time()}).encode()
-        return SimpleNamespace(routing_key="message_posted", exchange="rooms.events",
-                               timestamp=None, body=body, delivery_tag=None, channel=None)
+        return {"id": uuid.uuid4().hex, "room_id": f"r{room}", "seq": seqs[room],
+                "author": {"id": "u1", "username": "user1", "display_name": "User One"},
+                "text": f"B{i} hello there", "created_at": "2026-12-01T19:00:00.000000Z",
+                "edited_at": None, "client_id": f"c{i}"}
+
+    def delivery(event_type: str, payload: dict):  # what aiormq hands the consumer
+        return SimpleNamespace(
+            routing_key=event_type, exchange="rooms.events", delivery_tag=None, channel=None,
+            header=SimpleNamespace(properties=SimpleNamespace(timestamp=None)),
+            body=json.dumps(payload).encode())
+
+    def events_of(count: int) -> list:
+        messages = [message(i) for i in range(count)]
+        if not args.batched:
+            return [delivery("message_posted", {"message": m, "member_ids": []})
+                    for m in messages]
+        return [delivery("messages_posted", {
+            "messages": messages[i:i + args.burst],
+            "member_ids": {m["room_id"]: [] for m in messages[i:i + args.burst]}})
+            for i in range(0, count, args.burst)]
 
     results = []
+    per_event = args.burst if args.batched else 1
     for _ in range(args.repeat):
-        batch = [event(i) for i in range(int(args.rate * args.seconds))]
+        batch = events_of(int(args.rate * args.seconds))
         await asyncio.sleep(0.5)
         writes0 = metrics.ws_writes._value.get()
         usage0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-        for i, message in enumerate(batch):
-            if i % args.burst == 0:  # rooms publishes a post batch's events together
-                delay = t0 + i / args.rate - time.perf_counter()
+        for i, event in enumerate(batch):
+            if (i * per_event) % args.burst == 0:  # a post batch's messages arrive together
+                delay = t0 + i * per_event / args.rate - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            asyncio.ensure_future(events._on_message(message))  # aio-pika: a task per delivery
+            asyncio.ensure_future(events._on_delivery(event))  # aiormq: a task per delivery
         await asyncio.sleep(0.3)
         usage1 = resource.getrusage(resource.RUSAGE_SELF)
-        deliveries = len(batch) * args.members
+        deliveries = len(batch) * per_event * args.members
         user = usage1.ru_utime - usage0.ru_utime
         system = usage1.ru_stime - usage0.ru_stime
-        results.append({"mode": "fanout", "rate": args.rate, "deliveries": deliveries,
+        results.append({"mode": "fanout", "rate": args.rate, "burst": args.burst,
+                        "batched": args.batched, "deliveries": deliveries,
                         "cpu_us_per_delivery": round((user + system) * 1e6 / deliveries, 2),
                         "user_us": round(user * 1e6 / deliveries, 2),
                         "system_us": round(system * 1e6 / deliveries, 2),
@@ -256,10 +273,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=("fanout", "idle", "all"), default="all")
-    parser.add_argument("--rate", type=float, default=400.0, help="events per second (fanout)")
+    parser.add_argument("--rate", type=float, default=400.0, help="messages per second (fanout)")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--burst", type=int, default=1,
                         help="events arriving together (fanout; 40 ~ rooms' post batches at 800/s)")
+    parser.add_argument("--batched", action="store_true",
+                        help="each burst as one messages_posted event (fanout)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rooms", type=int, default=20)
     parser.add_argument("--members", type=int, default=50)

@@ -212,7 +212,7 @@ async def test_leaving_drops_the_subscription_and_deletion_reaches_members(duo, 
     async with http.get(f"{gw_a}/metrics") as response:
         metrics = await response.text()
     assert 'parley_gateway_ws_frames_in_total{type="subscribe"}' in metrics
-    assert 'parley_gateway_events_in_total{type="message_posted"}' in metrics
+    assert 'parley_gateway_events_in_total{type="messages_posted"}' in metrics
     assert "parley_gateway_event_lag_seconds_count" in metrics
     await alice_ws.close()
     await bob_ws.close()

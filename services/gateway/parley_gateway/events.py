@@ -14,6 +14,14 @@ only moves the prefetch window.
 
 Each event type has one handler (``EventConsumer.handlers``, a table built once); an event
 type without a handler is acknowledged and ignored.
+
+Deliveries come straight from aiormq (``_on_delivery``): aio-pika's consumer wraps every
+delivery in an ``IncomingMessage`` and runs the callback as a second task, work that was paid
+per event. aio-pika still owns the robust connection and restores the channel, the queue and
+its bindings after a reconnect, but not a consumer it did not register: when the aiormq
+channel under the consumer closes, ``_reconsume`` consumes again once aio-pika has restored
+the channel. Rooms announces a post batch as ONE ``messages_posted`` event, whose frames
+reach every socket in one loop turn (one write per socket for the batch).
 """
 from __future__ import annotations
 
@@ -23,7 +31,7 @@ import time
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage
+from aiormq.abc import DeliveredMessage
 
 from parley_common import bus
 from parley_common.errors import ParleyError
@@ -76,15 +84,18 @@ class EventConsumer:
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._presence_exchange = None
         self._consumer_tag: str | None = None
+        self._channel: aio_pika.abc.AbstractRobustChannel | None = None  # the events channel
+        self._queue_name = ""
+        self._reconsumer: asyncio.Task | None = None
         # Live message frames reach the sockets in seq order per room (ordering.py).
         self.ordering = RoomSequencer(self._deliver_message, self._history_after,
                                       self._resume_room)
         self.handlers = {
             event_type: getattr(self, f"_on_{event_type}") for event_type in (
-                "message_posted", "message_edited", "message_deleted", "messages_read",
-                "typing", "online", "offline", "room_created", "room_updated", "room_deleted",
-                "member_joined", "member_left", "session_revoked", "user_updated",
-                "user_deleted", "reaction_added", "reaction_removed")}
+                "messages_posted", "message_posted", "message_edited", "message_deleted",
+                "messages_read", "typing", "online", "offline", "room_created", "room_updated",
+                "room_deleted", "member_joined", "member_left", "session_revoked",
+                "user_updated", "user_deleted", "reaction_added", "reaction_removed")}
 
     @property
     def consuming(self) -> bool:
@@ -106,11 +117,43 @@ class EventConsumer:
         publish_channel = await self._connection.channel()
         self._presence_exchange = await publish_channel.declare_exchange(
             bus.PRESENCE_EVENTS, aio_pika.ExchangeType.TOPIC, durable=True)
-        self._consumer_tag = await queue.consume(self._on_message)
+        self._channel, self._queue_name = channel, queue.name
+        await self._consume()
         log.info("event_consumer_started", queue=queue.name)
+
+    async def _consume(self) -> None:
+        """Consume the queue with ``_on_delivery`` on the events channel's aiormq channel."""
+        underlay = await self._channel.get_underlay_channel()
+        consume_ok = await underlay.basic_consume(self._queue_name, self._on_delivery)
+        self._consumer_tag = consume_ok.consumer_tag
+        underlay.closing.add_done_callback(self._on_channel_closing)
+
+    def _on_channel_closing(self, _closing) -> None:
+        if self._channel is None:  # close(): no consuming again
+            return
+        self._consumer_tag = None
+        if self._reconsumer is None or self._reconsumer.done():
+            self._reconsumer = asyncio.get_running_loop().create_task(self._reconsume())
+
+    async def _reconsume(self) -> None:
+        """After aio-pika restored the channel (reopened, queue declared and bound again)."""
+        while self._channel is not None:
+            try:
+                await self._channel.ready()
+                await self._consume()
+                log.info("event_consumer_resumed", queue=self._queue_name)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the channel closed again meanwhile: wait for the next
+                log.warning("event_consume_retry", error=repr(exc))
+                await asyncio.sleep(0.5)
 
     async def close(self) -> None:
         self._consumer_tag = None
+        self._channel = None
+        if self._reconsumer is not None:
+            self._reconsumer.cancel()
         self.ordering.close()
         if self._connection is not None:
             try:
@@ -131,7 +174,8 @@ class EventConsumer:
                                else aio_pika.DeliveryMode.NOT_PERSISTENT)),
             routing_key=event_type)
 
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+    async def _on_delivery(self, message: DeliveredMessage) -> None:
+        """One event from aiormq (a task of aiormq's per delivery): handled, then acked."""
         event_type = message.routing_key or ""
         try:
             payload = loads(message.body)
@@ -145,8 +189,8 @@ class EventConsumer:
         if counter is None:
             counter = self._events_in[event_type] = self.metrics.events_in.labels(type=event_type)
         counter.inc()
-        sent_at = (message.timestamp.timestamp() if message.timestamp else None) \
-            or _payload_time(payload)
+        stamp = message.header.properties.timestamp
+        sent_at = (stamp.timestamp() if stamp else None) or _payload_time(payload)
         if sent_at is not None:
             self.metrics.event_lag.observe(max(time.time() - sent_at, 0.0))
         try:
@@ -156,7 +200,7 @@ class EventConsumer:
             log.exception("event_handling_failed", type=event_type)
         self._ack(message)
 
-    def _ack(self, message: AbstractIncomingMessage) -> None:
+    def _ack(self, message: DeliveredMessage) -> None:
         tag, channel = message.delivery_tag, message.channel
         if tag is None:
             return
@@ -193,8 +237,21 @@ class EventConsumer:
     def _to_members_and_subscribers(self, room_id: str, member_ids, frame: Frame) -> None:
         self.hub.deliver(frame, self.hub.subscribers(room_id) | self.hub.of_users(member_ids))
 
+    async def _on_messages_posted(self, payload: dict) -> None:
+        """Every message of one post batch (rooms' store/posted.py), handled in this one call:
+        all of the batch's frames reach the sockets' batches in the same loop turn, so each
+        socket gets its frames of the batch in one write."""
+        messages = payload.get("messages")
+        if isinstance(messages, list):
+            for message in messages:
+                if isinstance(message, dict):
+                    self._offer_message(message)
+
     async def _on_message_posted(self, payload: dict) -> None:
-        message = payload.get("message") or {}
+        """One message (what rooms published before messages_posted)."""
+        self._offer_message(payload.get("message") or {})
+
+    def _offer_message(self, message: dict) -> None:
         room_id, seq = message.get("room_id"), message.get("seq")
         self._mention(message, message.get("mentions"))
         if not self.hub.by_room.get(room_id) or not isinstance(seq, int):
@@ -395,6 +452,8 @@ def _payload_time(payload: dict) -> float | None:
     if "ts" in payload:
         return unix_seconds(payload["ts"])
     message = payload.get("message")
+    if message is None and isinstance(payload.get("messages"), list) and payload["messages"]:
+        message = payload["messages"][0]  # messages_posted: its first (oldest) message
     if isinstance(message, dict):
         return unix_seconds(message.get("edited_at") or message.get("created_at"))
     return None

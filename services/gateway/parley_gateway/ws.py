@@ -31,7 +31,8 @@ from parley_common.text import loads_bounded, storable, unstorable_details
 
 from . import schemas
 from .budget import Verdict
-from .http import SchemaValidator, check_fields
+from .frame_checks import FRAME_CHECKS
+from .http import SchemaValidator
 from .hub import (CLOSE_AUTH_TIMEOUT, CLOSE_INTERNAL, CLOSE_RATE_LIMITED,
                   CLOSE_SESSION_REVOKED, CLOSE_TRY_AGAIN_LATER, CLOSE_UNAUTHENTICATED,
                   Connection, Frame, Hub, LingeringWebSocketResponse)
@@ -220,7 +221,7 @@ class WsSession:
                 ref)
             return
         try:
-            check_fields(FRAME_VALIDATORS[frame_type], frame)
+            FRAME_CHECKS[frame_type](frame)  # send: by hand, same errors (frame_checks.py)
             await handler(self, frame, ref)
         except ParleyError as exc:
             await self.reply_error(exc, ref)

@@ -1,4 +1,4 @@
-"""Leaner AMQP publishing of the rooms hot path (post_messages): the message_posted events.
+"""Leaner AMQP publishing of the rooms hot path (post_messages): its messages_posted event.
 (The RPC replies go out through parley_common.lean_rpc, as every service's do.)
 
 nameko 2.14 builds a kombu Connection, looks up a producer pool, merges options and checks

@@ -22,6 +22,7 @@ from .amqp import LeanEventDispatcher
 from .dependencies import RPC_TIMEOUT_SECONDS, RoomsStore
 from .store import PRIVATE, PUBLIC, NewPost
 from .store.search import decode_before, search_terms
+from .store.posted import merge_posted
 
 
 def rpc(method=None, *, emits: bool = False):
@@ -107,7 +108,9 @@ class RoomsService:
 
     @timer(interval=outbox.RELAY_SECONDS)
     def relay_outbox(self):
-        outbox.relay_tick(self.store.outbox, self.dispatch.many, self.log)
+        # Relayed posts come back one row per message: one messages_posted per run of them.
+        outbox.relay_tick(self.store.outbox,
+                          lambda events: self.dispatch.many(merge_posted(events)), self.log)
 
     # --- rooms ------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from ..models import messages
 from .base import no_such_message, operation, read_only, room_archived
 from .mentions import Mentions
 from .reaction_counts import with_reactions
+from .posted import posted_event
 from .rendering import MESSAGE_WITH_AUTHOR, message_from_joined
 
 
@@ -33,14 +34,15 @@ class NewPost:
 
 class Messages(Mentions):
     def _rebuild_posted(self, row) -> Event | None:
-        """A relayed message_posted: the message as it is now, to its members now; nothing if
-        it went with its room."""
+        """A relayed message_posted row: a messages_posted of that one message (the relay
+        merges consecutive ones, posted.merge_posted), as it is now, to its members now;
+        nothing if it went with its room."""
         room_id = self.session.execute(
             select(messages.c.room_id).where(messages.c.id == row.id)).scalar()
         if room_id is None:
             return None
-        return row.event_type, {"message": self.message(room_id, row.id),
-                                "member_ids": self.member_ids(room_id)}
+        (event,) = posted_event([(self.message(room_id, row.id), self.member_ids(room_id))])
+        return event
 
     def message(self, room_id: str, message_id: str) -> dict:
         row = self.session.execute(MESSAGE_WITH_AUTHOR.where(messages.c.id == message_id,

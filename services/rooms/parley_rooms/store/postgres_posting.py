@@ -13,6 +13,7 @@ from parley_common.timeutil import utcnow
 from .base import PUBLIC, no_such_room, not_a_reply_target, room_archived
 from .mentions import mentioned_names
 from .messages import Messages, NewPost
+from .posted import posted_event
 from .rendering import new_message, reply_summary
 
 # How often a post batch is re-run after a unique violation (a racing retry of one of its
@@ -178,7 +179,7 @@ class PostgresPosting(Messages):
             raise RuntimeError(f"post batch: {len(rows)} rows for {len(posts)} posts")
         rosters = {post.room_id: list(row[4]) for post, row in zip(posts, rows) if row[4]}
         outcomes: list[dict | ParleyError] = []
-        events: list[Event] = []
+        posted: list[tuple[dict, list]] = []
         for post, message_id, row in zip(posts, message_ids, rows):
             kind, is_member, existing_id, seq, _roster, username, display_name, archived = row[:8]
             mentioned, reply_ok, original = row[8], row[9], row[10:]
@@ -200,6 +201,5 @@ class PostgresPosting(Messages):
                                       mentioned or [], reply_to)
                 outcomes.append({"message": message, "created": True})
                 self.outbox.adopt([message_id])  # the statement wrote its outbox row
-                events.append(("message_posted", {"message": message,
-                                                  "member_ids": rosters.get(post.room_id, [])}))
-        return outcomes, events
+                posted.append((message, rosters.get(post.room_id, [])))
+        return outcomes, posted_event(posted)  # one messages_posted for the batch

@@ -14,6 +14,7 @@ from ..models import memberships, messages, outbox, rooms, users
 from .base import PUBLIC, no_such_room, not_a_reply_target, operation, room_archived
 from .messages import NewPost
 from .postgres_posting import PostgresPosting
+from .posted import posted_event
 from .rendering import new_message, reply_summary
 
 
@@ -21,8 +22,8 @@ class Posting(PostgresPosting):
     @operation
     def post_messages(self, posts: list[NewPost]) -> tuple[list[dict | ParleyError], list[Event]]:
         """Post a batch. Answers, in the order given, `{"message", "created"}` or the error that
-        refused that post (one refused post does not fail the others), and the message_posted
-        events of the new messages. A repeated (author, room, client_id), whether posted
+        refused that post (one refused post does not fail the others), and the one
+        messages_posted event of the new messages (posted.py). A repeated (author, room, client_id), whether posted
         earlier or repeated within the batch, answers the first message with created false."""
         first_of: dict[tuple, int] = {}
         distinct: list[NewPost] = []
@@ -46,21 +47,23 @@ class Posting(PostgresPosting):
 
     def _post_each(self, posts: list[NewPost]) -> tuple[list[dict | ParleyError], list[Event]]:
         outcomes: list[dict | ParleyError] = []
-        events: list[Event] = []
+        posted: list[tuple[dict, list]] = []
         for post in posts:
             try:
-                message, created, posted = self._post_one(post)
+                message, created, member_ids = self._post_one(post)
             except ParleyError as exc:
                 outcomes.append(exc)
                 continue
             outcomes.append({"message": message, "created": created})
-            events.extend(posted)
-        return outcomes, events
+            if created:
+                posted.append((message, member_ids))
+        return outcomes, posted_event(posted)
 
-    def _post_one(self, post: NewPost) -> tuple[dict, bool, list[Event]]:
+    def _post_one(self, post: NewPost) -> tuple[dict, bool, list]:
         """One transaction on the session (SQLite): bump rooms.last_seq (the row lock orders
         concurrent posters of a room; a rollback hands the number back, so seqs have no gaps),
-        insert, move the author's read marker, commit."""
+        insert, move the author's read marker, commit. Answers the message, whether this call
+        created it, and the room's member ids ([] for an earlier message)."""
         user_id, room_id, text, client_id = post.user_id, post.room_id, post.text, post.client_id
         probe = self.session.execute(
             select(rooms.c.kind, rooms.c.archived_at,
@@ -124,7 +127,7 @@ class Posting(PostgresPosting):
         self.outbox.adopt([message_id])
         message = new_message(post, message_id, seq, now, probe.username, probe.display_name,
                               mentioned, reply_to)
-        return message, True, [("message_posted", {"message": message, "member_ids": member_ids})]
+        return message, True, member_ids
 
     def _reply_to(self, post: NewPost) -> dict | None:
         """The quoted original of a reply (reply_summary); refused unless it is a message of

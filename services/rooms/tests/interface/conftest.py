@@ -82,13 +82,31 @@ class Events:
 
     async def wait_for(self, event_type: str, predicate=lambda payload: True, timeout: float = 10,
                        count: int = 1) -> list[dict]:
+        return await self._wait(lambda: self.of(event_type, predicate), event_type, timeout,
+                                count)
+
+    def posted(self, predicate=lambda item: True) -> list[dict]:
+        """The posted messages of every messages_posted event, one ``{message, member_ids,
+        event}`` each (``event``: the index of the event that carried it)."""
+        return [item for index, (kind, payload) in enumerate(self.seen)
+                if kind == "messages_posted"
+                for item in ({"message": message, "event": index,
+                              "member_ids": payload["member_ids"][message["room_id"]]}
+                             for message in payload["messages"])
+                if predicate(item)]
+
+    async def wait_for_posted(self, predicate=lambda item: True, timeout: float = 10,
+                              count: int = 1) -> list[dict]:
+        return await self._wait(lambda: self.posted(predicate), "posted message", timeout, count)
+
+    async def _wait(self, find, what: str, timeout: float, count: int) -> list[dict]:
         deadline = asyncio.get_running_loop().time() + timeout
         while asyncio.get_running_loop().time() < deadline:
-            found = self.of(event_type, predicate)
+            found = find()
             if len(found) >= count:
                 return found
             await asyncio.sleep(0.05)
-        raise AssertionError(f"no {count} x {event_type} event(s) within {timeout}s; "
+        raise AssertionError(f"no {count} x {what} within {timeout}s; "
                              f"seen: {[kind for kind, _ in self.seen][-20:]}")
 
 

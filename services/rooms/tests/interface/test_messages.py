@@ -56,9 +56,9 @@ async def test_same_client_id_gives_one_message_concurrently_and_later(rooms):
     theirs = await rooms.call("post_message", other["id"], room["id"], "mine", client_id)
     assert theirs["created"] is True and theirs["message"]["seq"] == 2
     assert rooms.sql("SELECT count(*) FROM messages WHERE room_id = %s", room["id"]) == [(2,)]
-    await rooms.events.wait_for("message_posted", lambda p: p["message"]["room_id"] == room["id"], count=2)
+    await rooms.events.wait_for_posted(lambda p: p["message"]["room_id"] == room["id"], count=2)
     await asyncio.sleep(0.5)  # a late duplicate event would arrive by now
-    posted = rooms.events.of("message_posted", lambda p: p["message"]["room_id"] == room["id"])
+    posted = rooms.events.posted(lambda p: p["message"]["room_id"] == room["id"])
     assert len(posted) == 2
     assert sorted(posted[0]["member_ids"]) == sorted([author["id"], other["id"]])
 

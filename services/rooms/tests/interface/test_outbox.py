@@ -77,19 +77,19 @@ async def test_the_relay_publishes_what_a_dead_publisher_left(rooms, stranded_st
     owner, member = await rooms.user(), await rooms.user()
     room = await rooms.room(owner, members=[member])
     # Committed, never published: the process "died" right after these commits.
-    (answer,), _ = stranded_store.post_messages(
-        [NewPost(owner["id"], room["id"], "stranded", uuid.uuid4().hex)])
+    (answer, second), _ = stranded_store.post_messages(
+        [NewPost(owner["id"], room["id"], "stranded", uuid.uuid4().hex),
+         NewPost(member["id"], room["id"], "stranded too", uuid.uuid4().hex)])
     message = answer["message"]
     stranded_store.update_room(owner["id"], room["id"], "Renamed " + room["id"][:6], None)
     stranded = list(stranded_store.outbox.staged)
-    assert len(stranded) == 2 and message["id"] in stranded
-    assert not rooms.events.of("message_posted", lambda p: p["message"]["id"] == message["id"])
+    assert len(stranded) == 3 and message["id"] in stranded
+    assert not rooms.events.posted(lambda p: p["message"]["id"] == message["id"])
     # Past the grace period, as if the replica had died a while ago.
     rooms.sql("UPDATE outbox SET created_at = created_at - interval '1 hour' "
               "WHERE id = ANY(%s) RETURNING id", stranded)
 
-    posted = await rooms.events.wait_for("message_posted",
-                                         lambda p: p["message"]["id"] == message["id"])
+    posted = await rooms.events.wait_for_posted(lambda p: p["message"]["id"] == message["id"])
     updated = await rooms.events.wait_for("room_updated", lambda p: p["room"]["id"] == room["id"])
     assert posted[0]["message"]["text"] == "stranded"
     assert posted[0]["message"]["seq"] == message["seq"]
@@ -102,7 +102,9 @@ async def test_the_relay_publishes_what_a_dead_publisher_left(rooms, stranded_st
                                  stranded) == [(0,)], 5, what="the relayed rows deleted")
     # Three replicas run the relay; SKIP LOCKED lets exactly one of them take each row.
     await asyncio.sleep(1.5)
-    assert len(rooms.events.of("message_posted", lambda p: p["message"]["id"] == message["id"])) == 1
+    relayed = rooms.events.posted(lambda p: p["message"]["room_id"] == room["id"])
+    assert [p["message"]["seq"] for p in relayed] == [message["seq"], second["message"]["seq"]]
+    assert relayed[0]["event"] == relayed[1]["event"]  # one messages_posted for both rows
     assert len(rooms.events.of("room_updated", lambda p: p["room"]["id"] == room["id"])) == 1
 
 

@@ -57,14 +57,17 @@ async def test_one_batch_answers_each_post_in_order(rooms):
     members = {m["user"]["id"]: m["last_read_seq"]
                for m in await rooms.call("list_members", owner["id"], private["id"])}
     assert members == {owner["id"]: 4, member["id"]: 3}
-    # one message_posted per new message, carrying the room's members, none for the others
+    # ONE messages_posted for the batch: every new message once, in the batch's order, with
+    # its room's members; nothing for the others
     new_ids = {created[i]["message"]["id"] for i in created}
-    await rooms.events.wait_for("message_posted", lambda p: p["message"]["id"] in new_ids, count=5)
+    await rooms.events.wait_for_posted(lambda p: p["message"]["id"] in new_ids, count=5)
     await asyncio.sleep(0.3)  # a duplicate would have arrived by now
-    events = rooms.events.of("message_posted",
-                             lambda p: p["message"]["room_id"] in {private["id"], public["id"]}
+    events = rooms.events.posted(lambda p: p["message"]["room_id"] in {private["id"], public["id"]}
                              and p["message"]["id"] != earlier["id"])
     assert sorted(event["message"]["id"] for event in events) == sorted(new_ids)
+    assert len({event["event"] for event in events}) == 1
+    assert [event["message"]["id"] for event in events] == [
+        created[i]["message"]["id"] for i in sorted(created)]
     for event in events:
         assert sorted(event["member_ids"]) == sorted([owner["id"], member["id"]])
         assert event["message"] == next(created[i]["message"] for i in created
@@ -125,9 +128,8 @@ async def test_a_retried_batch_racing_the_original_posts_once(rooms):
                      first["id"]) == [(2, 2)]
     assert rooms.sql("SELECT count(*), max(seq) FROM messages WHERE room_id = %s",
                      second["id"]) == [(1, 1)]
-    await rooms.events.wait_for("message_posted",
-                                lambda p: p["message"]["room_id"] in {first["id"], second["id"]},
-                                count=3)
+    await rooms.events.wait_for_posted(
+        lambda p: p["message"]["room_id"] in {first["id"], second["id"]}, count=3)
     await asyncio.sleep(0.5)
-    assert len(rooms.events.of("message_posted", lambda p: p["message"]["room_id"]
-                               in {first["id"], second["id"]})) == 3
+    assert len(rooms.events.posted(lambda p: p["message"]["room_id"]
+                                   in {first["id"], second["id"]})) == 3
