@@ -12,7 +12,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from parley_gateway.hub import CLOSE_TRY_AGAIN_LATER, CLOSE_UNAUTHENTICATED, Frame, Hub
+from parley_gateway import upgrade
+from parley_gateway.hub import (CLOSE_ABNORMAL, CLOSE_TRY_AGAIN_LATER, CLOSE_UNAUTHENTICATED,
+                                Frame, Hub)
 
 
 @pytest.fixture
@@ -22,18 +24,13 @@ async def hub_server():
     connected: asyncio.Queue = asyncio.Queue()
 
     async def handler(request):
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        conn = hub.new_connection(ws)
+        conn = hub.new_connection()
+        response = await upgrade.accept(request, conn)  # the socket is conn's from now on
         conn.user_id, conn.session_id = request.query["user"], request.query["user"] + "-s"
         hub.register(conn)
         hub.subscribe(conn, "room")
         await connected.put(conn)
-        async for _ in ws:
-            pass
-        hub.unregister(conn)
-        await conn.finish()
-        return ws
+        return response
 
     app = web.Application()
     app.router.add_get("/ws", handler)
@@ -121,11 +118,11 @@ async def test_heartbeat_sweep_drops_a_silent_socket_and_keeps_one_that_pongs(hu
         ping = await asyncio.wait_for(silent_ws.receive(), 5)
         assert ping.type == aiohttp.WSMsgType.PING
         for _ in range(100):
-            if silent.ws.closed:
+            if silent.conn_id not in hub.connections:
                 break
             await asyncio.sleep(0.05)
-        # no pong: dropped the way aiohttp's own heartbeat dropped it (1006, transport closed)
-        assert silent.ws.close_code == aiohttp.WSCloseCode.ABNORMAL_CLOSURE
+        # no pong: dropped without a close frame (1006, transport aborted)
+        assert silent.close_code == CLOSE_ABNORMAL
         assert silent.transport.is_closing()
         msg = await asyncio.wait_for(silent_ws.receive(), 5)
         assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
@@ -209,9 +206,9 @@ async def test_room_delivery_keeps_every_rule_of_push():
             return False
 
     def socket(name):
-        conn = hub.new_connection(SimpleNamespace())
+        conn = hub.new_connection()
         conn.conn_id = name
-        conn.transport, conn.protocol = Transport(), SimpleNamespace(writing_paused=False)
+        conn.transport = Transport()
         hub.subscribe(conn, "r")
         return conn
 
@@ -220,8 +217,8 @@ async def test_room_delivery_keeps_every_rule_of_push():
     closing.closing = True
     replaying.replaying["r"] = []
     resumed.replayed_to["r"] = 1
-    paused.protocol.writing_paused = True
-    paused.backlog = deque()  # as the transport paused earlier (its drainer is not under test)
+    paused.writing_paused = True
+    paused.backlog = deque()  # as the transport paused earlier
     first, second = (Frame.of("message", _room="r", _seq=seq, message={"seq": seq})
                      for seq in (1, 2))
     assert hub.deliver_to_room(first, "r", skip="sender") == 5
