@@ -243,17 +243,10 @@ class Connection(asyncio.Protocol):
         never blocks. What is queued for the client goes out before the close frame (but
         not for 1013: the client is too slow for it); the client's close frame, or
         CLOSE_HANDSHAKE_SECONDS, ends the connection."""
-        if self.closing:
+        queued = self._begin_closing(code)
+        if queued is None:
             return
-        self.closing = True
-        self.close_code = code
-        self.hub.cancel_expiry(self)
-        queued: list[Frame] = []
-        if code != CLOSE_TRY_AGAIN_LATER:
-            queued = self.out + list(self.backlog or ())
-        self._discard_queued()
-        self._send_close(code, reason, queued)
-        self._wake_senders()
+        self._send_close(code, reason, queued if code != CLOSE_TRY_AGAIN_LATER else ())
 
     def fail(self, code: int, reason: str) -> None:
         """The client broke the protocol (1002, 1007, 1009): the close frame, then FIN, and
@@ -261,16 +254,25 @@ class Connection(asyncio.Protocol):
         CLOSE_HANDSHAKE_SECONDS pass (closing the socket at once would make the kernel answer
         those bytes with a reset, and the client could lose the close frame)."""
         self.reader = None
-        if not self.closing:
-            self.closing = True
-            self.close_code = code
-            self.hub.cancel_expiry(self)
-            self._discard_queued()
+        if self._begin_closing(code) is not None:
             self._send_close(code, reason)
-            self._wake_senders()
         transport = self.transport
         if transport is not None and not transport.is_closing() and transport.can_write_eof():
             transport.write_eof()
+
+    def _begin_closing(self, code: int) -> list[Frame] | None:
+        """Mark the socket closing with ``code`` and drop what was queued for the client
+        (senders waiting for a backlog wake up): the dropped frames, or None if it was
+        closing already."""
+        if self.closing:
+            return None
+        self.closing = True
+        self.close_code = code
+        self.hub.cancel_expiry(self)
+        queued = self.out + list(self.backlog or ())
+        self._discard_queued()
+        self._wake_senders()
+        return queued
 
     def _send_close(self, code: int, reason: str, queued=()) -> None:
         transport = self.transport
@@ -284,12 +286,7 @@ class Connection(asyncio.Protocol):
     def _close_received(self, code: int, reason: str) -> None:
         """The client's close frame: the reply to ours, or its own close (echoed)."""
         self.reader = None
-        if not self.closing:
-            self.closing = True
-            self.close_code = code
-            self.hub.cancel_expiry(self)
-            self._discard_queued()
-            self._wake_senders()
+        self._begin_closing(code)
         transport = self.transport
         if transport is None or transport.is_closing():
             return

@@ -20,9 +20,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from typing import TYPE_CHECKING, Any
-
 from collections import deque
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -142,8 +141,7 @@ class WsSession:
             while self.pending and not conn.closing:
                 await self.handle_message(*self.pending.popleft())
                 if self.paused and len(self.pending) <= MAX_PENDING // 2:
-                    self.paused = False
-                    conn.transport.resume_reading()
+                    self._resume_reading()
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -152,8 +150,15 @@ class WsSession:
         finally:
             self.task = None
             self.pending = None
+            if self.paused:  # also while closing: the client's close frame must be read
+                self._resume_reading()
             if conn.listener is None:  # the socket went away while we worked
                 await self.finish()
+
+    def _resume_reading(self) -> None:
+        self.paused = False
+        if not self.conn.transport.is_closing():
+            self.conn.transport.resume_reading()
 
     def on_closed(self) -> None:
         """The socket is gone (Connection.connection_lost)."""
