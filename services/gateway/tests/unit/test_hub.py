@@ -229,3 +229,24 @@ async def test_room_delivery_keeps_every_rule_of_push():
     assert replaying.transport.writes == [] and replaying.replaying["r"] == [first, second]
     assert resumed.transport.writes == [second.wire]  # seq 1 was already replayed
     assert paused.transport.writes == [] and list(paused.backlog) == [first, second]
+
+
+async def test_a_request_that_is_not_an_upgrade_is_refused_400(hub_server):
+    """upgrade.py answers the handshake itself: a plain GET, an unknown version or a bad key
+    is 400 (the version we speak is named), and nothing reaches the hub."""
+    url = hub_server.url.replace("ws://", "http://") + "?user=plain"
+    key = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13"}
+    async with hub_server.http.get(url) as response:
+        assert response.status == 400
+    old_version = {**key, "Sec-WebSocket-Version": "12",
+                   "Sec-WebSocket-Key": "AAAAAAAAAAAAAAAAAAAAAA=="}
+    async with hub_server.http.get(url, headers=old_version) as response:
+        assert response.status == 400 and response.headers["Sec-WebSocket-Version"] == "13"
+    async with hub_server.http.get(url, headers={**key, "Sec-WebSocket-Key": "short"}) as response:
+        assert response.status == 400
+    assert hub_server.connected.empty()
+
+
+def test_the_accept_key_of_rfc_6455():
+    from parley_gateway.upgrade import accept_key
+    assert accept_key("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="  # §1.3
