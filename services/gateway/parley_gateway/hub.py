@@ -386,6 +386,8 @@ class Hub:
     # --- token expiry: one timer per second of expiries, not one per socket -------------
     def expire_at(self, conn: Connection, loop_delay: float) -> None:
         self.cancel_expiry(conn)
+        if conn.closing:  # e.g. gone while its auth awaited an RPC: no timer keeps it
+            return
         loop = asyncio.get_running_loop()
         bucket = math.ceil((loop.time() + max(loop_delay, 0.0)) / EXPIRY_RESOLUTION)
         conns = self._expiring.get(bucket)
