@@ -667,6 +667,7 @@ async def run(args) -> dict:
             "ARGON2_TIME_COST": "1", "ARGON2_MEMORY_COST": "8192", "ARGON2_PARALLELISM": "1",
             "WS_RATE_PER_10S": "100000000", "WRITE_RATE_PER_MINUTE": "100000000",
             "WS_FRAMES_PER_SECOND": "0",  # the per-socket frame budget: load is not abuse
+            "WS_MAX_SOCKETS_PER_USER": "0",  # --mode idle: 19,000 sockets of 100 users
             "LOGIN_FAILURES_PER_ADDRESS": "100000", "LOG_LEVEL": "warning",
             "SWEEP_INTERVAL_SECONDS": "10",  # the cleaner's default (the tests' suite uses 2)
             "WS_SEND_QUEUE": str(args.send_queue), **dict(kv.split("=", 1) for kv in args.env)})

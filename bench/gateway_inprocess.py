@@ -54,7 +54,7 @@ async def hold_sockets(args) -> None:
         for attempt in range(5):  # a busy machine resets a connect now and then: again
             try:
                 return await upgrade(i)
-            except (ConnectionError, asyncio.IncompleteReadError):
+            except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
                 await asyncio.sleep(0.5 * (attempt + 1))
         raise ConnectionError(f"socket {i} could not connect")
 
@@ -173,6 +173,7 @@ async def run_idle(args) -> dict:
 async def run_fanout(args) -> list[dict]:
     from aiohttp import web
 
+    from parley_gateway import upgrade
     from parley_gateway.events import EventConsumer
     from parley_gateway.hub import Hub
     from parley_gateway.metrics import Metrics
@@ -184,19 +185,12 @@ async def run_fanout(args) -> list[dict]:
     sockets = args.rooms * args.members
 
     async def handler(request):
-        socket = web.WebSocketResponse(compress=False)
-        await socket.prepare(request)
-        conn = hub.new_connection(socket)
+        conn = hub.new_connection()
+        response = await upgrade.accept(request, conn)  # conn owns the socket from now on
         conn.user_id = conn.session_id = conn.conn_id
         hub.register(conn)
         hub.subscribe(conn, request.query["room"])
-        try:
-            async for _ in socket:
-                pass
-        finally:
-            hub.unregister(conn)
-            await conn.finish()
-        return socket
+        return response
 
     app = web.Application()
     app.router.add_get("/ws", handler)

@@ -6,8 +6,8 @@ A raw client checks the server's side exactly (the TCP connection stays open unt
 frame, then ends); aiohttp's client checks what an application sees. 4001 and 1001 (drain)
 come from outside the socket's handler (hub.Connection.close), 4401/4408 from the handler
 itself; 1013 and 4429 take the same path as 4001. 1009 (frame too large) fails the connection
-(RFC 6455 §7.1.7): its close frame reaches the client, but the server does not wait for the
-reply, since aiohttp's reader ignores everything after the oversized frame."""
+(RFC 6455 §7.1.7): its close frame reaches the client, then the server's FIN; the server reads
+and drops what the client still sends until the client closes too (hub.Connection.fail)."""
 from __future__ import annotations
 
 import asyncio
@@ -141,8 +141,9 @@ async def test_drain_close_1001_completes_the_handshake(suite, http):
 async def test_frame_too_large_1009_reaches_the_client_as_a_close_frame(suite, http):
     """A frame over 64 KiB fails the connection (RFC 6455 §7.1.7): the close frame with 1009
     reaches the client even while it is still sending, never a reset or a bare drop (1006).
-    aiohttp's reader ignores every byte after the oversized frame, so the server cannot read
-    the client's reply; it closes lingering (hub.LingeringWebSocketResponse)."""
+    The server parses nothing after the oversized frame's header; it closes lingering
+    (hub.Connection.fail: FIN after the close frame, then read and drop until the client
+    closes)."""
     gw = suite.gateway_urls[0]
     token, _ = await register_and_login(gw, http)
     raw = await RawSocket.connect(gw, token)

@@ -1,15 +1,20 @@
 """This instance's registry of WebSocket connections and the fan-out to them.
 
+Each socket is a ``Connection``: after the opening handshake (upgrade.py) it is the asyncio
+protocol of the socket's transport, parses the client's frames (wire.FrameReader), answers
+pings, hands whole messages to its session (ws.py) and runs the closing handshake.
+
 A frame is serialized once per event, and its WebSocket wire bytes (header + JSON, unmasked,
 uncompressed: sockets are opened with compression off) are built once too; every target
 socket gets the same bytes object. Pushing a frame costs a list append: the hub writes each
 socket's frames of one loop turn with one ``transport.write`` (wire.py). No task, no queue
 per delivery.
 
-A slow client is bounded the way the kernel tells us: while its transport is paused (its
-buffer is over the high-water mark, WS_SOCKET_SNDBUF or asyncio's 64 KiB), frames wait in a
-per-socket backlog of at most WS_SEND_QUEUE frames; one more and the socket is closed with
-1013 ("try again later"); it reconnects and resumes with ``subscribe {after_seq}``.
+A slow client is bounded the way the kernel tells us: while its transport is paused
+(``pause_writing``: its buffer is over the high-water mark, WS_SOCKET_SNDBUF or 64 KiB),
+frames wait in a per-socket backlog of at most WS_SEND_QUEUE frames; one more and the socket
+is closed with 1013 ("try again later"); it reconnects and resumes with ``subscribe
+{after_seq}``. ``resume_writing`` writes the backlog (no task per paused socket).
 """
 from __future__ import annotations
 
@@ -19,18 +24,18 @@ import uuid
 from collections import defaultdict, deque
 from typing import Iterable
 
-from aiohttp import web
-
 from parley_common.logs import get_logger
 
 from .metrics import NULL_METRICS
-from .wire import Frame, OutboundBatcher
+from .wire import (OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, Frame, FrameReader,
+                   OutboundBatcher, ProtocolError, close_frame, control_frame)
 
 log = get_logger("parley_gateway.hub")
 
 # Close codes of the public contract (DESIGN.md §5) plus 1013 for slow consumers.
 CLOSE_GOING_AWAY = 1001
-CLOSE_TOO_BIG = 1009  # sent by aiohttp itself (WebSocketResponse max_msg_size)
+CLOSE_ABNORMAL = 1006  # never sent: the socket ended without a close frame
+CLOSE_TOO_BIG = 1009  # a client frame over WS_MAX_FRAME_BYTES (wire.FrameReader)
 CLOSE_INTERNAL = 1011
 CLOSE_TRY_AGAIN_LATER = 1013  # our send queue to this client overflowed: reconnect and resume
 CLOSE_SESSION_REVOKED = 4001
@@ -47,33 +52,26 @@ PING_FRAME = b"\x89\x00"  # FIN + ping, no payload, unmasked (server to client)
 __all__ = ["Frame", "Connection", "Hub"]
 
 
-class LingeringWebSocketResponse(web.WebSocketResponse):
-    """aiohttp closes the transport at once when it fails a connection (a frame over the size
-    limit, a protocol error). Bytes the client is still sending then reach a closed socket, the
-    kernel answers with a reset, and the client loses the close frame (1009) it had not read
-    yet. Here that close lingers instead: FIN after our close frame, then keep reading (and
-    dropping) what arrives until the client closes too or CLOSE_HANDSHAKE_SECONDS pass."""
+class Connection(asyncio.Protocol):
+    """One WebSocket after its opening handshake: the asyncio protocol of its transport
+    (upgrade.py hands the socket over from aiohttp), the frames to it, and its closing.
 
-    def _close_transport(self) -> None:
-        req = self._req
-        transport = req.transport if req is not None else None
-        if transport is None or transport.is_closing() or not transport.can_write_eof():
-            super()._close_transport()
-            return
-        transport.write_eof()
-        asyncio.get_running_loop().call_later(CLOSE_HANDSHAKE_SECONDS, transport.close)
+    What it receives is parsed here (wire.FrameReader) and handed, whole message by whole
+    message, to its ``listener`` (the session, ws.py): ``on_message(opcode, payload)`` and
+    ``on_closed()`` once the socket is gone. Pings are answered here, without the listener.
+    An idle socket is this object, its transport and its parser: no task, no queue, no
+    timer of its own (the hub sweeps heartbeats and token expiries)."""
 
-
-class Connection:
     # One per socket, for the socket's life: no per-instance __dict__ (memory per socket).
-    __slots__ = ("hub", "ws", "conn_id", "user_id", "session_id", "expires_at", "user", "rooms",
-                 "replaying", "replayed_to", "queue_size", "out", "backlog", "closing",
-                 "close_code", "transport", "protocol", "_drainer", "expiry_bucket", "_closer",
-                 "_reader", "_reading", "heard", "quiet_sweeps")
+    __slots__ = ("hub", "listener", "conn_id", "user_id", "session_id", "expires_at", "user",
+                 "rooms", "replaying", "replayed_to", "queue_size", "out", "backlog",
+                 "closing", "close_code", "close_sent", "transport", "reader",
+                 "writing_paused", "_drained", "_close_timer", "expiry_bucket", "heard",
+                 "quiet_sweeps")
 
-    def __init__(self, hub: "Hub", ws: web.WebSocketResponse, queue_size: int):
+    def __init__(self, hub: "Hub", queue_size: int, max_frame: int = 0):
         self.hub = hub
-        self.ws = ws
+        self.listener = None  # on_message(opcode, payload) / on_closed(): the session
         self.conn_id = uuid.uuid4().hex
         self.user_id: str | None = None
         self.session_id: str | None = None
@@ -87,31 +85,89 @@ class Connection:
         self.queue_size = queue_size
         self.out: list[Frame] = []  # frames of this loop turn, written by the hub's flush
         self.backlog: deque[Frame] | None = None  # frames held while the transport is paused
-        self.closing = False
+        self.closing = False  # no more frames to the client: we are closing, or it is gone
         self.close_code: int | None = None
-        req = getattr(ws, "_req", None)
-        self.transport = req.transport if req is not None else None
-        self.protocol = req.protocol if req is not None else None
-        self._drainer: asyncio.Task | None = None
+        self.close_sent = False
+        self.transport: asyncio.Transport | None = None
+        self.reader: FrameReader | None = FrameReader(max_frame)  # None: input is discarded
+        self.writing_paused = False  # the transport is over its high-water mark
+        self._drained: asyncio.Future | None = None  # send() waiting for a backlog to go
+        self._close_timer: asyncio.TimerHandle | None = None  # gives up a closing handshake
         self.expiry_bucket: int | None = None  # Hub.expire_at: the hub's timer that closes it
-        self._closer: asyncio.Task | None = None
-        self._reader: asyncio.Task | None = None  # the handler's task while it is in receive()
-        self._reading = False
-        # The hub's heartbeat sweep (Hub.run_heartbeat) instead of aiohttp's per-socket
-        # ping timers: anything the client sends counts as a sign of life.
+        # The hub's heartbeat sweep (Hub.run_heartbeat): anything the client sends counts
+        # as a sign of life.
         self.heard = True
-        self.quiet_sweeps: int | None = None  # None: not swept (aiohttp's heartbeat, or none)
-        protocol = self.protocol
-        if protocol is not None and getattr(ws, "_heartbeat", None) is None:
-            protocol._data_received_cb = self._heard  # aiohttp's hook for its own heartbeat
-            self.quiet_sweeps = 0
-        if protocol is not None and protocol._upgraded and protocol._payload_parser is not None:
-            # Upgraded: every byte goes to the WebSocket parser from now on; the HTTP request
-            # parser (with its C state) is dead weight for the socket's life.
-            protocol._parser = None
+        self.quiet_sweeps = 0
 
-    def _heard(self) -> None:
+    @property
+    def protocol(self) -> "Connection":
+        """The socket's asyncio protocol, which is this connection."""
+        return self
+
+    # --- asyncio.Protocol --------------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
         self.heard = True
+        reader = self.reader
+        if reader is None:  # closed for reading (a failed connection lingers): dropped
+            return
+        try:
+            messages = reader.feed(data)
+        except ProtocolError as exc:
+            self._dispatch(exc.messages)
+            self.fail(exc.code, exc.reason)
+            return
+        self._dispatch(messages)
+
+    def _dispatch(self, messages: list) -> None:
+        for opcode, payload in messages:
+            if opcode == OP_TEXT or opcode == OP_BINARY:
+                if not self.closing and self.listener is not None:
+                    self.listener.on_message(opcode, payload)
+            elif opcode == OP_PING:
+                if not self.close_sent:
+                    self.transport.write(control_frame(OP_PONG, payload))
+            elif opcode == OP_CLOSE:
+                self._close_received(*payload)
+                return
+            # a pong: only a sign of life (heard)
+
+    def eof_received(self) -> bool:
+        return False  # the client half-closed: close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.close_code is None:
+            self.close_code = CLOSE_ABNORMAL
+        self.closing = True
+        self.reader = None
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
+        self._discard_queued()
+        self._wake_senders()
+        self.hub.cancel_expiry(self)
+        self.hub.unregister(self)
+        listener, self.listener = self.listener, None
+        if listener is not None:
+            listener.on_closed()
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        held = self.backlog
+        if held is None:
+            return
+        self.backlog = None
+        if held:
+            self._write(held)
+        if self.writing_paused:  # that write filled the buffer again: keep holding
+            self.backlog = deque()
+        else:
+            self._wake_senders()
 
     # --- sending -----------------------------------------------------------------------
     def push(self, frame: Frame) -> None:
@@ -131,7 +187,9 @@ class Connection:
             return
         backlog = self.backlog
         if backlog is not None and len(backlog) >= self.queue_size:
-            await self._wait_drained()
+            if self._drained is None:
+                self._drained = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._drained)  # resume_writing, or the socket is gone
             if self.closing:
                 return
         self._enqueue(frame, bounded=False)
@@ -139,8 +197,8 @@ class Connection:
 
     def _enqueue(self, frame: Frame, bounded: bool = True) -> None:
         backlog = self.backlog
-        if backlog is None and self.protocol is not None and self.protocol.writing_paused:
-            backlog = self._start_backlog()
+        if backlog is None and self.writing_paused:
+            backlog = self.backlog = deque()
         if backlog is not None:
             if bounded and len(backlog) >= self.queue_size:
                 log.warning("ws_slow_consumer", conn_id=self.conn_id, user_id=self.user_id,
@@ -161,146 +219,95 @@ class Connection:
         self.out = []
         self._write(out)
 
-    def _write(self, frames) -> None:
+    def _write(self, frames, tail: bytes = b"") -> None:
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        if len(frames) == 1:
+        if len(frames) == 1 and not tail:
             transport.write(frames[0].wire)
         else:
-            transport.write(b"".join([frame.wire for frame in frames]))
-        if self.backlog is None and self.protocol is not None and self.protocol.writing_paused:
-            self._start_backlog()
+            transport.write(b"".join([frame.wire for frame in frames]) + tail)
 
-    def _start_backlog(self) -> deque:
-        self.backlog = deque()
-        if self._drainer is None or self._drainer.done():
-            self._drainer = asyncio.create_task(self._drain(), name=f"ws-drain-{self.conn_id}")
-        return self.backlog
-
-    async def _drain(self) -> None:
-        """While the transport is paused: wait for it to resume, then write the backlog."""
-        try:
-            while self.backlog is not None:
-                # aiohttp's own wait-for-resume; shielded: ws.close() may share its waiter
-                await asyncio.shield(self.protocol._drain_helper())
-                held = self.backlog
-                self.backlog = deque()
-                if held:
-                    self._write(held)
-                if not self.protocol.writing_paused and not self.backlog:
-                    self.backlog = None
-        except (ConnectionError, RuntimeError, asyncio.CancelledError):
-            pass  # the socket went away; the reader side cleans up
-        except Exception:
-            log.exception("ws_drain_failed", conn_id=self.conn_id)
-
-    async def _wait_drained(self) -> None:
-        drainer = self._drainer
-        if drainer is not None and not drainer.done():
-            await asyncio.wait([drainer])
-
-    # --- reading -----------------------------------------------------------------------
-    async def receive(self):
-        """The handler's next client frame; None once this server is closing the socket.
-
-        aiohttp's ``ws.close()`` called while another task waits in ``receive()`` sends the
-        close frame and then drops TCP at once, without the client's close frame (Chromium:
-        ``wasClean: false``, aiohttp's client: 1006). So a close from elsewhere first ends
-        this read (cancelling just the wait here), and closes with no read pending, which
-        completes the closing handshake."""
-        if self.closing:
-            return None
-        self._reader = asyncio.current_task()
-        self._reading = True
-        try:
-            return await self.ws.receive()
-        except asyncio.CancelledError:
-            if self.closing and self._reader is None:  # interrupted by close(), not shutdown
-                asyncio.current_task().uncancel()
-                return None
-            raise
-        finally:
-            self._reader = None
-            self._reading = False
-
-    async def linger(self) -> None:
-        """After aiohttp failed the connection: stay until the client has closed its side (or
-        the lingering close gives up), since returning from the handler closes the socket."""
-        transport = self.transport
-        deadline = asyncio.get_running_loop().time() + CLOSE_HANDSHAKE_SECONDS
-        while transport is not None and not transport.is_closing() \
-                and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.05)
-
-    # --- closing -----------------------------------------------------------------------
-    def close(self, code: int, reason: str = "") -> None:
-        """Close from anywhere (event consumer, timers): never blocks the caller."""
-        if self.closing:
-            return
-        self.closing = True
-        self.close_code = code
-        self.hub.cancel_expiry(self)
-        reader, self._reader = self._reader, None
-        if reader is not None and reader is not asyncio.current_task():
-            reader.cancel()  # see receive()
-        self._closer = asyncio.create_task(self._close(code, reason))
-
-    async def _close(self, code: int, reason: str) -> None:
-        if code != CLOSE_TRY_AGAIN_LATER:
-            # Frames already queued (e.g. the reply before a close) go out first.
-            self.flush()
-            if self.backlog is not None:
-                try:
-                    await asyncio.wait_for(self._wait_drained(), 1.0)
-                except asyncio.TimeoutError:
-                    pass
-        await self._stop_drainer()
-        self._discard_queued()
-        for _ in range(100):  # the handler's interrupted receive() must have ended first
-            if not self._reading:
-                break
-            await asyncio.sleep(0.01)
-        clean = False
-        try:
-            # The close frame, then the client's close frame within the bound.
-            await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()[:120]),
-                                   CLOSE_HANDSHAKE_SECONDS)
-            clean = self.ws.exception() is None
-        except (Exception, asyncio.CancelledError):
-            pass
-        if not clean:
-            # A client that reads nothing cannot take a close frame either: drop the link.
-            if self.transport is not None:
-                self.transport.abort()  # also when closing: close() would wait for a flush
-
-    async def _stop_drainer(self) -> None:
-        drainer = self._drainer
-        if drainer is not None and not drainer.done():
-            drainer.cancel()
-            await asyncio.wait([drainer], timeout=1.0)
-
-    async def finish(self) -> None:
-        """Called by the handler once the socket is done: let a close handshake in progress
-        complete (bounded), then drop what is still queued."""
-        self.closing = True
-        self.hub.cancel_expiry(self)
-        if self._closer is not None and not self._closer.done():
-            await asyncio.wait([self._closer], timeout=3.5)
-        await self._stop_drainer()
-        self._discard_queued()
+    def _wake_senders(self) -> None:
+        drained, self._drained = self._drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
 
     def _discard_queued(self) -> None:
         self.out = []
-        if self.backlog is not None:
-            self.backlog = None
+        self.backlog = None
+
+    # --- closing -----------------------------------------------------------------------
+    def close(self, code: int, reason: str = "") -> None:
+        """Start the closing handshake from anywhere (event consumer, timers, the session);
+        never blocks. What is queued for the client goes out before the close frame (but
+        not for 1013: the client is too slow for it); the client's close frame, or
+        CLOSE_HANDSHAKE_SECONDS, ends the connection."""
+        queued = self._begin_closing(code)
+        if queued is None:
+            return
+        self._send_close(code, reason, queued if code != CLOSE_TRY_AGAIN_LATER else ())
+
+    def fail(self, code: int, reason: str) -> None:
+        """The client broke the protocol (1002, 1007, 1009): the close frame, then FIN, and
+        what the client still sends is read and dropped until it closes its side or
+        CLOSE_HANDSHAKE_SECONDS pass (closing the socket at once would make the kernel answer
+        those bytes with a reset, and the client could lose the close frame)."""
+        self.reader = None
+        if self._begin_closing(code) is not None:
+            self._send_close(code, reason)
+        transport = self.transport
+        if transport is not None and not transport.is_closing() and transport.can_write_eof():
+            transport.write_eof()
+
+    def _begin_closing(self, code: int) -> list[Frame] | None:
+        """Mark the socket closing with ``code`` and drop what was queued for the client
+        (senders waiting for a backlog wake up): the dropped frames, or None if it was
+        closing already."""
+        if self.closing:
+            return None
+        self.closing = True
+        self.close_code = code
+        self.hub.cancel_expiry(self)
+        queued = self.out + list(self.backlog or ())
+        self._discard_queued()
+        self._wake_senders()
+        return queued
+
+    def _send_close(self, code: int, reason: str, queued=()) -> None:
+        transport = self.transport
+        if self.close_sent or transport is None or transport.is_closing():
+            return
+        self.close_sent = True
+        self._write(queued, close_frame(code, reason))
+        self._close_timer = asyncio.get_running_loop().call_later(
+            CLOSE_HANDSHAKE_SECONDS, self._give_up_closing)
+
+    def _close_received(self, code: int, reason: str) -> None:
+        """The client's close frame: the reply to ours, or its own close (echoed)."""
+        self.reader = None
+        self._begin_closing(code)
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if not self.close_sent:
+            self.close_sent = True
+            transport.write(close_frame(code, reason))
+        transport.close()  # the server closes TCP first (RFC 6455 §7.1.1)
+        if self._close_timer is None:  # close() waits for the buffer to go out: bounded
+            self._close_timer = asyncio.get_running_loop().call_later(
+                CLOSE_HANDSHAKE_SECONDS, self._give_up_closing)
+
+    def _give_up_closing(self) -> None:
+        """No close frame back in time: a client that reads nothing cannot take one either."""
+        self._close_timer = None
+        if self.transport is not None:
+            self.transport.abort()
 
     def heartbeat(self) -> None:
         """One sweep of the hub's heartbeat (every half interval): a socket that sent nothing
         for a sweep is pinged at the next, and dropped at the one after if still silent (the
-        pong is data too) - what aiohttp's per-socket heartbeat did, without its timers."""
-        if self.quiet_sweeps is None:
-            return
+        pong is data too)."""
         if self.heard:
             self.heard = False
             self.quiet_sweeps = 0
@@ -313,8 +320,8 @@ class Connection:
             transport.write(PING_FRAME)
         elif self.quiet_sweeps > 2:
             log.info("ws_pong_missing", conn_id=self.conn_id, user_id=self.user_id)
-            # aiohttp's own handling of a missing pong: closed 1006, the reader gets an ERROR
-            self.ws._handle_ping_pong_exception(asyncio.TimeoutError("no pong received"))
+            self.close_code = CLOSE_ABNORMAL  # no close frame to a peer that is not there
+            transport.abort()
 
     def expire_at(self, loop_delay: float) -> None:
         """Close with 4401 once the token has expired (a renewed token moves the deadline)."""
@@ -337,8 +344,9 @@ class Hub:
         self._expiring: dict[int, set[Connection]] = {}  # expiry second -> its sockets
 
     # --- registry ----------------------------------------------------------------------
-    def new_connection(self, ws: web.WebSocketResponse) -> Connection:
-        return Connection(self, ws, self.settings.ws_send_queue)
+    def new_connection(self) -> Connection:
+        return Connection(self, self.settings.ws_send_queue,
+                          getattr(self.settings, "ws_max_frame", 0))
 
     def register(self, conn: Connection) -> None:
         self.connections[conn.conn_id] = conn
@@ -355,6 +363,8 @@ class Hub:
         conn.rooms.clear()
 
     def subscribe(self, conn: Connection, room_id: str) -> None:
+        if conn.closing:  # on its way out, or gone while a subscribe awaited its RPC
+            return
         conn.rooms.add(room_id)
         self.by_room[room_id].add(conn)
 
@@ -376,6 +386,8 @@ class Hub:
     # --- token expiry: one timer per second of expiries, not one per socket -------------
     def expire_at(self, conn: Connection, loop_delay: float) -> None:
         self.cancel_expiry(conn)
+        if conn.closing:  # e.g. gone while its auth awaited an RPC: no timer keeps it
+            return
         loop = asyncio.get_running_loop()
         bucket = math.ceil((loop.time() + max(loop_delay, 0.0)) / EXPIRY_RESOLUTION)
         conns = self._expiring.get(bucket)

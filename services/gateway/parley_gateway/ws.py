@@ -20,23 +20,25 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from parley_common.errors import (Forbidden, InvalidJson, ParleyError, RateLimited,
                                   Unavailable, ValidationFailed)
 from parley_common.logs import get_logger
 from parley_common.text import loads_bounded, storable, unstorable_details
 
-from . import schemas
+from . import schemas, upgrade
 from .budget import Verdict
 from .frame_checks import FRAME_CHECKS
 from .http import SchemaValidator
 from .hub import (CLOSE_AUTH_TIMEOUT, CLOSE_INTERNAL, CLOSE_RATE_LIMITED,
                   CLOSE_SESSION_REVOKED, CLOSE_TRY_AGAIN_LATER, CLOSE_UNAUTHENTICATED,
-                  Connection, Frame, Hub, LingeringWebSocketResponse)
+                  Connection, Frame, Hub)
 from .tokens import bearer
+from .wire import OP_TEXT
 
 if TYPE_CHECKING:
     from .realtime import Realtime
@@ -47,6 +49,7 @@ WS_PATH = "/api/v1/ws"
 RATE_WINDOW = 10  # seconds of the ws-send budget (settings.ws_rate per window)
 RATE_WARNINGS = 3  # rate_limited error frames before we close with 4429
 REPLAY_PAGE = 100
+MAX_PENDING = 32  # client messages waiting for the one being handled before reads pause
 CLIENT_FRAME_TYPES = frozenset(schemas.FRAMES)
 # Each client frame is checked against its schema before its handler runs, as REST bodies are.
 FRAME_VALIDATORS = {type_: SchemaValidator(schema) for type_, schema in schemas.FRAMES.items()}
@@ -55,43 +58,35 @@ FRAME_VALIDATORS = {type_: SchemaValidator(schema) for type_, schema in schemas.
 # --- the connection handler --------------------------------------------------------------
 
 async def websocket_handler(realtime: "Realtime", request: web.Request) -> web.StreamResponse:
+    """The upgrade, then the socket belongs to its Connection and session; this handler (and
+    aiohttp's request) ends right after the handshake."""
     hub = realtime.hub
     if hub.draining:
         error = Unavailable("This server is draining; reconnect to another one.", retry_after=1)
         return web.json_response(error.to_body(), status=503,
                                  headers={"Retry-After": str(error.retry_after)})
     settings = realtime.settings
-    # No permessage-deflate: the hub writes prepared uncompressed frames (wire.py). No
-    # aiohttp heartbeat (timers per socket): the hub pings silent sockets in one sweep.
-    ws = LingeringWebSocketResponse(max_msg_size=settings.ws_max_frame, compress=False)
-    await ws.prepare(request)
-    _bound_socket_buffers(request, settings.ws_socket_sndbuf)
-    conn = hub.new_connection(ws)
-    session = WsSession(realtime, conn)
-    try:
-        await session.run(request.headers.get("Authorization"))
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("ws_handler_failed", conn_id=conn.conn_id)
-        if not ws.closed:
-            await ws.close(code=CLOSE_INTERNAL, message=b"internal error")
-    finally:
-        await session.finish()
-        await conn.linger()  # returning closes the socket: let a lingering close finish first
-    return ws
+    # No permessage-deflate (none is offered back): the hub writes prepared uncompressed
+    # frames (wire.py). No timers per socket: the hub pings silent sockets in one sweep.
+    conn = hub.new_connection()
+    response = await upgrade.accept(request, conn)
+    _bound_socket_buffers(conn.transport, settings.ws_socket_sndbuf)
+    WsSession(realtime, conn).start(request.headers.get("Authorization"))
+    return response
 
 
 class WsSession:
-    """One socket's protocol state machine."""
+    """One socket's protocol state machine, driven by its Connection's callbacks: a client
+    message starts a task only to handle it (and the ones that arrive meanwhile, in order);
+    an idle socket has none."""
 
-    __slots__ = ("realtime", "conn", "ws", "hub", "settings", "rpc", "metrics", "registered",
-                 "rate_warnings", "budget")
+    __slots__ = ("realtime", "conn", "hub", "settings", "rpc", "metrics", "registered",
+                 "rate_warnings", "budget", "authenticated", "task", "pending", "auth_timer",
+                 "paused")
 
     def __init__(self, realtime: "Realtime", conn: Connection):
         self.realtime = realtime
         self.conn = conn
-        self.ws = conn.ws
         self.hub: Hub = realtime.hub
         self.settings = realtime.settings
         self.rpc = realtime.rpc
@@ -99,79 +94,153 @@ class WsSession:
         self.registered = False
         self.rate_warnings = 0
         self.budget = realtime.budgets.for_connection()  # every client frame takes a token
+        self.authenticated = False
+        self.task: asyncio.Task | None = None  # handling messages; None when idle
+        self.pending: deque | None = None  # messages that arrived while the task ran
+        self.auth_timer: asyncio.TimerHandle | None = None
+        self.paused = False  # reading paused: too many messages waiting
+        conn.listener = self
 
     # --- life cycle --------------------------------------------------------------------
-    async def run(self, authorization: str | None) -> None:
-        if not await self.authenticate(authorization):
+    def start(self, authorization: str | None) -> None:
+        token = bearer(authorization)
+        if token is not None:
+            self._run(self.authenticate(token, None))
+        else:
+            self.auth_timer = asyncio.get_running_loop().call_later(
+                self.settings.ws_auth_timeout, self._auth_timed_out)
+
+    def _auth_timed_out(self) -> None:
+        self.auth_timer = None
+        if not self.authenticated and self.task is None:
+            self.conn.close(CLOSE_AUTH_TIMEOUT, "no auth frame in time")
+
+    def on_message(self, opcode: int, payload) -> None:
+        """A whole client message (Connection): handled now, or after the ones before it.
+        It takes its budget token as it arrives (the client's rate, not how fast we answer);
+        the verdict is acted on in order."""
+        verdict = self.budget.admit() if self.authenticated else None
+        if self.task is not None:
+            pending = self.pending
+            if pending is None:
+                pending = self.pending = deque()
+            pending.append((opcode, payload, verdict))
+            if len(pending) >= MAX_PENDING and not self.paused:
+                self.paused = True  # the client pipelines faster than we answer: TCP waits
+                self.conn.transport.pause_reading()
             return
-        while (msg := await self.conn.receive()) is not None:  # None: we are closing
-            if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY) and not await self.admit_frame():
-                pass  # refused with a warning (or the socket is closing): not handled
-            elif msg.type == WSMsgType.TEXT:
-                await self.handle_text(msg.data)
-            elif msg.type == WSMsgType.BINARY:
-                self.count_in("binary")
-                await self.reply_error(InvalidJson("Send text frames holding one JSON object."))
-            else:  # ERROR (e.g. 1009 frame too large: aiohttp has sent its close), CLOSE
-                break
-            if self.conn.closing:
-                break
+        self._run(self.handle_message(opcode, payload, verdict))
+
+    def _run(self, first) -> None:
+        self.task = asyncio.create_task(self._work(first))
+
+    async def _work(self, first) -> None:
+        """Handle ``first``, then every message that arrived meanwhile, in order."""
+        conn = self.conn
+        try:
+            await first
+            while self.pending and not conn.closing:
+                await self.handle_message(*self.pending.popleft())
+                if self.paused and len(self.pending) <= MAX_PENDING // 2:
+                    self._resume_reading()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("ws_handler_failed", conn_id=conn.conn_id)
+            conn.close(CLOSE_INTERNAL, "internal error")
+        finally:
+            self.task = None
+            self.pending = None
+            if self.paused:  # also while closing: the client's close frame must be read
+                self._resume_reading()
+            if conn.listener is None:  # the socket went away while we worked
+                await self.finish()
+
+    def _resume_reading(self) -> None:
+        self.paused = False
+        if not self.conn.transport.is_closing():
+            self.conn.transport.resume_reading()
+
+    def on_closed(self) -> None:
+        """The socket is gone (Connection.connection_lost)."""
+        if self.auth_timer is not None:
+            self.auth_timer.cancel()
+            self.auth_timer = None
+        if self.task is not None:
+            return  # _work finishes once its message is handled
+        if self.registered:
+            asyncio.create_task(self.finish())  # presence is told over the network
+        else:
+            self._log_closed()
 
     async def finish(self) -> None:
         conn = self.conn
-        self.hub.unregister(conn)
-        await conn.finish()
         if self.registered:
+            self.registered = False
             self.metrics.ws_connections.dec()
             try:
                 await self.realtime.presence.disconnected(conn.conn_id, conn.user_id)
             except Exception as exc:
                 log.warning("presence_disconnect_failed", conn_id=conn.conn_id,
                             error=str(exc))
-        log.info("ws_closed", conn_id=conn.conn_id, user_id=conn.user_id,
-                 code=conn.close_code or self.ws.close_code)
+        self._log_closed()
 
-    async def authenticate(self, authorization: str | None) -> bool:
-        ref = None
-        token = bearer(authorization)
-        if token is None:
-            try:
-                msg = await self.ws.receive(timeout=self.settings.ws_auth_timeout)
-            except asyncio.TimeoutError:
-                await self.ws.close(code=CLOSE_AUTH_TIMEOUT, message=b"no auth frame in time")
-                return False
-            if msg.type != WSMsgType.TEXT:
-                if msg.type == WSMsgType.BINARY:
-                    await self.ws.close(code=CLOSE_UNAUTHENTICATED, message=b"authenticate first")
-                return False  # otherwise the client closed, or the frame was too large
-            self.count_in("auth")
-            frame = _loads(msg.data)
-            if isinstance(frame, dict):
-                ref = frame.get("ref")
-            if (not isinstance(frame, dict) or frame.get("type") != "auth"
-                    or not FRAME_VALIDATORS["auth"].is_valid(frame)):
-                await self.ws.close(code=CLOSE_UNAUTHENTICATED,
-                                    message=b"first frame must be auth {token}")
-                return False
-            token = frame["token"]
+    def _log_closed(self) -> None:
+        log.info("ws_closed", conn_id=self.conn.conn_id, user_id=self.conn.user_id,
+                 code=self.conn.close_code)
+
+    async def handle_message(self, opcode: int, payload, verdict: str | None = None) -> None:
+        if self.conn.closing:
+            return
+        if not self.authenticated:
+            await self.authenticate_frame(opcode, payload)
+        elif not await self.admit_frame(verdict):
+            pass  # refused with a warning (or the socket is closing): not handled
+        elif opcode == OP_TEXT:
+            await self.handle_text(payload)
+        else:
+            self.count_in("binary")
+            await self.reply_error(InvalidJson("Send text frames holding one JSON object."))
+
+    async def authenticate_frame(self, opcode: int, payload) -> None:
+        """The first frame of a socket opened without an Authorization header."""
+        if self.auth_timer is not None:
+            self.auth_timer.cancel()
+            self.auth_timer = None
+        if opcode != OP_TEXT:
+            self.conn.close(CLOSE_UNAUTHENTICATED, "authenticate first")
+            return
+        self.count_in("auth")
+        frame = _loads(payload)
+        ref = frame.get("ref") if isinstance(frame, dict) else None
+        if (not isinstance(frame, dict) or frame.get("type") != "auth"
+                or not FRAME_VALIDATORS["auth"].is_valid(frame)):
+            self.conn.close(CLOSE_UNAUTHENTICATED, "first frame must be auth {token}")
+            return
+        await self.authenticate(frame["token"], ref)
+
+    async def authenticate(self, token: str, ref) -> None:
+        conn = self.conn
         try:
             principal = await self.realtime.tokens.verify(token)
             me = await self.rpc.call("auth", "get_me", principal.user_id)
         except ParleyError as exc:  # Unauthenticated, or NotFound for a deleted user
             if isinstance(exc, Unavailable):
-                await self.ws.close(code=CLOSE_TRY_AGAIN_LATER, message=b"try again later")
+                conn.close(CLOSE_TRY_AGAIN_LATER, "try again later")
             else:
-                await self.ws.close(code=CLOSE_UNAUTHENTICATED, message=b"not authenticated")
-            return False
-        conn = self.conn
+                conn.close(CLOSE_UNAUTHENTICATED, "not authenticated")
+            return
+        if conn.closing:  # the client left meanwhile
+            return
         conn.user_id, conn.session_id = principal.user_id, principal.session_id
         conn.expires_at = float(principal.expires_at)
         conn.user = {k: me.get(k) for k in ("id", "username", "display_name")}
         if not self.realtime.budgets.socket_allowed(len(self.hub.by_user.get(conn.user_id, ()))):
-            await self.ws.close(code=CLOSE_RATE_LIMITED, message=b"too many sockets for this user")
-            return False
+            conn.close(CLOSE_RATE_LIMITED, "too many sockets for this user")
+            return
         self.hub.register(conn)
         self.registered = True
+        self.authenticated = True
         self.metrics.ws_connections.inc()
         # A logout may have raced this auth: its event found no socket to close. Registered
         # now, a later event finds it; an earlier revocation is in the cache.
@@ -179,10 +248,10 @@ class WsSession:
             revoked = await self.realtime.tokens.is_revoked(conn.session_id)
         except ParleyError:  # neither the cache nor auth can tell: come back later
             conn.close(CLOSE_TRY_AGAIN_LATER, "try again later")
-            return False
+            return
         if revoked:
             conn.close(CLOSE_SESSION_REVOKED, "session revoked")
-            return False
+            return
         conn.expire_at(conn.expires_at - time.time())
         try:
             await self.realtime.presence.connected(conn.conn_id, conn.user_id)
@@ -190,7 +259,6 @@ class WsSession:
             log.warning("presence_connect_failed", conn_id=conn.conn_id, error=str(exc))
         await self.reply("ready", ref, user=me, session_id=conn.session_id)
         log.info("ws_ready", conn_id=conn.conn_id, user_id=conn.user_id)
-        return True
 
     # --- frames ------------------------------------------------------------------------
     async def handle_text(self, data: str) -> None:
@@ -323,9 +391,11 @@ class WsSession:
                          mention_count=result.get("mention_count"))
 
     # --- rate limit --------------------------------------------------------------------
-    async def admit_frame(self) -> bool:
-        """Every client frame takes a token of this socket's budget (budget.py)."""
-        verdict = self.budget.admit()
+    async def admit_frame(self, verdict: str | None = None) -> bool:
+        """Every client frame takes a token of this socket's budget (budget.py): its verdict
+        from when it arrived, or now (a frame that arrived before the socket was ready)."""
+        if verdict is None:
+            verdict = self.budget.admit()
         if verdict == Verdict.OK:
             return True
         if verdict == Verdict.CLOSE:
@@ -382,10 +452,9 @@ HANDLERS = {
 }
 
 
-def _bound_socket_buffers(request: web.Request, size: int) -> None:
+def _bound_socket_buffers(transport, size: int) -> None:
     """Cap what the kernel and asyncio buffer for one client (0 = kernel default), so a
     client that stops reading fills its send queue, and is dropped, sooner."""
-    transport = request.transport
     if size <= 0 or transport is None:
         return
     sock = transport.get_extra_info("socket")

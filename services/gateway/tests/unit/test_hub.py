@@ -12,7 +12,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from parley_gateway.hub import CLOSE_TRY_AGAIN_LATER, CLOSE_UNAUTHENTICATED, Frame, Hub
+from parley_gateway import upgrade
+from parley_gateway.hub import (CLOSE_ABNORMAL, CLOSE_TRY_AGAIN_LATER, CLOSE_UNAUTHENTICATED,
+                                Frame, Hub)
 
 
 @pytest.fixture
@@ -22,18 +24,13 @@ async def hub_server():
     connected: asyncio.Queue = asyncio.Queue()
 
     async def handler(request):
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        conn = hub.new_connection(ws)
+        conn = hub.new_connection()
+        response = await upgrade.accept(request, conn)  # the socket is conn's from now on
         conn.user_id, conn.session_id = request.query["user"], request.query["user"] + "-s"
         hub.register(conn)
         hub.subscribe(conn, "room")
         await connected.put(conn)
-        async for _ in ws:
-            pass
-        hub.unregister(conn)
-        await conn.finish()
-        return ws
+        return response
 
     app = web.Application()
     app.router.add_get("/ws", handler)
@@ -121,11 +118,11 @@ async def test_heartbeat_sweep_drops_a_silent_socket_and_keeps_one_that_pongs(hu
         ping = await asyncio.wait_for(silent_ws.receive(), 5)
         assert ping.type == aiohttp.WSMsgType.PING
         for _ in range(100):
-            if silent.ws.closed:
+            if silent.conn_id not in hub.connections:
                 break
             await asyncio.sleep(0.05)
-        # no pong: dropped the way aiohttp's own heartbeat dropped it (1006, transport closed)
-        assert silent.ws.close_code == aiohttp.WSCloseCode.ABNORMAL_CLOSURE
+        # no pong: dropped without a close frame (1006, transport aborted)
+        assert silent.close_code == CLOSE_ABNORMAL
         assert silent.transport.is_closing()
         msg = await asyncio.wait_for(silent_ws.receive(), 5)
         assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
@@ -209,9 +206,9 @@ async def test_room_delivery_keeps_every_rule_of_push():
             return False
 
     def socket(name):
-        conn = hub.new_connection(SimpleNamespace())
+        conn = hub.new_connection()
         conn.conn_id = name
-        conn.transport, conn.protocol = Transport(), SimpleNamespace(writing_paused=False)
+        conn.transport = Transport()
         hub.subscribe(conn, "r")
         return conn
 
@@ -220,8 +217,8 @@ async def test_room_delivery_keeps_every_rule_of_push():
     closing.closing = True
     replaying.replaying["r"] = []
     resumed.replayed_to["r"] = 1
-    paused.protocol.writing_paused = True
-    paused.backlog = deque()  # as the transport paused earlier (its drainer is not under test)
+    paused.writing_paused = True
+    paused.backlog = deque()  # as the transport paused earlier
     first, second = (Frame.of("message", _room="r", _seq=seq, message={"seq": seq})
                      for seq in (1, 2))
     assert hub.deliver_to_room(first, "r", skip="sender") == 5
@@ -232,3 +229,24 @@ async def test_room_delivery_keeps_every_rule_of_push():
     assert replaying.transport.writes == [] and replaying.replaying["r"] == [first, second]
     assert resumed.transport.writes == [second.wire]  # seq 1 was already replayed
     assert paused.transport.writes == [] and list(paused.backlog) == [first, second]
+
+
+async def test_a_request_that_is_not_an_upgrade_is_refused_400(hub_server):
+    """upgrade.py answers the handshake itself: a plain GET, an unknown version or a bad key
+    is 400 (the version we speak is named), and nothing reaches the hub."""
+    url = hub_server.url.replace("ws://", "http://") + "?user=plain"
+    key = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13"}
+    async with hub_server.http.get(url) as response:
+        assert response.status == 400
+    old_version = {**key, "Sec-WebSocket-Version": "12",
+                   "Sec-WebSocket-Key": "AAAAAAAAAAAAAAAAAAAAAA=="}
+    async with hub_server.http.get(url, headers=old_version) as response:
+        assert response.status == 400 and response.headers["Sec-WebSocket-Version"] == "13"
+    async with hub_server.http.get(url, headers={**key, "Sec-WebSocket-Key": "short"}) as response:
+        assert response.status == 400
+    assert hub_server.connected.empty()
+
+
+def test_the_accept_key_of_rfc_6455():
+    from parley_gateway.upgrade import accept_key
+    assert accept_key("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="  # §1.3
