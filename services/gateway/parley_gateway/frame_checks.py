@@ -8,7 +8,7 @@ the errors check_fields gives (validation_failed, the same fields, sentences and
 present fields in the schema's order, then the missing ones in ``required`` order);
 services/gateway/tests/unit/test_frame_checks.py holds it to that. A schema of ``send`` that
 is no longer three trimmed-or-not strings with lengths makes the import fail rather than
-silently check less.
+silently check less. Strings may be nullable (``reply_to``).
 """
 from __future__ import annotations
 
@@ -18,27 +18,31 @@ from typing import Callable
 from parley_common.errors import ValidationFailed
 
 from . import schemas
-from .http import SchemaValidator, check_fields
+from .http import _TYPE_WORDS, SchemaValidator, _label, check_fields
 
 FrameCheck = Callable[[dict], None]
 
 
 def _string_fields(schema: dict) -> tuple[tuple[tuple, ...], tuple[tuple[str, str], ...]]:
-    """(name, trimmed, min, max, wrong-type sentence, bad-length sentence) per property and
-    (name, missing sentence) per required field, from a schema of plain string properties."""
+    """(name, trimmed, nullable, min, max, wrong-type sentence, bad-length sentence) per
+    property and (name, missing sentence) per required field, from a schema of plain string
+    properties (a string or null where the type says so, as a reply's ``reply_to``)."""
     fields = []
     for name, field in schema["properties"].items():
-        if (field.get("type") != "string" or set(field) - {"type", "title", "minLength",
-                                                             "maxLength", "x-message"}
+        types = field.get("type")
+        types = types if isinstance(types, list) else [types]
+        if (types not in (["string"], ["string", "null"])
+                or set(field) - {"type", "title", "description", "minLength", "maxLength",
+                                 "x-message"}
                 or "x-message" not in field):
             raise ValueError(f"the hand check cannot check {name!r}: {field!r}")
-        label = field.get("title") or name.replace("_", " ").capitalize()
-        fields.append((name, name in schemas.TRIMMED, field.get("minLength", 0),
-                       field.get("maxLength"), f"{label} must be a string.",
+        label = _label(name, field)
+        wrong_type = f"{label} must be {' or '.join(_TYPE_WORDS[t] for t in types)}."
+        fields.append((name, name in schemas.TRIMMED, "null" in types,
+                       field.get("minLength", 0), field.get("maxLength"), wrong_type,
                        field["x-message"].replace("{name}", name)))
-    labels = {name: field.get("title") or name.replace("_", " ").capitalize()
-              for name, field in schema["properties"].items()}
-    required = tuple((name, f"{labels[name]} is required.") for name in schema["required"])
+    required = tuple((name, f"{_label(name, schema['properties'].get(name, {}))} is required.")
+                     for name in schema["required"])
     return tuple(fields), required
 
 
@@ -48,10 +52,12 @@ def string_fields_check(schema: dict) -> FrameCheck:
 
     def check(frame: dict) -> None:
         details = None
-        for name, trimmed, minimum, maximum, wrong_type, bad_length in fields:
+        for name, trimmed, nullable, minimum, maximum, wrong_type, bad_length in fields:
             if name not in frame:
                 continue
             value = frame[name]
+            if value is None and nullable:
+                continue
             if not isinstance(value, str):
                 problem = wrong_type
             else:

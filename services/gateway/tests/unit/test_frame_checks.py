@@ -23,6 +23,7 @@ TEXTS = ["hello", "", "   ", " \t\n", " padded ", "x" * MAX_TEXT, "x" * (MAX_TEX
          " " + "x" * MAX_TEXT + " ", "é" * MAX_TEXT, "\u2003x\u2003", None, 3.5, True,
          {"t": 1}, ABSENT]
 CLIENT_IDS = ["c1", "", "  ", "x" * MAX_CLIENT_ID, "x" * (MAX_CLIENT_ID + 1), None, 0, ABSENT]
+REPLY_TOS = ["m1", None, "", "x" * (MAX_ID + 1), 4, ABSENT]  # a string or null
 
 
 def outcome(check, frame: dict):
@@ -34,9 +35,11 @@ def outcome(check, frame: dict):
 
 
 def frames():
-    for room_id, text, client_id in itertools.product(ROOM_IDS, TEXTS, CLIENT_IDS):
+    for room_id, text, client_id, reply_to in itertools.product(ROOM_IDS, TEXTS, CLIENT_IDS,
+                                                                REPLY_TOS):
         frame = {"type": "send", "ref": 1}
-        for name, value in (("room_id", room_id), ("text", text), ("client_id", client_id)):
+        for name, value in (("room_id", room_id), ("text", text), ("client_id", client_id),
+                            ("reply_to", reply_to)):
             if value is not ABSENT:
                 frame[name] = value
         yield frame
@@ -49,7 +52,7 @@ def test_send_check_gives_exactly_the_schema_errors():
         assert outcome(FRAME_CHECKS["send"], frame) == expected, frame
         checked += 1
         failing += expected is not None
-    assert checked == len(ROOM_IDS) * len(TEXTS) * len(CLIENT_IDS)
+    assert checked == len(ROOM_IDS) * len(TEXTS) * len(CLIENT_IDS) * len(REPLY_TOS)
     assert 0 < failing < checked  # both kinds were compared
 
 
