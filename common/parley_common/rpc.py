@@ -32,8 +32,8 @@ from typing import Any, Callable
 
 import aio_pika
 import aiormq
+from aiormq import spec
 from aiormq.abc import DeliveredMessage
-from pamqp.commands import Basic
 
 from . import bus
 from .errors import Unavailable, from_remote
@@ -126,7 +126,7 @@ class AsyncRpcClient:
                 await underlay.basic_publish(
                     json.dumps({"args": list(args), "kwargs": kwargs}).encode(),
                     exchange=bus.RPC_EXCHANGE, routing_key=name,
-                    properties=Basic.Properties(
+                    properties=spec.Basic.Properties(
                         content_type="application/json", content_encoding="utf-8",
                         correlation_id=correlation_id, message_id=correlation_id,
                         reply_to=self._reply_key, delivery_mode=1,  # transient
