@@ -27,6 +27,9 @@ load generator pins itself to --load-cores. Other modes:
     --profile-rate R   py-spy samples the gateway and rooms during step R (--profile-dir)
     --profile-roundtrip  py-spy samples the gateway, rooms and auth during each round-trip
                        endpoint (summaries in the report, stacks in --profile-dir)
+    --unpinned         nothing pinned: every process may run on every core
+    --sqlite           the services on SQLite files (as `make run`) instead of PostgreSQL;
+                       with --unpinned, the round trips as issue #17 measured them
 
     python bench/fanout.py                   # all three modes, the full sweep (~6 min)
     python bench/fanout.py --mode fanout
@@ -652,7 +655,7 @@ async def run(args) -> dict:
     server_cores = {int(c) for c in args.server_cores.split(",")}
     load_cores = {int(c) for c in args.load_cores.split(",")}
     report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": commit(),
-              "nice": args.nice,
+              "nice": args.nice, "database": "sqlite" if args.sqlite else "postgresql",
               "server_cores": args.server_cores, "load_cores": args.load_cores,
               "machine_cores": os.cpu_count(), "loadavg_at_start": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="parley-fanout-") as tmp, \
@@ -662,6 +665,8 @@ async def run(args) -> dict:
         vhost = "parley-fanout"
         iso = Isolation(servers, servers.create_vhost(vhost), vhost, private.redis.url,
                         "parley-fanout:", Path(tmp))
+        if args.sqlite:  # as `make run`: one SQLite file per service
+            iso.database_url = lambda label: f"sqlite:///{Path(tmp) / label}.db"
         os.sched_setaffinity(0, server_cores)  # the Parley processes are born on the server core
         suite = start_suite(iso, gateways=1, extra_env={
             "ARGON2_TIME_COST": "1", "ARGON2_MEMORY_COST": "8192", "ARGON2_PARALLELISM": "1",
@@ -718,6 +723,10 @@ def main() -> int:
     parser.add_argument("--idle-connections", type=int, default=19000)
     parser.add_argument("--idle-users", type=int, default=100)
     parser.add_argument("--round-trips", type=int, default=500)
+    parser.add_argument("--unpinned", action="store_true",
+                        help="pin nothing: server side and load generator share every core")
+    parser.add_argument("--sqlite", action="store_true",
+                        help="the services on SQLite files, as `make run` (PostgreSQL still runs)")
     parser.add_argument("--server-cores", default="0")
     parser.add_argument("--load-cores", default="1")
     parser.add_argument("--base-port", type=int, default=15500,
@@ -742,6 +751,8 @@ def main() -> int:
                   else set(args.mode.split(",")))
     if not args.modes <= {"roundtrip", "fanout", "idle"}:
         parser.error(f"unknown --mode {args.mode!r}")
+    if args.unpinned:
+        args.server_cores = args.load_cores = ",".join(map(str, range(os.cpu_count())))
     try:
         import uvloop
         uvloop.install()

@@ -14,6 +14,13 @@ without them: a lost request is a timeout and an idempotent retry, exactly like 
 What a call changes is made durable by the service before it answers. Being transient, a
 request that carries a password (login, register, change_password, delete_me) never reaches
 the broker's disk.
+
+aio-pika owns the connection, its reconnection and the reply queue's declaration (restored
+after a reconnect); the per-call path talks to the underlying aiormq channel: a request is
+one ``basic_publish`` handed to the connection's writer without waiting for the write, and a
+reply resolves its caller's future straight from aiormq's delivery (aio-pika would wrap each
+reply in an IncomingMessage and run the callback in a task of its own, and each request in a
+Message). Measured in bench/RESULTS.md, "Round trips (issue-17-rpc2)".
 """
 from __future__ import annotations
 
@@ -24,7 +31,9 @@ import uuid
 from typing import Any, Callable
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage
+import aiormq
+from aiormq import spec
+from aiormq.abc import DeliveredMessage
 
 from . import bus
 from .errors import Unavailable, from_remote
@@ -42,18 +51,39 @@ class AsyncRpcClient:
         self._observe = observe  # (service.method, seconds, outcome) -> None, for metrics
         self._pending: dict[str, asyncio.Future] = {}
         self._reply_key = uuid.uuid4().hex
+        self._reply_queue = f"rpc.reply-{self.caller}-{self._reply_key}"
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
-        self._exchange: aio_pika.abc.AbstractExchange | None = None
+        self._channel: aio_pika.abc.AbstractRobustChannel | None = None
+        # The aiormq channel requests go out on and replies come in on; None while aio-pika
+        # reopens it after a lost connection (calls then answer Unavailable at once).
+        self._underlay: aiormq.abc.AbstractChannel | None = None
 
     async def start(self) -> None:
         self._connection = await aio_pika.connect_robust(self.amqp_uri)
-        channel = await self._connection.channel(publisher_confirms=False)
-        self._exchange = await channel.declare_exchange(
+        channel = self._channel = await self._connection.channel(publisher_confirms=False)
+        exchange = await channel.declare_exchange(
             bus.RPC_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
-        queue = await channel.declare_queue(
-            f"rpc.reply-{self.caller}-{self._reply_key}", exclusive=True, auto_delete=True)
-        await queue.bind(self._exchange, routing_key=self._reply_key)
-        await queue.consume(self._on_reply, no_ack=True)
+        queue = await channel.declare_queue(self._reply_queue, exclusive=True, auto_delete=True)
+        await queue.bind(exchange, routing_key=self._reply_key)
+        # aio-pika restores the queue and its binding on a new connection, then runs these:
+        # the reply consumer, registered on aiormq directly, is registered again there.
+        channel.close_callbacks.add(self._on_channel_closed)
+        channel.reopen_callbacks.add(self._on_channel_reopened)
+        await self._consume_replies()
+
+    async def _consume_replies(self) -> None:
+        underlay = await self._channel.get_underlay_channel()
+        await underlay.basic_consume(self._reply_queue, self._on_reply, no_ack=True)
+        self._underlay = underlay
+
+    def _on_channel_closed(self, *_args) -> None:
+        self._underlay = None
+
+    async def _on_channel_reopened(self, *_args) -> None:
+        try:
+            await self._consume_replies()
+        except Exception as exc:  # the connection went again: the next reopen tries again
+            log.warning("rpc_reply_consumer_not_restored", error=repr(exc))
 
     async def close(self) -> None:
         for future in self._pending.values():
@@ -66,8 +96,8 @@ class AsyncRpcClient:
     def connected(self) -> bool:
         return self._connection is not None and not self._connection.is_closed
 
-    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
-        future = self._pending.get(message.correlation_id or "")
+    def _on_reply(self, message: DeliveredMessage) -> None:
+        future = self._pending.get(message.header.properties.correlation_id or "")
         if future is None or future.done():
             return  # a reply for a call that already timed out
         try:
@@ -83,7 +113,8 @@ class AsyncRpcClient:
         broker's disk."""
         timeout = self.timeout if timeout is None else timeout
         name = f"{service}.{method}"
-        if self._exchange is None or not self.connected:
+        underlay = self._underlay
+        if underlay is None or underlay.is_closed or not self.connected:
             self._record(name, 0.0, "unavailable")
             raise Unavailable(retry_after=2)
         correlation_id = uuid.uuid4().hex
@@ -91,23 +122,22 @@ class AsyncRpcClient:
         self._pending[correlation_id] = future
         started = time.perf_counter()
         try:
-            await self._exchange.publish(
-                aio_pika.Message(
+            async with asyncio.timeout(timeout):
+                await underlay.basic_publish(
                     json.dumps({"args": list(args), "kwargs": kwargs}).encode(),
-                    content_type="application/json",
-                    content_encoding="utf-8",
-                    correlation_id=correlation_id,
-                    reply_to=self._reply_key,
-                    delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT,
-                    expiration=timeout,
-                ),
-                routing_key=name,
-            )
-            reply = await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
+                    exchange=bus.RPC_EXCHANGE, routing_key=name,
+                    properties=spec.Basic.Properties(
+                        content_type="application/json", content_encoding="utf-8",
+                        correlation_id=correlation_id, message_id=correlation_id,
+                        reply_to=self._reply_key, delivery_mode=1,  # transient
+                        expiration=str(int(timeout * 1000))),  # dropped unread after that
+                    wait=False)  # the writer task sends it; the reply is what we wait for
+                reply = await future
+        except TimeoutError:
             self._record(name, time.perf_counter() - started, "timeout")
             raise Unavailable(f"The {service} service did not answer in time.", retry_after=2) from None
-        except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError):
+        except (aio_pika.exceptions.AMQPError, aiormq.exceptions.AMQPError, ConnectionError,
+                RuntimeError):
             self._record(name, time.perf_counter() - started, "unavailable")
             raise Unavailable(retry_after=2) from None
         finally:

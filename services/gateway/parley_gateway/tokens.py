@@ -179,17 +179,17 @@ class TokenVerifier:
 
     async def is_revoked(self, session_id: str) -> bool:
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.exists(self.keys.revoked(session_id))
-                pipe.exists(self.keys.revocations_loaded())
-                revoked, loaded = await pipe.execute()
+            # One plain command, one round trip (a pipeline of two EXISTS costs the gateway
+            # more CPU per request for the same answer): absent keys read as None.
+            revoked, loaded = await self.redis.mget(self.keys.revoked(session_id),
+                                                    self.keys.revocations_loaded())
         except (redis.exceptions.RedisError, OSError):
             # The cache has no answer: ask auth, the source of truth (Unavailable if it can't).
             log.warning("revocation_cache_unavailable")
             return not await self.rpc.call("auth", "session_active", session_id, timeout=3)
-        if revoked:
+        if revoked is not None:
             return True
-        if not loaded:
+        if loaded is None:
             # The cache lost its revocations (restarted empty): auth answers until they are
             # loaded back, so a revoked session never comes back to life.
             self.reload_revocations_soon()

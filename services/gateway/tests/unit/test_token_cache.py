@@ -60,6 +60,9 @@ class Revocations:
     async def execute(self):
         return [int(key in self.present) for key in self.asked]
 
+    async def mget(self, *keys: str):
+        return ["1" if key in self.present else None for key in keys]
+
 
 @pytest.fixture
 async def verifier(monkeypatch):
