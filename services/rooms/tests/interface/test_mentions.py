@@ -43,8 +43,8 @@ async def test_a_batch_resolves_mentions_per_post_and_stores_them(rooms):
     assert again[0]["created"] is False and again[0]["message"]["mentions"] == [bob["id"]]
     assert len(rooms.sql("SELECT 1 FROM mentions WHERE message_id = %s", third["id"])) == 1
     # the event carries them (the gateway sends the mention frames from it)
-    event = (await rooms.events.wait_for("message_posted",
-                                         lambda p: p["message"]["id"] == first["id"]))[0]
+    event = (await rooms.events.wait_for_posted(
+        lambda item: item["message"]["id"] == first["id"]))[0]
     assert sorted(event["message"]["mentions"]) == sorted([bob["id"], cyd["id"]])
     # history shows them
     page = await rooms.call("list_messages", bob["id"], room["id"])

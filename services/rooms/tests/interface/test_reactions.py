@@ -120,8 +120,8 @@ async def test_replies_quote_their_original_within_the_room(rooms):
     repeat = await rooms.call("post_message", bob["id"], room["id"], "agreed", "r1",
                               reply_to=original["id"])
     assert repeat["created"] is False and repeat["message"]["reply_to"] == quoted
-    posted = await rooms.events.wait_for(
-        "message_posted", lambda p: p["message"]["id"] == reply["message"]["id"])
+    posted = await rooms.events.wait_for_posted(
+        lambda item: item["message"]["id"] == reply["message"]["id"])
     assert posted[0]["message"]["reply_to"] == quoted
 
     for bad in (foreign["id"], "no-such-message"):

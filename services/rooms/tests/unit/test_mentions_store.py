@@ -33,7 +33,8 @@ def test_post_resolves_members_only_case_insensitively_not_self(store):
                            "@ADA @Bob.Smith. @cyd @dan `@cyd` @nobody", "c1")
     # dan is no member, ada is the author, the code span is literal
     assert message["mentions"] == ["bob", "cyd"]
-    assert events[0][1]["message"]["mentions"] == ["bob", "cyd"]
+    assert events[0][0] == "messages_posted"
+    assert events[0][1]["messages"][0]["mentions"] == ["bob", "cyd"]
     page = store.list_messages("bob", room["id"], None, None, 50)
     assert page["messages"][0]["mentions"] == ["bob", "cyd"]
     # a repeated client_id answers the same message, its mentions included, and adds none
