@@ -101,5 +101,5 @@ def test_a_quote_jumps_to_an_original_far_back(people, api_person):
         "button", name=re.compile("^In reply to .*the very first plan")).click()
     first = said(reader, "the very first plan")
     expect(first).to_be_in_viewport()
-    expect(first).to_have_class(re.compile(r"\bflash\b"))
+    expect(first).to_have_class(re.compile(r"\bjump-target\b"))
     expect(first).to_be_focused()
