@@ -56,10 +56,13 @@ WITH input AS MATERIALIZED (
            (SELECT x.id FROM messages x
              WHERE x.room_id = i.room_id AND x.author_id = i.author_id
                AND x.client_id = i.client_id) AS existing_id,
-           (i.reply_to IS NULL OR EXISTS (SELECT 1 FROM messages y
-                                           WHERE y.id = i.reply_to AND y.room_id = i.room_id))
-               AS reply_ok
+           (i.reply_to IS NULL OR y.id IS NOT NULL) AS reply_ok,
+           y.seq AS reply_seq, y.author_id AS reply_author_id, y.text AS reply_text,
+           y.deleted_at AS reply_deleted_at
       FROM input i LEFT JOIN locked l ON l.id = i.room_id
+      -- LATERAL: one primary-key probe per reply (none for a post that replies to nothing)
+      LEFT JOIN LATERAL (SELECT y.id, y.seq, y.author_id, y.text, y.deleted_at FROM messages y
+                          WHERE y.id = i.reply_to AND y.room_id = i.room_id) y ON true
 ), fresh AS MATERIALIZED (
     SELECT p.ord, p.id, p.room_id, p.author_id, p.client_id, p.text, p.reply_to,
            p.base_seq + row_number() OVER (PARTITION BY p.room_id ORDER BY p.ord) AS seq
@@ -81,13 +84,17 @@ WITH input AS MATERIALIZED (
       FROM (SELECT room_id, author_id, max(seq) AS top FROM fresh
              GROUP BY room_id, author_id) f
      WHERE m.room_id = f.room_id AND m.user_id = f.author_id
-), named AS (
-    SELECT DISTINCT f.ord, f.id AS message_id, f.room_id, f.seq, u.id AS user_id
+), candidates AS MATERIALIZED (
+    SELECT f.ord, f.id AS message_id, f.room_id, f.seq, f.author_id, n.name
       FROM unnest(%(mention_ords)s::bigint[], %(mention_names)s::text[]) AS n(ord, name)
       JOIN fresh f ON f.ord = n.ord
-      JOIN memberships m ON m.room_id = f.room_id
-      JOIN users u ON u.id = m.user_id AND lower(u.username) = n.name AND NOT u.deleted
-     WHERE u.id <> f.author_id
+), named AS (
+    -- from the (usually no) candidates out: the room's members by key, then their names
+    SELECT DISTINCT c.ord, c.message_id, c.room_id, c.seq, u.id AS user_id
+      FROM candidates c
+      JOIN memberships m ON m.room_id = c.room_id
+      JOIN users u ON u.id = m.user_id AND lower(u.username) = c.name AND NOT u.deleted
+     WHERE u.id <> c.author_id
 ), mentioned AS (
     INSERT INTO mentions (message_id, user_id, room_id, seq)
     SELECT message_id, user_id, room_id, seq FROM named
@@ -103,13 +110,13 @@ SELECT p.kind, p.is_member, p.existing_id, f.seq,
        CASE WHEN p.ord = min(p.ord) OVER (PARTITION BY p.room_id) THEN r.member_ids END,
        u.username, u.display_name, p.archived,
        ARRAY(SELECT n.user_id FROM named n WHERE n.ord = p.ord ORDER BY n.user_id),
-       p.reply_ok, y.seq, y.author_id, yu.username, yu.display_name, y.text, y.deleted_at
+       p.reply_ok, p.reply_seq, p.reply_author_id, yu.username, yu.display_name, p.reply_text,
+       p.reply_deleted_at
   FROM probe p
   LEFT JOIN fresh f ON f.ord = p.ord
   LEFT JOIN roster r ON r.room_id = p.room_id
   LEFT JOIN users u ON u.id = p.author_id
-  LEFT JOIN messages y ON y.id = p.reply_to AND y.room_id = p.room_id
-  LEFT JOIN users yu ON yu.id = y.author_id
+  LEFT JOIN users yu ON yu.id = p.reply_author_id
  ORDER BY p.ord
 """
 
