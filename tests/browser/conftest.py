@@ -365,3 +365,13 @@ def axe_violations():
                             for node in v["nodes"][:4])
                 for v in result["violations"] if v["impact"] in ("serious", "critical")]
     return run
+
+
+@pytest.fixture(scope="session")
+def assert_axe_clean(axe_violations):
+    """``assert_axe_clean(page)``: fails listing axe-core's serious and critical violations
+    (skipped, like axe_violations, where axe-core is not installed)."""
+    def check(page) -> None:
+        problems = axe_violations(page)
+        assert not problems, "axe-core:\n" + "\n".join(problems)
+    return check

@@ -27,11 +27,6 @@ FOCUSED = """() => {
 }"""
 
 
-def assert_no_axe_violations(axe_violations, page) -> None:
-    problems = axe_violations(page)
-    assert not problems, "axe-core:\n" + "\n".join(problems)
-
-
 def tab_through(page, start, wanted: set, limit: int = 60) -> list[dict]:
     """From ``start``, press Tab until every name in ``wanted`` (exact, or a pattern) had
     focus; each stop must show its focus (past the last control focus leaves the page, so the
@@ -54,12 +49,12 @@ def tab_through(page, start, wanted: set, limit: int = 60) -> list[dict]:
     pytest.fail(f"never reached with Tab: {missing}; stops: {[s['name'] for s in stops]}")
 
 
-def test_login_screen_keyboard_and_axe(people, axe_violations):
+def test_login_screen_keyboard_and_axe(people, assert_axe_clean):
     person = people.new("keyboard").open()
     page = person.page
     form = page.get_by_role("tabpanel", name="Log in")
     expect(form.get_by_label("Username or email")).to_be_focused()
-    assert_no_axe_violations(axe_violations, page)
+    assert_axe_clean(page)
 
     tab_through(page, page.get_by_role("tab", name="Log in"),
                 {"Log in", "Username or email", "Password", "Keep me signed in on this device"})
@@ -68,7 +63,7 @@ def test_login_screen_keyboard_and_axe(people, axe_violations):
     expect(page.get_by_role("tab", name="Register")).to_have_attribute("aria-selected", "true")
     register = page.get_by_role("tabpanel", name="Register")
     expect(register.get_by_label("Username", exact=True)).to_be_focused()
-    assert_no_axe_violations(axe_violations, page)
+    assert_axe_clean(page)
 
     # Registering with the keyboard only.
     page.keyboard.type(person.username)
@@ -81,7 +76,7 @@ def test_login_screen_keyboard_and_axe(people, axe_violations):
     expect(person.connection()).to_have_text("Online")
 
 
-def test_chat_screen_keyboard_dialogs_and_axe(people, axe_violations):
+def test_chat_screen_keyboard_dialogs_and_axe(people, assert_axe_clean):
     alice = people.new("alice").open().register()
     bob = people.new("bob").open().register()
     room = unique("access")
@@ -91,9 +86,9 @@ def test_chat_screen_keyboard_dialogs_and_axe(people, axe_violations):
     alice.say("a message from alice")
     page = alice.page
     expect(alice.message("a message from bob")).to_be_visible()
-    assert_no_axe_violations(axe_violations, page)
+    assert_axe_clean(page)
     page.emulate_media(color_scheme="dark")
-    assert_no_axe_violations(axe_violations, page)
+    assert_axe_clean(page)
     page.emulate_media(color_scheme="light")
 
     tab_through(page, page.get_by_role("button", name="Profile"), {"Profile", "Log out", "New room", "Browse", "Message…", "Search messages", "Filter conversations",
@@ -104,7 +99,7 @@ def test_chat_screen_keyboard_dialogs_and_axe(people, axe_violations):
     page.keyboard.press("Enter")  # by keyboard, so the focus ring stays on (focus-visible)
     details = page.get_by_role("complementary", name="Room details")
     expect(details).to_be_visible()
-    assert_no_axe_violations(axe_violations, page)
+    assert_axe_clean(page)
     tab_through(page, page.get_by_role("button", name="Members"),
                 {"Close room details", "Edit room…", "Leave room", "Delete room", "Message"})
     page.get_by_role("button", name="Close room details").focus()

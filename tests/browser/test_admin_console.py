@@ -22,12 +22,7 @@ def ensure_suite_admin(base: str) -> None:
     assert reply.status_code in (201, 409), reply.text
 
 
-def assert_no_axe_violations(axe_violations, page) -> None:
-    problems = axe_violations(page)
-    assert not problems, "axe-core:\n" + "\n".join(problems)
-
-
-def test_admin_console_moderates_and_searches_logs(people, api_person, gateway, axe_violations):
+def test_admin_console_moderates_and_searches_logs(people, api_person, gateway, assert_axe_clean):
     ensure_suite_admin(gateway.url)  # first: the run's first account is an administrator too
     member = people.new("member").open().register()
     expect(member.page.get_by_role("button", name="Log out")).to_be_visible()
@@ -53,7 +48,7 @@ def test_admin_console_moderates_and_searches_logs(people, api_person, gateway, 
     row = users.get_by_role("row").filter(has_text=spammer.username)
     expect(row).to_have_count(1)
     expect(row).to_contain_text("active")
-    assert_no_axe_violations(axe_violations, page)
+    assert_axe_clean(page)
     admin.accept_next_confirm()
     row.get_by_role("button", name="Deactivate").click()
     expect(row.get_by_role("button", name="Reactivate")).to_be_visible()
@@ -78,7 +73,7 @@ def test_admin_console_moderates_and_searches_logs(people, api_person, gateway, 
     room_row.get_by_role("button", name="Archive").click()
     expect(room_row.get_by_role("button", name="Unarchive")).to_be_visible()
     expect(room_row).to_contain_text("archived")
-    assert_no_axe_violations(axe_violations, page)
+    assert_axe_clean(page)
     history = requests.get(f"{gateway.url}/api/v1/admin/rooms/{room['id']}/messages",
                            headers=admin_headers(gateway.url), timeout=30).json()
     assert [(m["text"], m["deleted"]) for m in history["messages"]] == [("", True)]
@@ -109,7 +104,7 @@ def test_admin_console_moderates_and_searches_logs(people, api_person, gateway, 
             break
         time.sleep(1)
     expect(found.first).to_contain_text("auth")
-    assert_no_axe_violations(axe_violations, page)
+    assert_axe_clean(page)
     people.snapshot(admin, "logs")
 
     # Live charts: every gateway's figures, drawn in the page and said in the "Now" table.
@@ -123,7 +118,7 @@ def test_admin_console_moderates_and_searches_logs(people, api_person, gateway, 
     first_update = console.get_by_role("status").filter(has_text="Updated").inner_text()
     expect(console.get_by_role("status").filter(has_text="Updated")).not_to_have_text(
         first_update, timeout=15_000)  # it refreshes by itself
-    assert_no_axe_violations(axe_violations, page)
+    assert_axe_clean(page)
     people.snapshot(admin, "charts")
 
     console.get_by_role("button", name="Close").click()

@@ -11,11 +11,6 @@ from browser_env import expect
 from helpers import unique
 
 
-def no_axe_violations(axe_violations, page) -> None:
-    problems = axe_violations(page)
-    assert not problems, "axe-core:\n" + "\n".join(problems)
-
-
 def said(person, text: str):
     """The message whose own text is ``text`` (person.message also matches a reply quoting it)."""
     return person.messages().get_by_role("listitem").filter(
@@ -26,7 +21,7 @@ def reaction(person, text: str, emoji: str):
     return said(person, text).get_by_role("button", name=re.compile("^" + re.escape(emoji) + " "))
 
 
-def test_react_and_reply_between_two_people(people, axe_violations):
+def test_react_and_reply_between_two_people(people, assert_axe_clean):
     alice = people.new("alice").open().register()
     bob = people.new("bob").open().register()
     room = unique("patio")
@@ -71,9 +66,9 @@ def test_react_and_reply_between_two_people(people, axe_violations):
     expect(bob.message("noon works").get_by_role(
         "button", name=re.compile("^In reply to .*lunch at noon"))).to_be_visible()
     people.snapshot(alice, "reacted-and-replied")
-    no_axe_violations(axe_violations, page)
+    assert_axe_clean(page)
     page.emulate_media(color_scheme="dark")
-    no_axe_violations(axe_violations, page)
+    assert_axe_clean(page)
     page.emulate_media(color_scheme="light")
 
     bob.accept_next_confirm()

@@ -12,7 +12,7 @@ from helpers import unique
 FILLER = 120  # more than two pages of 50 after the message looked for
 
 
-def test_search_and_jump_to_an_old_message(people, api_person, axe_violations):
+def test_search_and_jump_to_an_old_message(people, api_person, assert_axe_clean):
     writer = api_person()
     word = unique("albatross")
     name = unique("logbook")
@@ -45,8 +45,7 @@ def test_search_and_jump_to_an_old_message(people, api_person, axe_violations):
     expect(hit.locator("time")).to_have_attribute("datetime", target["created_at"])
     expect(dialog.get_by_role("status")).to_have_text("1 message found.")
     people.snapshot(reader, "results")
-    problems = axe_violations(page)
-    assert not problems, "axe-core:\n" + "\n".join(problems)
+    assert_axe_clean(page)
 
     hit.focus()
     page.keyboard.press("Enter")
