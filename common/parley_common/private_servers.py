@@ -229,7 +229,16 @@ class PrivatePostgres(PrivateServer):
         return [str(PG_BIN / "postgres"), "-D", str(self.data), "-p", str(self.port),
                 "-k", str(self.dir), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
                 "-c", "synchronous_commit=off", "-c", "max_connections=200",
-                "-c", "shared_buffers=128MB"], dict(os.environ)
+                "-c", "shared_buffers=128MB", *self._statement_stats()], dict(os.environ)
+
+    @staticmethod
+    def _statement_stats() -> list[str]:
+        """PARLEY_PG_STATEMENT_STATS=1 loads pg_stat_statements (where the database's CPU goes,
+        bench/fanout.py --pg-statements); off by default: it costs a little per statement."""
+        if os.environ.get("PARLEY_PG_STATEMENT_STATS") != "1":
+            return []
+        return ["-c", "shared_preload_libraries=pg_stat_statements",
+                "-c", "pg_stat_statements.track=all"]
 
     def remove(self) -> None:
         self.stop()
