@@ -322,6 +322,7 @@ async def run_fanout(args, side: ServerSide, http: aiohttp.ClientSession) -> dic
                 frames_before = await counter_total(http, side,
                                                     "parley_gateway_ws_frames_out_total")
                 gateway_before = gateway_user_system(side)
+                load_before = os.times()
             target = int((now - started) * rate)
             while due_total < target:
                 n = len(sweep.sent_at)
@@ -346,6 +347,7 @@ async def run_fanout(args, side: ServerSide, http: aiohttp.ClientSession) -> dic
             await asyncio.sleep(0.01)
         settled = time.perf_counter()
         cpu_after = cpu_ticks(side)
+        load_after = os.times()
         batches_after = await rpc_totals(http, side, "rooms.post_messages")
         writes = await counter_total(http, side, "parley_gateway_ws_writes_total") - writes_before
         frames = await counter_total(http, side,
@@ -380,6 +382,11 @@ async def run_fanout(args, side: ServerSide, http: aiohttp.ClientSession) -> dic
             step["gateway_cpu_us_per_delivery"] = {
                 "user": round(gateway_user * 1e6 / received, 2),
                 "system": round(gateway_system * 1e6 / received, 2)}
+        # The load generator's own share of its core: near 1.0 it would be measuring itself.
+        if cpu_t0 is not None:
+            step["load_core_busy"] = round(
+                (load_after.user + load_after.system - load_before.user - load_before.system)
+                / window, 2)
         if writes:
             step["gateway_frames_per_write"] = round(frames / writes, 2)
         # The gateway's PostBatcher during the window: rooms.post_messages calls, mean posts
