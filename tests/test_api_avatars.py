@@ -146,6 +146,37 @@ async def test_others_see_it_and_removal(suite, http):
     assert (await fetch(http, f"{suite.url}/api/v1/users/{alice.id}/avatar"))[0] == 404
 
 
+async def avatar_lookups(http, base: str) -> float:
+    """How many auth.get_avatar calls this gateway has made (its RPC histogram, any outcome)."""
+    async with http.get(base + "/metrics") as response:
+        text = await response.text()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("parley_gateway_rpc_latency_seconds_count")
+               and 'method="auth.get_avatar"' in line)
+
+
+async def test_a_remembered_missing_avatar_does_not_hide_a_new_one(suite, http):
+    """Each gateway remembers that a user has no picture (no auth call per miss); an upload
+    through any gateway makes every gateway serve it."""
+    alice = await new_user(http, suite.url)
+    address = f"/api/v1/users/{alice.id}/avatar"
+    for base in suite.gateway_urls:
+        assert (await fetch(http, base + address))[0] == 404, base
+        asked = await avatar_lookups(http, base)
+        assert asked >= 1, base  # the first miss did ask auth
+        for _ in range(3):  # answered from the gateway's memory: auth is not asked again
+            assert (await fetch(http, base + address))[0] == 404, base
+        assert await avatar_lookups(http, base) == asked, base
+    url = (await upload(alice, picture())).body["user"]["avatar_url"]
+    for base in suite.gateway_urls:
+        for _ in range(100):
+            if (await fetch(http, base + url))[0] == 200:
+                break
+            await asyncio.sleep(0.1)
+        status, _, body = await fetch(http, base + url)
+        assert status == 200 and body, base
+
+
 async def test_remote_avatar_urls_are_refused(suite, http):
     alice = await new_user(http, suite.url)
     for remote in ("https://example.com/a.png", "http://example.com/a.png",

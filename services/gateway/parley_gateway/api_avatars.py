@@ -7,7 +7,8 @@ and size while reading, and keeps the pictures it served in a bounded in-process
 version names one picture for ever (a hash of its bytes): served under its own version, it
 is cached by browsers for a year (immutable). The cache forgets a user's picture when auth
 says their profile changed or they left (EventConsumer.profile_listeners), so a removed
-avatar stops being served here at once.
+avatar stops being served here at once; it also remembers who has no picture (404 without
+asking auth again until their profile changes).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import base64
 
 from aiohttp import web
 
-from parley_common.errors import TooLarge, UnsupportedMediaType, ValidationFailed
+from parley_common.errors import NotFound, TooLarge, UnsupportedMediaType, ValidationFailed
 from parley_common.limits import AVATAR_MEDIA_TYPES, MAX_AVATAR_BYTES
 from parley_common.users import AVATAR_PATH
 
@@ -84,8 +85,14 @@ async def get_avatar(ctx: Ctx):
     cache = ctx.app[AVATARS]
     picture = cache.get(user_id, wanted) if wanted else None
     if picture is None:
+        if cache.is_missing(user_id):
+            raise NotFound("No such avatar.")
         ticket = cache.ticket()
-        reply = await ctx.rpc("auth", "get_avatar", user_id)
+        try:
+            reply = await ctx.rpc("auth", "get_avatar", user_id)
+        except NotFound:
+            cache.put_missing(user_id, ticket)
+            raise
         picture = Picture(reply["version"], reply["media_type"],
                           base64.b64decode(reply["image_base64"]))
         cache.put(user_id, picture, ticket)

@@ -5,6 +5,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 CACHE_BYTES = 8 * 1024 * 1024  # ~1000 avatars of a few KiB each
+# Users known to have no picture (no avatar, deleted, or no such id): a browser showing
+# initials asks again on every page, and each miss would cost auth a query.
+MISSING_ENTRIES = 10_000
 
 
 @dataclass(frozen=True)
@@ -16,10 +19,13 @@ class Picture:
 
 class AvatarCache:
     """The current picture of recently shown users, least recently used out first, at most
-    ``max_bytes`` of pictures in all."""
+    ``max_bytes`` of pictures in all; and up to ``max_missing`` users known to have none
+    (a list of its own, so a stream of unknown ids cannot push real pictures out)."""
 
-    def __init__(self, max_bytes: int = CACHE_BYTES):
+    def __init__(self, max_bytes: int = CACHE_BYTES, max_missing: int = MISSING_ENTRIES):
         self.max_bytes = max_bytes
+        self.max_missing = max_missing
+        self._missing: OrderedDict[str, None] = OrderedDict()
         self.size = 0
         # Counts forget() calls: a picture fetched while someone's changed is not kept (it
         # may be the one just removed), see ticket().
@@ -32,6 +38,21 @@ class AvatarCache:
             return None
         self._pictures.move_to_end(user_id)
         return picture
+
+    def is_missing(self, user_id: str) -> bool:
+        """True when auth said this user has no picture (and nothing changed since)."""
+        return user_id in self._missing
+
+    def put_missing(self, user_id: str, ticket: int | None = None) -> None:
+        """Remember that ``user_id`` has no picture, unless a profile changed since
+        ``ticket`` was taken (an upload may have raced the answer)."""
+        if ticket is not None and ticket != self.forgets:
+            return
+        self._drop(user_id)
+        self._missing[user_id] = None
+        self._missing.move_to_end(user_id)
+        while len(self._missing) > self.max_missing:
+            self._missing.popitem(last=False)
 
     def ticket(self) -> int:
         """Taken before fetching a picture, handed to put()."""
@@ -55,6 +76,7 @@ class AvatarCache:
         self._drop(user_id)
 
     def _drop(self, user_id: str) -> None:
+        self._missing.pop(user_id, None)
         old = self._pictures.pop(user_id, None)
         if old is not None:
             self.size -= len(old.data)

@@ -43,3 +43,22 @@ def test_a_picture_fetched_while_a_profile_changed_is_not_kept():
     assert cache.get("ann", "old") is None
     cache.put("ann", picture("new"), cache.ticket())
     assert cache.get("ann", "new") is not None
+
+
+def test_users_without_a_picture_are_remembered_until_their_profile_changes():
+    cache = AvatarCache(100, max_missing=2)
+    cache.put_missing("ann")
+    assert cache.is_missing("ann") and cache.get("ann", "v1") is None
+    cache.forget("ann")  # user_updated: she may have uploaded one
+    assert not cache.is_missing("ann")
+    cache.put_missing("ann")
+    cache.put("ann", picture("v1"))  # a picture replaces the "none"
+    assert not cache.is_missing("ann") and cache.get("ann", "v1") is not None
+    ticket = cache.ticket()
+    cache.forget("bob")  # a profile changed while the "none" was on its way
+    cache.put_missing("bob", ticket)
+    assert not cache.is_missing("bob")
+    for user in ("x", "y", "z"):  # bounded on its own: the oldest goes
+        cache.put_missing(user)
+    assert not cache.is_missing("x") and cache.is_missing("y") and cache.is_missing("z")
+    assert cache.get("ann", "v1") is not None  # and no picture was pushed out
