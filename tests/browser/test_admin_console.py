@@ -1,7 +1,8 @@
 """The administrators' console as an administrator meets it: hidden from everyone else; users
 found by search and deactivated; a room's message deleted and the room archived; each action in
 the audit log; the log archive searched by service, level, time and text. No page errors, no
-serious or critical axe-core violations with the console open."""
+serious or critical axe-core violations with the console open. And what members of an archived
+room see: a composer that takes nothing until the room is unarchived."""
 from __future__ import annotations
 
 import re
@@ -130,3 +131,34 @@ def admin_headers(base: str) -> dict:
         "username": SUITE_ADMIN, "password": PASSWORD, "refresh_delivery": "body"},
         timeout=30).json()["access_token"]
     return {"Authorization": f"Bearer {token}"}
+
+
+def test_an_archived_room_is_read_only_for_its_members(people, api_person, gateway):
+    """A member with the room open sees the composer close when an administrator archives it
+    (room_updated), can still read, and can write again once it is unarchived."""
+    ensure_suite_admin(gateway.url)
+    owner = api_person()
+    room_name = unique("arch")
+    room = owner.call("POST", "/rooms", {"name": room_name, "kind": "public"})["room"]
+    owner.say(room["id"], "before the archive")
+    member = people.new("member").open().register()
+    member.join_public(room_name)
+    expect(member.message("before the archive")).to_be_visible()
+    send = member.page.get_by_role("button", name="Send")
+
+    archive = f"{gateway.url}/api/v1/admin/rooms/{room['id']}"
+    headers = admin_headers(gateway.url)
+    assert requests.post(f"{archive}/archive", headers=headers, timeout=30).status_code == 200
+    expect(member.composer()).to_be_disabled()
+    expect(send).to_be_disabled()
+    expect(member.composer()).to_have_attribute("placeholder", re.compile("archived"))
+    expect(member.message("before the archive")).to_be_visible()  # still readable
+
+    member.page.reload()  # a room opened archived is read-only from the start
+    expect(member.composer()).to_be_disabled()
+
+    assert requests.post(f"{archive}/unarchive", headers=headers, timeout=30).status_code == 200
+    expect(member.composer()).to_be_enabled()
+    expect(send).to_be_enabled()
+    member.say("after the archive")
+    expect(member.message("after the archive")).to_be_visible()

@@ -38,6 +38,14 @@ export function focusComposer() { dom.input.focus(); }
 
 export function setComposerPlaceholder(text) { dom.input.placeholder = text; }
 
+/** An archived room is read-only: the composer says so and takes nothing (the server would
+ * refuse with room_archived); it opens again when the room is unarchived (room_updated). */
+export function setComposerReadOnly(readOnly) {
+  dom.input.disabled = readOnly;
+  $('#composer button[type="submit"]').disabled = readOnly;
+  if (readOnly) dom.input.placeholder = 'This room is archived: you can read it, not write in it.';
+}
+
 function onComposerInput() {
   autosize();
   showComposerError('');
@@ -62,7 +70,7 @@ function showComposerError(msg) {
 
 function submitComposer() {
   const r = openRoomState();
-  if (!r) return;
+  if (!r || dom.input.disabled) return;
   const text = dom.input.value.trim();
   if (!text) return;
   if (charCount(text) > 4000) { showComposerError('A message can be at most 4000 characters.'); return; }

@@ -7,7 +7,7 @@ import { renderSidebar } from './sidebar.js';
 import { ensureMembers, renderMembers, setInfoOpen } from './members.js';
 import { fillViewport, loadLatest, showHistoryLoading, updateHistoryStatus } from './messages.js';
 import { clearMessageList, hideJump, renderAllMessages, scrollToBottom } from './message-list.js';
-import { composerText, focusComposer, loadDraft, setComposerPlaceholder } from './composer.js';
+import { composerText, focusComposer, loadDraft, setComposerPlaceholder, setComposerReadOnly } from './composer.js';
 import { renderTyping } from './typing.js';
 import { scheduleRead } from './receipts.js';
 import { renderReplyPreview } from './replies.js';
@@ -85,6 +85,7 @@ export function renderRoomHeader(r) {
   $('#room-title').replaceChildren(kind === 'private' ? lockIcon() : '', kind === 'public' ? '# ' : '', roomLabel(r));
   $('#room-title').title = kind === 'private' ? 'Private room' : '';
   setComposerPlaceholder(`Message ${kind === 'public' ? '#' : ''}${roomLabel(r)}`);
+  setComposerReadOnly(Boolean(r.room.archived_at));
   let sub;
   if (kind === 'direct') {
     const pm = r.members && r.peer && r.members.get(r.peer.id);
