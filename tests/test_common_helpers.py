@@ -59,3 +59,20 @@ def test_profiles_show_only_our_own_avatar_addresses():
     assert own == "/api/v1/users/u1/avatar?v=0123456789abcdef" and rendered(own) == own
     for remote in ("https://example.com/a.png", "//example.com/a.png", "javascript:x", "", None):
         assert rendered(remote) is None
+
+
+def test_rpc_errors_of_non_nameko_servers_look_like_namekos_and_come_back_whole():
+    """The logger answers RPCs without nameko: its error part has the shape of nameko's
+    serialize() of the same exception (which also turns numbers into strings; ours keeps
+    them), and callers rebuild the very error it raised."""
+    from nameko.exceptions import serialize
+
+    from parley_common.errors import NotFound, RateLimited, ValidationFailed, from_remote, to_remote
+
+    for error in (NotFound("No such room."), ValidationFailed(details={"limit": "too big"}),
+                  RateLimited("Slow down.", retry_after=3)):
+        ours, namekos = to_remote(error), serialize(error)
+        assert ours.keys() == namekos.keys()
+        assert all(ours[key] == namekos[key] for key in ("exc_type", "exc_path", "value"))
+        back = from_remote(to_remote(error))
+        assert type(back) is type(error) and back.to_body() == error.to_body()

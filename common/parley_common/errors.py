@@ -154,6 +154,15 @@ def from_remote(error: dict[str, Any]) -> ParleyError:
     return _internal(str(error.get("exc_type", "unknown")))
 
 
+def to_remote(exc: ParleyError) -> dict[str, Any]:
+    """The error part of a nameko RPC reply for one of our errors (what nameko's
+    ``serialize`` gives): for an RPC server that is not a nameko service (the logger), so its
+    callers' ``from_remote`` rebuilds the same exception."""
+    cls = type(exc)
+    return {"exc_type": cls.__name__, "exc_path": f"{cls.__module__}.{cls.__name__}",
+            "exc_args": list(exc.args), "value": exc.message}
+
+
 def _internal(remote: str) -> InternalError:
     exc = InternalError()
     exc.remote = remote  # type: ignore[attr-defined]

@@ -16,7 +16,7 @@ import pika
 from sqlalchemy.orm import sessionmaker
 
 from parley_common import bus
-from parley_common.errors import NotFound, ParleyError, ValidationFailed
+from parley_common.errors import NotFound, ParleyError, ValidationFailed, to_remote
 from parley_common.logs import get_logger
 from parley_common.text import storable
 from parley_common.worker import Delivery, QueueConsumer
@@ -95,10 +95,7 @@ class QueryConsumer(QueueConsumer):
         try:
             result = {"result": self._call(delivery), "error": None}
         except ParleyError as exc:
-            result = {"result": None, "error": {
-                "exc_type": type(exc).__name__,
-                "exc_path": f"{type(exc).__module__}.{type(exc).__name__}",
-                "exc_args": list(exc.args), "value": exc.message}}
+            result = {"result": None, "error": to_remote(exc)}
         self.counts["queries"] += 1
         if not reply_to:
             return  # nobody to answer (a caller that does not wait)
