@@ -3,6 +3,8 @@ server ended (a restart, a terminated backend) is dropped at checkout and replac
 call fails on it; a healthy pooled connection is kept (no reconnect per checkout)."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import psycopg2
@@ -87,3 +89,13 @@ def test_autocommit_reads_send_no_begin_and_leave_the_pool_as_it_was(isolation):
         session.close()
     finally:
         engine.dispose()
+
+
+def test_the_check_polls_with_the_os_select_under_eventlet():
+    """In a nameko process (eventlet's monkey patching) the zero-timeout poll is the plain
+    system call, not eventlet's green select, which goes through the hub on every checkout."""
+    probe = ("import parley_common.green, select, types\n"
+             "from parley_common import db\n"
+             "assert select.select is not db._os_select(), 'select is not patched here'\n"
+             "assert isinstance(db._os_select(), types.BuiltinFunctionType)\n")
+    subprocess.run([sys.executable, "-c", probe], check=True)

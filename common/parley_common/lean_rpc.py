@@ -7,8 +7,10 @@ own connection (one connection per concurrent publisher: py-amqp connections mus
 shared between greenthreads), and the body is JSON-encoded once. Profiled, nameko's reply path
 was ~45% of the rooms process's CPU per post and a third of auth's per `get_me`.
 
-Replies are published WITHOUT publisher confirms: the caller's reply queue is transient, so a
-confirm cannot make a reply durable; a lost reply is a caller timeout and an idempotent retry.
+Replies are transient and published WITHOUT publisher confirms: the caller's reply queue is
+exclusive and auto-delete (gone with the caller's connection or a broker restart), so neither a
+persistent flag nor a confirm can make a reply outlive it; a lost reply is a caller timeout and
+an idempotent retry.
 A reply the broker cannot take does not kill the service (OutageTolerantRpcConsumer). The
 wire protocol (exchange, routing key, correlation id, body) is nameko's.
 
@@ -29,7 +31,7 @@ import amqp
 import kombu
 import kombu.serialization
 from eventlet.queue import LightQueue
-from nameko.constants import AMQP_URI_CONFIG_KEY, DEFAULT_TRANSPORT_OPTIONS, PERSISTENT
+from nameko.constants import AMQP_URI_CONFIG_KEY, DEFAULT_TRANSPORT_OPTIONS, NON_PERSISTENT
 from nameko.exceptions import IncorrectSignature, UnserializableValueError, serialize
 from nameko.extensions import SharedExtension
 from nameko.rpc import get_rpc_exchange
@@ -133,7 +135,7 @@ class LeanRpcConsumer(OutageTolerantRpcConsumer):
         self.replies.publish(
             body, exchange=self.exchange_name, routing_key=message.properties["reply_to"],
             correlation_id=message.properties.get("correlation_id"),
-            delivery_mode=PERSISTENT)
+            delivery_mode=NON_PERSISTENT)  # see the module's note
         self.queue_consumer.ack_message(message)
         return result, exc_info
 

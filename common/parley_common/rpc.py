@@ -16,11 +16,12 @@ request that carries a password (login, register, change_password, delete_me) ne
 the broker's disk.
 
 aio-pika owns the connection, its reconnection and the reply queue's declaration (restored
-after a reconnect); the per-call path talks to the underlying aiormq channel: a request is
-one ``basic_publish`` handed to the connection's writer without waiting for the write, and a
-reply resolves its caller's future straight from aiormq's delivery (aio-pika would wrap each
-reply in an IncomingMessage and run the callback in a task of its own, and each request in a
-Message). Measured in bench/RESULTS.md, "Round trips (issue-17-rpc2)".
+after a reconnect; the reply consumer, registered on aiormq, is registered again by
+aio_consumer.UnderlayConsumer); the per-call path talks to the underlying aiormq channel: a
+request is one ``basic_publish`` handed to the connection's writer without waiting for the
+write, and a reply resolves its caller's future straight from aiormq's delivery (aio-pika
+would wrap each reply in an IncomingMessage and run the callback in a task of its own, and
+each request in a Message). Measured in bench/RESULTS.md, "Round trips (issue-17-rpc2)".
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from aiormq import spec
 from aiormq.abc import DeliveredMessage
 
 from . import bus
+from .aio_consumer import UnderlayConsumer
 from .errors import Unavailable, from_remote
 from .logs import get_logger
 
@@ -54,9 +56,9 @@ class AsyncRpcClient:
         self._reply_queue = f"rpc.reply-{self.caller}-{self._reply_key}"
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._channel: aio_pika.abc.AbstractRobustChannel | None = None
-        # The aiormq channel requests go out on and replies come in on; None while aio-pika
-        # reopens it after a lost connection (calls then answer Unavailable at once).
-        self._underlay: aiormq.abc.AbstractChannel | None = None
+        # Its underlay is the aiormq channel requests go out on and replies come in on; None
+        # while aio-pika reopens it after a lost connection (calls then answer Unavailable).
+        self._replies: UnderlayConsumer | None = None
 
     async def start(self) -> None:
         self._connection = await aio_pika.connect_robust(self.amqp_uri)
@@ -65,30 +67,17 @@ class AsyncRpcClient:
             bus.RPC_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
         queue = await channel.declare_queue(self._reply_queue, exclusive=True, auto_delete=True)
         await queue.bind(exchange, routing_key=self._reply_key)
-        # aio-pika restores the queue and its binding on a new connection, then runs these:
-        # the reply consumer, registered on aiormq directly, is registered again there.
-        channel.close_callbacks.add(self._on_channel_closed)
-        channel.reopen_callbacks.add(self._on_channel_reopened)
-        await self._consume_replies()
-
-    async def _consume_replies(self) -> None:
-        underlay = await self._channel.get_underlay_channel()
-        await underlay.basic_consume(self._reply_queue, self._on_reply, no_ack=True)
-        self._underlay = underlay
-
-    def _on_channel_closed(self, *_args) -> None:
-        self._underlay = None
-
-    async def _on_channel_reopened(self, *_args) -> None:
-        try:
-            await self._consume_replies()
-        except Exception as exc:  # the connection went again: the next reopen tries again
-            log.warning("rpc_reply_consumer_not_restored", error=repr(exc))
+        # aio-pika restores the queue and its binding on a new connection; the consumer
+        # consumes again then.
+        self._replies = UnderlayConsumer(channel, self._reply_queue, self._on_reply, no_ack=True)
+        await self._replies.start()
 
     async def close(self) -> None:
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(Unavailable("The gateway is shutting down."))
+        if self._replies is not None:
+            self._replies.close()
         if self._connection is not None:
             await self._connection.close()
 
@@ -113,7 +102,7 @@ class AsyncRpcClient:
         broker's disk."""
         timeout = self.timeout if timeout is None else timeout
         name = f"{service}.{method}"
-        underlay = self._underlay
+        underlay = self._replies.underlay if self._replies is not None else None
         if underlay is None or underlay.is_closed or not self.connected:
             self._record(name, 0.0, "unavailable")
             raise Unavailable(retry_after=2)

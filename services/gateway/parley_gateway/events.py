@@ -18,10 +18,11 @@ type without a handler is acknowledged and ignored.
 Deliveries come straight from aiormq (``_on_delivery``): aio-pika's consumer wraps every
 delivery in an ``IncomingMessage`` and runs the callback as a second task, work that was paid
 per event. aio-pika still owns the robust connection and restores the channel, the queue and
-its bindings after a reconnect, but not a consumer it did not register: when the aiormq
-channel under the consumer closes, ``_reconsume`` consumes again once aio-pika has restored
-the channel. Rooms announces a post batch as ONE ``messages_posted`` event, whose frames
-reach every socket in one loop turn (one write per socket for the batch).
+its bindings after a reconnect, but not a consumer it did not register: the consumer is a
+``parley_common.aio_consumer.UnderlayConsumer``, which consumes again once aio-pika has
+restored the channel (as the RPC client's reply consumer does). Rooms announces a post batch
+as ONE ``messages_posted`` event, whose frames reach every socket in one loop turn (one write
+per socket for the batch).
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ import aio_pika
 from aiormq.abc import DeliveredMessage
 
 from parley_common import bus
+from parley_common.aio_consumer import UnderlayConsumer
 from parley_common.errors import ParleyError
 from parley_common.logs import get_logger
 from parley_common.timeutil import parse_iso
@@ -83,10 +85,8 @@ class EventConsumer:
         self.instance = instance
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._presence_exchange = None
-        self._consumer_tag: str | None = None
         self._channel: aio_pika.abc.AbstractRobustChannel | None = None  # the events channel
-        self._queue_name = ""
-        self._reconsumer: asyncio.Task | None = None
+        self._consumer: UnderlayConsumer | None = None  # on the events channel
         # Live message frames reach the sockets in seq order per room (ordering.py).
         self.ordering = RoomSequencer(self._deliver_message, self._history_after,
                                       self._resume_room)
@@ -99,7 +99,8 @@ class EventConsumer:
 
     @property
     def consuming(self) -> bool:
-        return (self._consumer_tag is not None and self._connection is not None
+        return (self._consumer is not None and self._consumer.consuming
+                and self._connection is not None
                 and not self._connection.is_closed)
 
     async def start(self) -> None:
@@ -117,43 +118,15 @@ class EventConsumer:
         publish_channel = await self._connection.channel()
         self._presence_exchange = await publish_channel.declare_exchange(
             bus.PRESENCE_EVENTS, aio_pika.ExchangeType.TOPIC, durable=True)
-        self._channel, self._queue_name = channel, queue.name
-        await self._consume()
+        self._channel = channel
+        self._consumer = UnderlayConsumer(channel, queue.name, self._on_delivery)
+        await self._consumer.start()
         log.info("event_consumer_started", queue=queue.name)
 
-    async def _consume(self) -> None:
-        """Consume the queue with ``_on_delivery`` on the events channel's aiormq channel."""
-        underlay = await self._channel.get_underlay_channel()
-        consume_ok = await underlay.basic_consume(self._queue_name, self._on_delivery)
-        self._consumer_tag = consume_ok.consumer_tag
-        underlay.closing.add_done_callback(self._on_channel_closing)
-
-    def _on_channel_closing(self, _closing) -> None:
-        if self._channel is None:  # close(): no consuming again
-            return
-        self._consumer_tag = None
-        if self._reconsumer is None or self._reconsumer.done():
-            self._reconsumer = asyncio.get_running_loop().create_task(self._reconsume())
-
-    async def _reconsume(self) -> None:
-        """After aio-pika restored the channel (reopened, queue declared and bound again)."""
-        while self._channel is not None:
-            try:
-                await self._channel.ready()
-                await self._consume()
-                log.info("event_consumer_resumed", queue=self._queue_name)
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the channel closed again meanwhile: wait for the next
-                log.warning("event_consume_retry", error=repr(exc))
-                await asyncio.sleep(0.5)
-
     async def close(self) -> None:
-        self._consumer_tag = None
+        if self._consumer is not None:
+            self._consumer.close()
         self._channel = None
-        if self._reconsumer is not None:
-            self._reconsumer.cancel()
         self.ordering.close()
         if self._connection is not None:
             try:

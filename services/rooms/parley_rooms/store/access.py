@@ -4,7 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from functools import cache
+
+from sqlalchemy import and_, bindparam, func, select
 
 from parley_common.errors import Forbidden
 
@@ -17,6 +19,27 @@ _counted = memberships.alias("counted")
 # The room's member count as a column of a statement selecting from rooms (built once).
 MEMBER_COUNT = (select(func.count()).where(_counted.c.room_id == rooms.c.id)
                 .scalar_subquery().label("member_count"))
+
+
+@cache
+def access_statement(*, lock: bool, member_count: bool):
+    """The room row and the caller's membership (bound: ``user_id``, ``room_id``), built
+    once per variant: SQLAlchemy memoizes a statement's cache key on the statement object, so
+    a reused one skips the construction and the cache-key walk every call paid."""
+    columns = [rooms, memberships.c.user_id.label("member_user_id"), memberships.c.role,
+               memberships.c.joined_at, memberships.c.last_read_seq, memberships.c.muted]
+    if member_count:
+        columns.append(MEMBER_COUNT)
+    statement = (
+        select(*columns)
+        .select_from(rooms.outerjoin(memberships, and_(
+            memberships.c.room_id == rooms.c.id,
+            memberships.c.user_id == bindparam("user_id"))))
+        .where(rooms.c.id == bindparam("room_id"))
+    )
+    if lock:  # serializes membership changes of one room (and waits for its posters)
+        statement = statement.with_for_update(of=rooms)
+    return statement
 
 
 @dataclass
@@ -46,19 +69,8 @@ class RoomAccess(StoreBase):
         """The room as ``user_id`` may see it. Hidden rooms (private/direct, not a member) are
         NotFound; public rooms need membership for anything but reading the room itself.
         ``member_count``: the room row also carries ``member_count`` (same round trip)."""
-        columns = [rooms, memberships.c.user_id.label("member_user_id"), memberships.c.role,
-                   memberships.c.joined_at, memberships.c.last_read_seq, memberships.c.muted]
-        if member_count:
-            columns.append(MEMBER_COUNT)
-        statement = (
-            select(*columns)
-            .select_from(rooms.outerjoin(memberships, and_(memberships.c.room_id == rooms.c.id,
-                                                           memberships.c.user_id == user_id)))
-            .where(rooms.c.id == room_id)
-        )
-        if lock:  # serializes membership changes of one room (and waits for its posters)
-            statement = statement.with_for_update(of=rooms)
-        row = self.session.execute(statement).first()
+        statement = access_statement(lock=lock, member_count=member_count)
+        row = self.session.execute(statement, {"user_id": user_id, "room_id": room_id}).first()
         if row is None:
             raise no_such_room()
         member = None
