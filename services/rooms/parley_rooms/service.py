@@ -15,6 +15,7 @@ from nameko.timer import timer
 from parley_common import nameko_support, outbox
 from parley_common.errors import Forbidden, ParleyError, ValidationFailed
 from parley_common.nameko_support import Logger, call_with_timeout, keeping_signature
+from parley_common.text import storable
 
 from . import moderation
 from . import validation as v
@@ -46,6 +47,9 @@ def rpc(method=None, *, emits: bool = False):
 
 
 def _checked_post(post) -> NewPost:
+    checked = _well_formed_post(post) if type(post) is dict else None
+    if checked is not None:
+        return checked
     if not isinstance(post, dict):
         raise ValidationFailed(details={"post": "must be an object with user_id, room_id, "
                                                 "text and client_id"})
@@ -57,6 +61,26 @@ def _checked_post(post) -> NewPost:
     reply_to = post.get("reply_to")
     reply_to = None if reply_to is None else check.id("reply_to", reply_to)
     check.done()
+    return NewPost(user_id, room_id, text, client_id, reply_to)
+
+
+def _well_formed_post(post: dict) -> NewPost | None:
+    """The usual post, as _checked_post's Checker would pass it, checked in one go (the
+    Checker's per-field calls were ~2 µs of every post); None if anything is off, and the
+    Checker then names every problem."""
+    user_id, room_id, text = post.get("user_id"), post.get("room_id"), post.get("text")
+    client_id, reply_to = post.get("client_id"), post.get("reply_to")
+    if not (type(user_id) is str and type(room_id) is str and type(text) is str
+            and type(client_id) is str and (reply_to is None or type(reply_to) is str)):
+        return None
+    text = text.strip()
+    if not (0 < len(user_id) <= v.MAX_ID and 0 < len(room_id) <= v.MAX_ID
+            and 0 < len(text) <= v.MAX_TEXT and 0 < len(client_id) <= v.MAX_CLIENT_ID
+            and (reply_to is None or 0 < len(reply_to) <= v.MAX_ID)):
+        return None
+    # storable is about single characters: one search over them all answers for each
+    if not storable("".join((user_id, room_id, text, client_id, reply_to or ""))):
+        return None
     return NewPost(user_id, room_id, text, client_id, reply_to)
 
 

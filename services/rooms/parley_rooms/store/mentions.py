@@ -37,6 +37,8 @@ _MAX_NAMES = 50  # distinct names looked up per message: a message of 4000 @s st
 def mentioned_names(text: str) -> list[str]:
     """The lower-cased usernames ``text`` may mention, in order of appearance, each once; a
     token ending in dots or dashes also yields its trimmed form."""
+    if "@" not in text:  # most posts: no regular expression to run
+        return []
     names: list[str] = []
     for token in _TOKEN.findall(_CODE.sub(" ", text)):
         for name in (token, token.rstrip(".-")):

@@ -8,7 +8,7 @@ from datetime import datetime
 from parley_common.errors import Forbidden, ParleyError, Unavailable
 from parley_common.ids import new_id
 from parley_common.outbox import Event
-from parley_common.timeutil import utcnow
+from parley_common.timeutil import iso, utcnow
 
 from .base import PUBLIC, no_such_room, not_a_reply_target, room_archived
 from .mentions import mentioned_names
@@ -182,11 +182,17 @@ class PostgresPosting(Messages):
 
     def _batch_outcomes(self, posts: list[NewPost], message_ids: list[str], rows, now
                         ) -> tuple[list[dict | ParleyError], list[Event]]:
+        """_PG_POST_BATCH's rows (one per post, in order) -> the answers and the batch's one
+        messages_posted event. Per post only what differs: the batch's commit time is
+        formatted once, its outbox rows adopted at once."""
         if len(rows) != len(posts):
             raise RuntimeError(f"post batch: {len(rows)} rows for {len(posts)} posts")
-        rosters = {post.room_id: list(row[4]) for post, row in zip(posts, rows) if row[4]}
+        created_at = iso(now)
+        # the first row of each room that took a post carries the room's member ids
+        rosters = {post.room_id: row[4] for post, row in zip(posts, rows) if row[4]}
         outcomes: list[dict | ParleyError] = []
         posted: list[tuple[dict, list]] = []
+        created_ids: list[str] = []
         for post, message_id, row in zip(posts, message_ids, rows):
             kind, is_member, existing_id, seq, _roster, username, display_name, archived = row[:8]
             mentioned, reply_ok, original = row[8], row[9], row[10:]
@@ -204,9 +210,10 @@ class PostgresPosting(Messages):
             else:
                 reply_to = None if post.reply_to is None else reply_summary(post.reply_to,
                                                                             *original)
-                message = new_message(post, message_id, seq, now, username, display_name,
-                                      mentioned or [], reply_to)
+                message = new_message(post, message_id, seq, created_at, username, display_name,
+                                      mentioned or (), reply_to)
                 outcomes.append({"message": message, "created": True})
-                self.outbox.adopt([message_id])  # the statement wrote its outbox row
+                created_ids.append(message_id)
                 posted.append((message, rosters.get(post.room_id, [])))
+        self.outbox.adopt(created_ids)  # the statement wrote their outbox rows
         return outcomes, posted_event(posted)  # one messages_posted for the batch

@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from parley_common.errors import Forbidden, ParleyError
 from parley_common.ids import new_id
 from parley_common.outbox import Event
-from parley_common.timeutil import utcnow
+from parley_common.timeutil import iso, utcnow
 
 from ..models import memberships, messages, outbox, rooms, users
 from .base import PUBLIC, no_such_room, not_a_reply_target, operation, room_archived
@@ -25,23 +25,26 @@ class Posting(PostgresPosting):
         refused that post (one refused post does not fail the others), and the one
         messages_posted event of the new messages (posted.py). A repeated (author, room, client_id), whether posted
         earlier or repeated within the batch, answers the first message with created false."""
+        keys = [post.key for post in posts]
         first_of: dict[tuple, int] = {}
         distinct: list[NewPost] = []
-        for post in posts:
-            if post.key not in first_of:
-                first_of[post.key] = len(distinct)
+        for post, key in zip(posts, keys):
+            if key not in first_of:
+                first_of[key] = len(distinct)
                 distinct.append(post)
         if self.autocommit is not None:  # PostgreSQL: one statement per batch
             outcomes, events = self._post_batch_postgresql(self.autocommit, distinct)
         else:
             outcomes, events = self._post_each(distinct)
+        if len(distinct) == len(posts):  # the usual batch: no post repeated within it
+            return outcomes, events
         answers: list[dict | ParleyError] = []
         answered: set[tuple] = set()
-        for post in posts:
-            outcome = outcomes[first_of[post.key]]
-            if post.key in answered and isinstance(outcome, dict):
+        for key in keys:
+            outcome = outcomes[first_of[key]]
+            if key in answered and isinstance(outcome, dict):
                 outcome = {"message": outcome["message"], "created": False}
-            answered.add(post.key)
+            answered.add(key)
             answers.append(outcome)
         return answers, events
 
@@ -125,7 +128,7 @@ class Posting(PostgresPosting):
             self.session.rollback()
             return existing, False, []
         self.outbox.adopt([message_id])
-        message = new_message(post, message_id, seq, now, probe.username, probe.display_name,
+        message = new_message(post, message_id, seq, iso(now), probe.username, probe.display_name,
                               mentioned, reply_to)
         return message, True, member_ids
 

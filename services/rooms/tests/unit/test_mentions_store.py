@@ -25,6 +25,7 @@ def test_names_skip_code_emails_and_take_sentence_ends():
     assert mentioned_names("mail ada@example.com, `@cyd` and ```\n@dan\n```") == []
     assert mentioned_names("@ab @" + "x" * 33) == []  # shorter / longer than a username
     assert mentioned_names("@cyd @CYD @cyd") == ["cyd"]
+    assert mentioned_names("no at sign here") == []
 
 
 def test_post_resolves_members_only_case_insensitively_not_self(store):
