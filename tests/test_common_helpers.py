@@ -76,3 +76,23 @@ def test_rpc_errors_of_non_nameko_servers_look_like_namekos_and_come_back_whole(
         assert all(ours[key] == namekos[key] for key in ("exc_type", "exc_path", "value"))
         back = from_remote(to_remote(error))
         assert type(back) is type(error) and back.to_body() == error.to_body()
+
+
+def test_replies_and_events_json_is_orjson_for_plain_data_and_the_old_encoders_otherwise():
+    """lean_rpc.fast_json (every RPC reply, rooms' events): plain data decodes the same, and
+    what orjson would render its own way is encoded exactly as before (stdlib, then kombu)."""
+    import json
+    from datetime import datetime, timezone
+
+    import kombu.serialization
+
+    from parley_common.lean_rpc import fast_json
+
+    payload = {"messages": [{"id": "m1", "seq": 3, "text": "héllo \u2028 @bob", "deleted": False,
+                             "reply_to": None, "mentions": ["u2"], "score": 0.5}],
+               "member_ids": {"r1": ["u1", "u2"]}}
+    assert json.loads(fast_json(payload)) == payload
+    for payload in ({1: "an int key"}, {"big": 2 ** 70}):
+        assert fast_json(payload) == json.dumps(payload, separators=(",", ":")).encode()
+    dated = {"at": datetime(2026, 12, 2, tzinfo=timezone.utc)}
+    assert fast_json(dated) == kombu.serialization.dumps(dated, "json")[2].encode()
