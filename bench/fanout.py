@@ -25,6 +25,8 @@ load generator pins itself to --load-cores. Other modes:
                        GET /api/v1/users/me; /healthz for reference): p50/p99
     --mode all         roundtrip, fanout, idle (the default, what `make bench` runs)
     --profile-rate R   py-spy samples the gateway and rooms during step R (--profile-dir)
+    --pg-statements    pg_stat_statements in the private PostgreSQL: each fan-out step's top
+                       statements (calls, execution and planning ms, rows)
     --profile-roundtrip  py-spy samples the gateway, rooms and auth during each round-trip
                        endpoint (summaries in the report, stacks in --profile-dir)
     --unpinned         nothing pinned: every process may run on every core
@@ -316,6 +318,8 @@ async def run_fanout(args, side: ServerSide, http: aiohttp.ClientSession) -> dic
             if now >= end:
                 break
             if cpu_before is None and now >= measure_from:
+                if args.pg_statements:
+                    pg_statements_reset(side)
                 cpu_before, cpu_t0 = cpu_ticks(side), now
                 batches_before = await rpc_totals(http, side, "rooms.post_messages")
                 writes_before = await counter_total(http, side, "parley_gateway_ws_writes_total")
@@ -352,6 +356,7 @@ async def run_fanout(args, side: ServerSide, http: aiohttp.ClientSession) -> dic
                                      "parley_gateway_ws_frames_out_total") - frames_before
         gateway_after = gateway_user_system(side)
         profiles = finish_profilers(profilers)
+        statements = pg_statements_top(side) if args.pg_statements else None
         received = sweep.received[index]
         ordered = sorted(sweep.latencies[index])
         cpu_before = cpu_before or cpu_after
@@ -391,6 +396,8 @@ async def run_fanout(args, side: ServerSide, http: aiohttp.ClientSession) -> dic
                 "mean_ms": round((batches_after[1] - batches_before[1]) / batch_calls * 1000, 2)}
         if profiles:
             step["profiles"] = profiles
+        if statements is not None:
+            step["pg_statements"] = statements
         step["ok"] = step["lost"] == 0 and step["errors"] == 0 and step["p99_ms"] <= P99_LIMIT_MS
         steps.append(step)
         print(json.dumps(step), flush=True)
@@ -411,6 +418,41 @@ async def run_fanout(args, side: ServerSide, http: aiohttp.ClientSession) -> dic
         "gateway_bytes_per_connection": round(memory_per_connection),
         "sockets_closed_by_server": closed, "errors_by_code": sweep.errors, "steps": steps,
     }
+
+
+# --- pg_stat_statements (--pg-statements) ----------------------------------------------------
+
+def pg_statements_query(side: "ServerSide", sql: str) -> list[tuple]:
+    """``sql`` in the private cluster's postgres database (the extension's view there shows
+    every database's statements)."""
+    import psycopg2
+
+    connection = psycopg2.connect(side.private.postgres.admin_url)
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+            return cursor.fetchall() if cursor.description else []
+    finally:
+        connection.close()
+
+
+def pg_statements_reset(side: "ServerSide") -> None:
+    pg_statements_query(side, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    pg_statements_query(side, "SELECT pg_stat_statements_reset()")
+
+
+def pg_statements_top(side: "ServerSide", top: int = 10) -> list[dict]:
+    """The step's top statements by execution + planning time (ms), with calls and rows."""
+    rows = pg_statements_query(side, f"""
+        SELECT d.datname, s.calls, round(s.total_exec_time::numeric, 1),
+               round(s.total_plan_time::numeric, 1), s.rows,
+               left(regexp_replace(s.query, '\\s+', ' ', 'g'), 100)
+          FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+         ORDER BY s.total_exec_time + s.total_plan_time DESC LIMIT {top}""")
+    return [{"database": database, "calls": calls, "exec_ms": float(exec_ms),
+             "plan_ms": float(plan_ms), "rows": count, "query": query}
+            for database, calls, exec_ms, plan_ms, count, query in rows]
 
 
 def start_profilers(args, side: ServerSide, index: int) -> list:
@@ -743,6 +785,10 @@ def main() -> int:
     parser.add_argument("--nice", type=int, default=0,
                         help="niceness of the server processes and this generator (root: e.g. "
                              "-10 when other work shares the machine; default 0)")
+    parser.add_argument("--pg-statements", action="store_true",
+                        help="load pg_stat_statements (track=all, track_planning) in the private "
+                             "PostgreSQL and report each fan-out step's top statements (it costs "
+                             "the database some CPU per statement: not for CPU comparisons)")
     parser.add_argument("--logs-dir", help="keep the Parley processes' logs here")
     parser.add_argument("--json-out", help="also write the report to this file")
     args = parser.parse_args()
@@ -751,6 +797,8 @@ def main() -> int:
                   else set(args.mode.split(",")))
     if not args.modes <= {"roundtrip", "fanout", "idle"}:
         parser.error(f"unknown --mode {args.mode!r}")
+    if args.pg_statements:  # read by PrivatePostgres when it starts the server
+        os.environ["PARLEY_PG_STATEMENT_STATS"] = "1"
     if args.unpinned:
         args.server_cores = args.load_cores = ",".join(map(str, range(os.cpu_count())))
     try:

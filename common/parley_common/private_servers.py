@@ -238,7 +238,7 @@ class PrivatePostgres(PrivateServer):
         if os.environ.get("PARLEY_PG_STATEMENT_STATS") != "1":
             return []
         return ["-c", "shared_preload_libraries=pg_stat_statements",
-                "-c", "pg_stat_statements.track=all"]
+                "-c", "pg_stat_statements.track=all", "-c", "pg_stat_statements.track_planning=on"]
 
     def remove(self) -> None:
         self.stop()
