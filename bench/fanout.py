@@ -61,7 +61,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _wsclient import connect  # noqa: E402
 
-from parley_common.private_servers import PrivateServers, pids_of_tree  # noqa: E402
+from parley_common.private_servers import (PrivateServers, cpu_ticks_of,  # noqa: E402
+                                            pids_of_tree)
 from parley_common.testing import Isolation, Servers, start_suite  # noqa: E402
 
 PASSWORD = "bench-password-1"
@@ -85,17 +86,7 @@ class PrivateBrokerServers(Servers):
 
 def cpu_ticks(side: "ServerSide") -> dict[str, int]:
     """CPU ticks per server process (named), summed over its process tree's live members."""
-    ticks: dict[str, int] = {}
-    for name, pids in side.trees().items():
-        for pid in pids:
-            try:
-                with open(f"/proc/{pid}/stat") as handle:
-                    fields = handle.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            # utime, stime, cutime, cstime (the postmaster collects its ended backends' time)
-            ticks[name] = ticks.get(name, 0) + sum(int(f) for f in fields[11:15])
-    return ticks
+    return {name: cpu_ticks_of(pids) for name, pids in side.trees().items()}
 
 
 def rss_bytes(pid: int) -> int:
@@ -319,7 +310,7 @@ async def run_fanout(args, side: ServerSide, http: aiohttp.ClientSession) -> dic
                 break
             if cpu_before is None and now >= measure_from:
                 if args.pg_statements:
-                    pg_statements_reset(side)
+                    side.private.postgres.reset_statement_stats()
                 cpu_before, cpu_t0 = cpu_ticks(side), now
                 batches_before = await rpc_totals(http, side, "rooms.post_messages")
                 writes_before = await counter_total(http, side, "parley_gateway_ws_writes_total")
@@ -356,7 +347,7 @@ async def run_fanout(args, side: ServerSide, http: aiohttp.ClientSession) -> dic
                                      "parley_gateway_ws_frames_out_total") - frames_before
         gateway_after = gateway_user_system(side)
         profiles = finish_profilers(profilers)
-        statements = pg_statements_top(side) if args.pg_statements else None
+        statements = side.private.postgres.top_statements() if args.pg_statements else None
         received = sweep.received[index]
         ordered = sorted(sweep.latencies[index])
         cpu_before = cpu_before or cpu_after
@@ -418,41 +409,6 @@ async def run_fanout(args, side: ServerSide, http: aiohttp.ClientSession) -> dic
         "gateway_bytes_per_connection": round(memory_per_connection),
         "sockets_closed_by_server": closed, "errors_by_code": sweep.errors, "steps": steps,
     }
-
-
-# --- pg_stat_statements (--pg-statements) ----------------------------------------------------
-
-def pg_statements_query(side: "ServerSide", sql: str) -> list[tuple]:
-    """``sql`` in the private cluster's postgres database (the extension's view there shows
-    every database's statements)."""
-    import psycopg2
-
-    connection = psycopg2.connect(side.private.postgres.admin_url)
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(sql)
-            return cursor.fetchall() if cursor.description else []
-    finally:
-        connection.close()
-
-
-def pg_statements_reset(side: "ServerSide") -> None:
-    pg_statements_query(side, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-    pg_statements_query(side, "SELECT pg_stat_statements_reset()")
-
-
-def pg_statements_top(side: "ServerSide", top: int = 10) -> list[dict]:
-    """The step's top statements by execution + planning time (ms), with calls and rows."""
-    rows = pg_statements_query(side, f"""
-        SELECT d.datname, s.calls, round(s.total_exec_time::numeric, 1),
-               round(s.total_plan_time::numeric, 1), s.rows,
-               left(regexp_replace(s.query, '\\s+', ' ', 'g'), 100)
-          FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
-         ORDER BY s.total_exec_time + s.total_plan_time DESC LIMIT {top}""")
-    return [{"database": database, "calls": calls, "exec_ms": float(exec_ms),
-             "plan_ms": float(plan_ms), "rows": count, "query": query}
-            for database, calls, exec_ms, plan_ms, count, query in rows]
 
 
 def start_profilers(args, side: ServerSide, index: int) -> list:

@@ -34,23 +34,11 @@ import psycopg2
 
 from parley_common import db
 from parley_common.ids import new_id
-from parley_common.private_servers import PrivatePostgres
+from parley_common.private_servers import PrivatePostgres, cpu_ticks_of
 from parley_common.timeutil import utcnow
 from parley_rooms.store import NewPost, Store
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def process_ticks(pids: list[int], children: bool = True) -> int:
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += sum(int(f) for f in fields[11:15 if children else 13])
-    return total
 
 
 def fill(url: str, rooms: int, members: int) -> list[tuple[str, str]]:
@@ -92,8 +80,8 @@ def main() -> int:
     parser.add_argument("--statements", action="store_true",
                         help="pg_stat_statements' top statements of the measured window")
     parser.add_argument("--perf", metavar="FILE",
-                        help="perf record the backend during the measured window into FILE "
-                             "(then: perf report -i FILE --no-children)")
+                        help="perf record (with call graphs) the backend during the measured "
+                             "window into FILE (then: perf report -i FILE --children)")
     parser.add_argument("--explain", action="store_true",
                         help="EXPLAIN (ANALYZE, BUFFERS) of one batch statement, rolled back")
     args = parser.parse_args()
@@ -106,10 +94,6 @@ def main() -> int:
         url = server.database("rooms_bench")
         db.migrate(url, "parley_rooms:migrations")
         pairs = fill(url, args.rooms, args.members)
-        if args.statements:
-            with closing(psycopg2.connect(url.replace("postgresql+psycopg2", "postgresql"))) as c:
-                c.autocommit = True
-                c.cursor().execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         engine = db.make_engine(url, pool_size=1)
         autocommit = db.make_engine(url, pool_size=1, pre_ping=False, isolation_level="AUTOCOMMIT")
         session = db.make_sessionmaker(engine)()
@@ -136,15 +120,14 @@ def main() -> int:
         for _ in range(args.warmup):
             post(batch())
         if args.statements:
-            with closing(psycopg2.connect(url.replace("postgresql+psycopg2", "postgresql"))) as c:
-                c.autocommit = True
-                c.cursor().execute("SELECT pg_stat_statements_reset()")
+            server.reset_statement_stats()
         pg_pids = server.pids()
-        pg_before, backend_before = process_ticks(pg_pids), process_ticks([backend], False)
+        pg_before, backend_before = cpu_ticks_of(pg_pids), cpu_ticks_of([backend], False)
         recorder = None
         if args.perf:
-            recorder = subprocess.Popen(["perf", "record", "-q", "-F", "1000", "--call-graph", "dwarf,16384", "-p", str(backend),
-                                         "-o", args.perf], stdout=subprocess.DEVNULL)
+            recorder = subprocess.Popen(["perf", "record", "-q", "-F", "1000", "--call-graph",
+                                         "dwarf,16384", "-p", str(backend), "-o", args.perf],
+                                        stdout=subprocess.DEVNULL)
             time.sleep(0.5)
         wall = 0.0
         for _ in range(args.batches):
@@ -154,11 +137,11 @@ def main() -> int:
             wall += time.perf_counter() - started
             if args.pause_ms:
                 time.sleep(args.pause_ms / 1000)
-        pg_after = process_ticks(server.pids())
+        pg_after = cpu_ticks_of(server.pids())
         if recorder is not None:
             recorder.send_signal(signal.SIGINT)
             recorder.wait(30)
-        backend_after = process_ticks([backend], False)
+        backend_after = cpu_ticks_of([backend], False)
         messages = args.batches * args.batch_size
         report = {
             "batches": args.batches, "batch_size": args.batch_size, "messages": messages,
@@ -168,7 +151,7 @@ def main() -> int:
             "client_us_per_message": round(wall * 1e6 / messages, 1),
             "client_ms_per_batch": round(wall * 1e3 / args.batches, 2)}
         if args.statements:
-            report["statements"] = top_statements(url)
+            report["statements"] = server.top_statements()
         print(json.dumps(report, indent=2))
         if args.explain:
             print(explain(autocommit, store, batch()))
@@ -178,24 +161,6 @@ def main() -> int:
     finally:
         server.remove()
     return 0
-
-
-def top_statements(url: str, top: int = 8) -> list[dict]:
-    with closing(psycopg2.connect(url.replace("postgresql+psycopg2", "postgresql"))) as c:
-        return statement_rows(c, top)
-
-
-def statement_rows(connection, top: int = 8) -> list[dict]:
-    """pg_stat_statements' top statements by execution + planning time."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT calls, round(total_exec_time::numeric, 1), round(total_plan_time::numeric, 1),"
-            " rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 90)"
-            "  FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT %s",
-            (top,))
-        return [{"calls": calls, "exec_ms": float(exec_ms), "plan_ms": float(plan_ms),
-                 "rows": rows, "query": query}
-                for calls, exec_ms, plan_ms, rows, query in cursor.fetchall()]
 
 
 def explain(autocommit, store: Store, posts: list[NewPost]) -> str:
