@@ -74,16 +74,13 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=40)
     parser.add_argument("--batches", type=int, default=400)
     parser.add_argument("--warmup", type=int, default=100, help="batches not measured")
-    parser.add_argument("--pause-ms", type=float, default=0.0,
-                        help="sleep between batches (lets autovacuum and the WAL writer run "
-                             "as they would between a service's batches)")
-    parser.add_argument("--statements", action="store_true",
-                        help="pg_stat_statements' top statements of the measured window")
+    for flag, meaning in (
+            ("--statements", "pg_stat_statements' top statements of the measured window"),
+            ("--explain", "EXPLAIN (ANALYZE, BUFFERS) of one batch statement, rolled back")):
+        parser.add_argument(flag, action="store_true", help=meaning)
     parser.add_argument("--perf", metavar="FILE",
                         help="perf record (with call graphs) the backend during the measured "
                              "window into FILE (then: perf report -i FILE --children)")
-    parser.add_argument("--explain", action="store_true",
-                        help="EXPLAIN (ANALYZE, BUFFERS) of one batch statement, rolled back")
     args = parser.parse_args()
     if args.statements:
         os.environ["PARLEY_PG_STATEMENT_STATS"] = "1"
@@ -135,8 +132,6 @@ def main() -> int:
             started = time.perf_counter()
             post(posts)
             wall += time.perf_counter() - started
-            if args.pause_ms:
-                time.sleep(args.pause_ms / 1000)
         pg_after = cpu_ticks_of(server.pids())
         if recorder is not None:
             recorder.send_signal(signal.SIGINT)
