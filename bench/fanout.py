@@ -25,6 +25,8 @@ load generator pins itself to --load-cores. Other modes:
                        GET /api/v1/users/me; /healthz for reference): p50/p99
     --mode all         roundtrip, fanout, idle (the default, what `make bench` runs)
     --profile-rate R   py-spy samples the gateway and rooms during step R (--profile-dir)
+    --pg-statements    pg_stat_statements in the private PostgreSQL: each fan-out step's top
+                       statements (calls, execution and planning ms, rows)
     --profile-roundtrip  py-spy samples the gateway, rooms and auth during each round-trip
                        endpoint (summaries in the report, stacks in --profile-dir)
     --unpinned         nothing pinned: every process may run on every core
@@ -59,7 +61,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _wsclient import connect  # noqa: E402
 
-from parley_common.private_servers import PrivateServers, pids_of_tree  # noqa: E402
+from parley_common.private_servers import (PrivateServers, cpu_ticks_of,  # noqa: E402
+                                            pids_of_tree)
 from parley_common.testing import Isolation, Servers, start_suite  # noqa: E402
 
 PASSWORD = "bench-password-1"
@@ -83,17 +86,7 @@ class PrivateBrokerServers(Servers):
 
 def cpu_ticks(side: "ServerSide") -> dict[str, int]:
     """CPU ticks per server process (named), summed over its process tree's live members."""
-    ticks: dict[str, int] = {}
-    for name, pids in side.trees().items():
-        for pid in pids:
-            try:
-                with open(f"/proc/{pid}/stat") as handle:
-                    fields = handle.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            # utime, stime, cutime, cstime (the postmaster collects its ended backends' time)
-            ticks[name] = ticks.get(name, 0) + sum(int(f) for f in fields[11:15])
-    return ticks
+    return {name: cpu_ticks_of(pids) for name, pids in side.trees().items()}
 
 
 def rss_bytes(pid: int) -> int:
@@ -316,6 +309,8 @@ async def run_fanout(args, side: ServerSide, http: aiohttp.ClientSession) -> dic
             if now >= end:
                 break
             if cpu_before is None and now >= measure_from:
+                if args.pg_statements:
+                    side.private.postgres.reset_statement_stats()
                 cpu_before, cpu_t0 = cpu_ticks(side), now
                 batches_before = await rpc_totals(http, side, "rooms.post_messages")
                 writes_before = await counter_total(http, side, "parley_gateway_ws_writes_total")
@@ -354,6 +349,7 @@ async def run_fanout(args, side: ServerSide, http: aiohttp.ClientSession) -> dic
                                      "parley_gateway_ws_frames_out_total") - frames_before
         gateway_after = gateway_user_system(side)
         profiles = finish_profilers(profilers)
+        statements = side.private.postgres.top_statements() if args.pg_statements else None
         received = sweep.received[index]
         ordered = sorted(sweep.latencies[index])
         cpu_before = cpu_before or cpu_after
@@ -398,6 +394,8 @@ async def run_fanout(args, side: ServerSide, http: aiohttp.ClientSession) -> dic
                 "mean_ms": round((batches_after[1] - batches_before[1]) / batch_calls * 1000, 2)}
         if profiles:
             step["profiles"] = profiles
+        if statements is not None:
+            step["pg_statements"] = statements
         step["ok"] = step["lost"] == 0 and step["errors"] == 0 and step["p99_ms"] <= P99_LIMIT_MS
         steps.append(step)
         print(json.dumps(step), flush=True)
@@ -750,6 +748,10 @@ def main() -> int:
     parser.add_argument("--nice", type=int, default=0,
                         help="niceness of the server processes and this generator (root: e.g. "
                              "-10 when other work shares the machine; default 0)")
+    parser.add_argument("--pg-statements", action="store_true",
+                        help="load pg_stat_statements (track=all, track_planning) in the private "
+                             "PostgreSQL and report each fan-out step's top statements (it costs "
+                             "the database some CPU per statement: not for CPU comparisons)")
     parser.add_argument("--logs-dir", help="keep the Parley processes' logs here")
     parser.add_argument("--json-out", help="also write the report to this file")
     args = parser.parse_args()
@@ -758,6 +760,8 @@ def main() -> int:
                   else set(args.mode.split(",")))
     if not args.modes <= {"roundtrip", "fanout", "idle"}:
         parser.error(f"unknown --mode {args.mode!r}")
+    if args.pg_statements:  # read by PrivatePostgres when it starts the server
+        os.environ["PARLEY_PG_STATEMENT_STATS"] = "1"
     if args.unpinned:
         args.server_cores = args.load_cores = ",".join(map(str, range(os.cpu_count())))
     try:

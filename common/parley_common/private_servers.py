@@ -72,6 +72,20 @@ def pids_of_tree(root_pids: list[int]) -> list[int]:
     return found
 
 
+def cpu_ticks_of(pids: list[int], children: bool = True) -> int:
+    """CPU clock ticks the live processes among ``pids`` used: utime + stime, and with
+    ``children`` cutime + cstime too (a postmaster collects its ended backends' time)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(field) for field in fields[11:15 if children else 13])
+    return total
+
+
 class PrivateServer:
     """A server run in the foreground as our child (so its pid roots its process tree);
     stop() sends ``stop_signal`` and waits until the port is closed."""
@@ -238,7 +252,34 @@ class PrivatePostgres(PrivateServer):
         if os.environ.get("PARLEY_PG_STATEMENT_STATS") != "1":
             return []
         return ["-c", "shared_preload_libraries=pg_stat_statements",
-                "-c", "pg_stat_statements.track=all"]
+                "-c", "pg_stat_statements.track=all", "-c", "pg_stat_statements.track_planning=on"]
+
+    def reset_statement_stats(self) -> None:
+        """Empties pg_stat_statements (loaded with PARLEY_PG_STATEMENT_STATS=1), creating the
+        extension in the postgres database first: its view there shows every database."""
+        self._admin_query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        self._admin_query("SELECT pg_stat_statements_reset()")
+
+    def top_statements(self, top: int = 10) -> list[dict]:
+        """The top statements since the reset, by execution + planning time (ms)."""
+        rows = self._admin_query(f"""
+            SELECT d.datname, s.calls, round(s.total_exec_time::numeric, 1),
+                   round(s.total_plan_time::numeric, 1), s.rows,
+                   left(regexp_replace(s.query, '\\s+', ' ', 'g'), 100)
+              FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+             ORDER BY s.total_exec_time + s.total_plan_time DESC LIMIT {int(top)}""")
+        return [{"database": database, "calls": calls, "exec_ms": float(exec_ms),
+                 "plan_ms": float(plan_ms), "rows": count, "query": query}
+                for database, calls, exec_ms, plan_ms, count, query in rows]
+
+    def _admin_query(self, sql: str) -> list[tuple]:
+        import psycopg2
+
+        connection = psycopg2.connect(self.admin_url)
+        connection.autocommit = True
+        with closing(connection), connection.cursor() as cursor:
+            cursor.execute(sql)
+            return cursor.fetchall() if cursor.description else []
 
     def remove(self) -> None:
         self.stop()

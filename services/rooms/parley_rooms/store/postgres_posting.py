@@ -1,6 +1,17 @@
 """Posting on PostgreSQL, the hot path: a whole batch of posts in ONE statement
 (_PG_POST_BATCH) on an autocommit connection, which makes the statement its own transaction:
-one round trip per batch, no separate COMMIT."""
+one round trip per batch, no separate COMMIT.
+
+The statement is a server-side prepared statement, PREPAREd once per connection with typed
+array parameters and EXECUTEd with one generic plan (plan_cache_mode force_generic_plan on
+those connections): the ~5 KB statement is neither parsed nor planned again per batch
+(psycopg2 writes the arrays into the text, so every batch was a new text, parsed and planned
+from scratch: 1.2 ms of planning alone per 40-post batch). PostgreSQL re-plans it by itself
+when a table's statistics or definition change. A generic plan does not know the batch's
+size or its values, so every per-post lookup is written to have one sensible plan whatever the
+estimates: a LATERAL subquery fenced with OFFSET 0 (not pulled up into a join, which the
+planner could turn into a hash join over a whole table) that probes one unique index.
+bench/pg_post_batch.py measures it (PostgreSQL CPU per message, EXPLAIN of the generic plan)."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -39,20 +50,22 @@ POST_ATTEMPTS = 3
 # - Every CTE reads the snapshot of the statement's start. If a racing retry of one of these
 #   posts committed while we waited for a lock, the insert hits the unique constraint and the
 #   whole statement is undone (no seq taken, no gap); the caller re-runs it on a fresh snapshot.
-# - One row per post, in batch order; the first row of each room carries its member ids.
+# - Lookups per post (membership, the replied-to original, the authors' names) are LATERAL
+#   subqueries with OFFSET 0, each one probe of a unique index (see the module's doc): the
+#   original is found by its id alone, then must be of the post's room.
+# - One row per post, in batch order; the first row of each room with a fresh post carries its
+#   member ids (an ARRAY subquery run for those rows only).
 _PG_POST_BATCH = """
 WITH input AS MATERIALIZED (
-    SELECT * FROM unnest(%(ids)s::text[], %(rooms)s::text[], %(authors)s::text[],
-                         %(clients)s::text[], %(texts)s::text[], %(replies)s::text[])
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
            WITH ORDINALITY AS t(id, room_id, author_id, client_id, text, reply_to, ord)
 ), locked AS MATERIALIZED (
     SELECT id, kind, last_seq, archived_at FROM rooms
-     WHERE id IN (SELECT room_id FROM input)
+     WHERE id = ANY($2::text[])
      ORDER BY id FOR UPDATE
 ), probe AS MATERIALIZED (
     SELECT i.*, l.kind, l.last_seq AS base_seq, l.archived_at IS NOT NULL AS archived,
-           EXISTS (SELECT 1 FROM memberships m
-                    WHERE m.room_id = i.room_id AND m.user_id = i.author_id) AS is_member,
+           m.user_id IS NOT NULL AS is_member,
            (SELECT x.id FROM messages x
              WHERE x.room_id = i.room_id AND x.author_id = i.author_id
                AND x.client_id = i.client_id) AS existing_id,
@@ -60,9 +73,12 @@ WITH input AS MATERIALIZED (
            y.seq AS reply_seq, y.author_id AS reply_author_id, y.text AS reply_text,
            y.deleted_at AS reply_deleted_at
       FROM input i LEFT JOIN locked l ON l.id = i.room_id
-      -- LATERAL: one primary-key probe per reply (none for a post that replies to nothing)
-      LEFT JOIN LATERAL (SELECT y.id, y.seq, y.author_id, y.text, y.deleted_at FROM messages y
-                          WHERE y.id = i.reply_to AND y.room_id = i.room_id) y ON true
+      LEFT JOIN LATERAL (SELECT m.user_id FROM memberships m
+                          WHERE m.room_id = i.room_id AND m.user_id = i.author_id
+                          OFFSET 0) m ON true
+      LEFT JOIN LATERAL (SELECT y.id, y.room_id, y.seq, y.author_id, y.text, y.deleted_at
+                           FROM messages y WHERE y.id = i.reply_to OFFSET 0) y
+             ON y.room_id = i.room_id
 ), fresh AS MATERIALIZED (
     SELECT p.ord, p.id, p.room_id, p.author_id, p.client_id, p.text, p.reply_to,
            p.base_seq + row_number() OVER (PARTITION BY p.room_id ORDER BY p.ord) AS seq
@@ -70,15 +86,15 @@ WITH input AS MATERIALIZED (
      WHERE p.kind IS NOT NULL AND p.is_member AND p.existing_id IS NULL AND NOT p.archived
        AND p.reply_ok
 ), bump AS (
-    UPDATE rooms r SET last_seq = f.top, last_activity_at = %(now)s
+    UPDATE rooms r SET last_seq = f.top, last_activity_at = $7
       FROM (SELECT room_id, max(seq) AS top FROM fresh GROUP BY room_id) f
      WHERE r.id = f.room_id
 ), posted AS (
     INSERT INTO messages (id, room_id, seq, author_id, text, client_id, created_at, reply_to_id)
-    SELECT id, room_id, seq, author_id, text, client_id, %(now)s, reply_to FROM fresh
+    SELECT id, room_id, seq, author_id, text, client_id, $7, reply_to FROM fresh
 ), outboxed AS (
     INSERT INTO outbox (id, event_type, position, created_at)
-    SELECT id, 'message_posted', ord, %(now)s FROM fresh
+    SELECT id, 'message_posted', ord, $7 FROM fresh
 ), marked AS (
     UPDATE memberships m SET last_read_seq = GREATEST(m.last_read_seq, f.top)
       FROM (SELECT room_id, author_id, max(seq) AS top FROM fresh
@@ -86,7 +102,7 @@ WITH input AS MATERIALIZED (
      WHERE m.room_id = f.room_id AND m.user_id = f.author_id
 ), candidates AS MATERIALIZED (
     SELECT f.ord, f.id AS message_id, f.room_id, f.seq, f.author_id, n.name
-      FROM unnest(%(mention_ords)s::bigint[], %(mention_names)s::text[]) AS n(ord, name)
+      FROM unnest($8::bigint[], $9::text[]) AS n(ord, name)
       JOIN fresh f ON f.ord = n.ord
 ), named AS (
     -- from the (usually no) candidates out: the room's members by key, then their names
@@ -99,26 +115,39 @@ WITH input AS MATERIALIZED (
     INSERT INTO mentions (message_id, user_id, room_id, seq)
     SELECT message_id, user_id, room_id, seq FROM named
 ), released AS (
-    DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE id = ANY(%(released)s::text[])
-                                    FOR UPDATE SKIP LOCKED)
-), roster AS (
-    SELECT room_id, array_agg(user_id ORDER BY joined_at, user_id) AS member_ids
-      FROM memberships WHERE room_id IN (SELECT room_id FROM fresh)
-     GROUP BY room_id
+    DELETE FROM outbox WHERE ctid = ANY(ARRAY(SELECT ctid FROM outbox WHERE id = ANY($10::text[])
+                                              FOR UPDATE SKIP LOCKED))
 )
 SELECT p.kind, p.is_member, p.existing_id, f.seq,
-       CASE WHEN p.ord = min(p.ord) OVER (PARTITION BY p.room_id) THEN r.member_ids END,
+       CASE WHEN p.ord = min(p.ord) OVER room AND bool_or(f.seq IS NOT NULL) OVER room
+            THEN ARRAY(SELECT m.user_id FROM memberships m WHERE m.room_id = p.room_id
+                        ORDER BY m.joined_at, m.user_id) END,
        u.username, u.display_name, p.archived,
        ARRAY(SELECT n.user_id FROM named n WHERE n.ord = p.ord ORDER BY n.user_id),
        p.reply_ok, p.reply_seq, p.reply_author_id, yu.username, yu.display_name, p.reply_text,
        p.reply_deleted_at
   FROM probe p
   LEFT JOIN fresh f ON f.ord = p.ord
-  LEFT JOIN roster r ON r.room_id = p.room_id
-  LEFT JOIN users u ON u.id = p.author_id
-  LEFT JOIN users yu ON yu.id = p.reply_author_id
+  LEFT JOIN LATERAL (SELECT u.username, u.display_name FROM users u
+                      WHERE u.id = p.author_id OFFSET 0) u ON true
+  LEFT JOIN LATERAL (SELECT yu.username, yu.display_name FROM users yu
+                      WHERE yu.id = p.reply_author_id OFFSET 0) yu ON true
+WINDOW room AS (PARTITION BY p.room_id)
  ORDER BY p.ord
 """
+# $1..$10 of _PG_POST_BATCH, in the order _PG_EXECUTE_POST_BATCH passes them. The generic
+# plan is forced: with the default (auto) PostgreSQL plans the first five executions for their
+# values and may keep doing so, which is the planning this is meant to save.
+_PG_PREPARE_POST_BATCH = (
+    "SET plan_cache_mode = force_generic_plan; "
+    "PREPARE parley_post_batch(text[], text[], text[], text[], text[], text[], timestamptz, "
+    f"bigint[], text[], text[]) AS {_PG_POST_BATCH}")
+_PG_EXECUTE_POST_BATCH = ("EXECUTE parley_post_batch(%(ids)s, %(rooms)s, %(authors)s, %(clients)s, "
+                          "%(texts)s, %(replies)s, %(now)s, %(mention_ords)s, %(mention_names)s, "
+                          "%(released)s)")
+# The key in a pooled connection's info (it lives as long as the DBAPI connection: a new
+# connection after an invalidation prepares again).
+_PREPARED = "parley_post_batch_prepared"
 
 
 class PostgresPosting(Messages):
@@ -157,7 +186,10 @@ class PostgresPosting(Messages):
             try:
                 cursor = connection.cursor()
                 try:
-                    cursor.execute(_PG_POST_BATCH, params)
+                    if not connection.info.get(_PREPARED):  # once per connection
+                        cursor.execute(_PG_PREPARE_POST_BATCH)
+                        connection.info[_PREPARED] = True
+                    cursor.execute(_PG_EXECUTE_POST_BATCH, params)
                     rows = cursor.fetchall()
                 finally:
                     cursor.close()

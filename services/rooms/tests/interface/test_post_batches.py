@@ -6,7 +6,11 @@ import asyncio
 import random
 import uuid
 
-from parley_common.errors import from_body
+import pytest
+
+from parley_common import db
+from parley_common.errors import Unavailable, from_body
+from parley_rooms.store import NewPost, Store
 
 
 def post(author: dict, room: dict | str, text: str = "hi", client_id: str | None = None) -> dict:
@@ -133,3 +137,55 @@ async def test_a_retried_batch_racing_the_original_posts_once(rooms):
     await asyncio.sleep(0.5)
     assert len(rooms.events.posted(lambda p: p["message"]["room_id"]
                                    in {first["id"], second["id"]})) == 3
+
+
+async def test_batches_run_one_prepared_generic_plan_per_connection(rooms, rooms_database):
+    """The batch statement is PREPAREd once per connection and every batch runs its generic
+    plan (nothing parsed or planned again per batch); a connection that died is replaced by
+    one that prepares it again. An in-process store on the service's database, one connection."""
+    owner, member = await rooms.user(), await rooms.user()
+    room = await rooms.room(owner, members=[member])
+    engine = db.make_engine(rooms_database, pool_size=1)
+    autocommit = db.make_engine(rooms_database, pool_size=1, pre_ping=False,
+                                isolation_level="AUTOCOMMIT")
+    store = Store(db.make_sessionmaker(engine)(), lambda ids: {}, autocommit=autocommit)
+
+    def batch() -> list[NewPost]:
+        return [NewPost(author["id"], room["id"], f"hi @{owner['username']}", uuid.uuid4().hex)
+                for author in (owner, member)]
+
+    def plans() -> tuple[int, int]:
+        """(generic, custom) plans the pooled connection's prepared statement ran."""
+        connection = autocommit.raw_connection()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+                               " WHERE name = 'parley_post_batch'")
+                return cursor.fetchone()
+        finally:
+            connection.close()
+
+    try:
+        for _ in range(3):
+            answers, _events = store.post_messages(batch())
+            assert [answer["created"] for answer in answers] == [True, True]
+            store.outbox.release()
+        assert plans() == (3, 0)
+        (backend,) = rooms.sql("SELECT pid FROM pg_stat_activity WHERE query LIKE "
+                               "'SELECT generic_plans%%' AND pid <> pg_backend_pid()")
+        rooms.sql("SELECT pg_terminate_backend(%s)", backend[0])
+        with pytest.raises(Unavailable):
+            store.post_messages(batch())
+        answers, _events = store.post_messages(batch())
+        assert [answer["created"] for answer in answers] == [True, True]
+        assert answers[1]["message"]["mentions"] == [owner["id"]]  # resolved by the new one too
+        assert plans() == (1, 0)
+        store.outbox.release()
+        store.outbox.flush_released()
+    finally:
+        store.session.close()
+        engine.dispose()
+        autocommit.dispose()
+    seqs = [seq for (seq,) in rooms.sql("SELECT seq FROM messages WHERE room_id = %s ORDER BY seq",
+                                        room["id"])]
+    assert seqs == list(range(1, 9))
