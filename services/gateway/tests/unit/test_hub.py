@@ -17,6 +17,19 @@ from parley_gateway.hub import (CLOSE_ABNORMAL, CLOSE_TRY_AGAIN_LATER, CLOSE_UNA
                                 Frame, Hub)
 
 
+class RecordingTransport:
+    """A transport that keeps what is written to it."""
+
+    def __init__(self):
+        self.writes = []
+
+    def write(self, data):
+        self.writes.append(data)
+
+    def is_closing(self):
+        return False
+
+
 @pytest.fixture
 async def hub_server():
     """A server whose every socket becomes a hub connection of user ``u<n>``."""
@@ -195,20 +208,10 @@ async def test_room_delivery_keeps_every_rule_of_push():
     go to its backlog; one write per socket per turn."""
     hub = Hub(SimpleNamespace(ws_send_queue=4, drain_seconds=2))
 
-    class Transport:
-        def __init__(self):
-            self.writes = []
-
-        def write(self, data):
-            self.writes.append(data)
-
-        def is_closing(self):
-            return False
-
     def socket(name):
         conn = hub.new_connection()
         conn.conn_id = name
-        conn.transport = Transport()
+        conn.transport = RecordingTransport()
         hub.subscribe(conn, "r")
         return conn
 
@@ -241,20 +244,10 @@ async def test_a_post_batch_reaches_a_room_as_one_joined_run_with_every_rule_of_
     hub = Hub(SimpleNamespace(ws_send_queue=8, drain_seconds=2))
     consumer = EventConsumer(hub, rpc=None, tokens=None, amqp_uri="", instance="t")
 
-    class Transport:
-        def __init__(self):
-            self.writes = []
-
-        def write(self, data):
-            self.writes.append(data)
-
-        def is_closing(self):
-            return False
-
     def socket(name, room="r"):
         conn = hub.new_connection()
         conn.conn_id, conn.user_id, conn.session_id = name, "u-" + name, name + "-s"
-        conn.transport = Transport()
+        conn.transport = RecordingTransport()
         hub.register(conn)
         hub.subscribe(conn, room)
         return conn
