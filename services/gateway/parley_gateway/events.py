@@ -87,6 +87,8 @@ class EventConsumer:
         self._presence_exchange = None
         self._channel: aio_pika.abc.AbstractRobustChannel | None = None  # the events channel
         self._consumer: UnderlayConsumer | None = None  # on the events channel
+        # room_id -> (frames, senders) of the messages_posted being handled, else None
+        self._runs: dict[str, tuple[list, list]] | None = None
         # Live message frames reach the sockets in seq order per room (ordering.py).
         self.ordering = RoomSequencer(self._deliver_message, self._history_after,
                                       self._resume_room)
@@ -215,10 +217,20 @@ class EventConsumer:
         all of the batch's frames reach the sockets' batches in the same loop turn, so each
         socket gets its frames of the batch in one write."""
         messages = payload.get("messages")
-        if isinstance(messages, list):
+        if not isinstance(messages, list):
+            return
+        # The ordering emits this batch's frames into per-room runs; each room's run then
+        # reaches its sockets in one pass (hub.deliver_run_to_room), the loop over a room's
+        # sockets paid once per room, not once per message. All of it is one synchronous
+        # step: no socket changes state between a frame's emission and its delivery.
+        self._runs = {}
+        try:
             for message in messages:
                 if isinstance(message, dict):
                     self._offer_message(message)
+        finally:
+            self._deliver_runs()
+            self._runs = None
 
     async def _on_message_posted(self, payload: dict) -> None:
         """One message (what rooms published before messages_posted)."""
@@ -237,7 +249,25 @@ class EventConsumer:
         frame = Frame.of("message", _room=room_id, _seq=seq, message=message)
         # The sending connection already has this message in its ack.
         sender = self.hub.acked_by.pop(message.get("id"), None)
-        self.hub.deliver_to_room(frame, room_id, skip=sender)
+        runs = self._runs
+        if runs is None:
+            self.hub.deliver_to_room(frame, room_id, skip=sender)
+            return
+        run = runs.get(room_id)
+        if run is None:
+            run = runs[room_id] = ([], [])
+        run[0].append(frame)
+        run[1].append(sender)
+
+    def _deliver_runs(self) -> None:
+        """Deliver the message frames collected so far in this batch, room by room."""
+        runs = self._runs
+        if not runs:
+            return
+        self._runs = {}
+        deliver = self.hub.deliver_run_to_room
+        for room_id, (frames, senders) in runs.items():
+            deliver(room_id, frames, senders)
 
     async def _history_after(self, room_id: str, after_seq: int, limit: int) -> list:
         """Missing messages of a room, read as one of its subscribers (members may read)."""
@@ -272,6 +302,7 @@ class EventConsumer:
         author_id = (message.get("author") or {}).get("id")
         targets = self.hub.of_users(uid for uid in user_ids if uid != author_id)
         if targets:
+            self._deliver_runs()  # the batch's earlier messages go before this mention
             self.hub.deliver(Frame.of("mention", room_id=message.get("room_id"),
                                       message=message), targets)
 

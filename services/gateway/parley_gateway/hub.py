@@ -28,7 +28,7 @@ from parley_common.logs import get_logger
 
 from .metrics import NULL_METRICS
 from .wire import (OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, Frame, FrameReader,
-                   OutboundBatcher, ProtocolError, close_frame, control_frame)
+                   FrameRun, OutboundBatcher, ProtocolError, close_frame, control_frame)
 
 log = get_logger("parley_gateway.hub")
 
@@ -451,30 +451,40 @@ class Hub:
     def deliver_to_room(self, frame: Frame, room_id: str, skip: str | None = None) -> int:
         """``deliver`` to a room's subscribers (but the one whose conn_id is ``skip``), without
         building a target set."""
+        return self.deliver_run_to_room(room_id, (frame,), (skip,))
+
+    def deliver_run_to_room(self, room_id: str, frames, senders) -> int:
+        """Frames of one room, in order (one post batch's messages of the room), to the room's
+        subscribers; each frame skips the socket whose conn_id is its sender (``senders``:
+        one conn_id or None per frame). The frames count as ``len(frames)`` deliveries each
+        socket, and it is what the loop below pays per socket, not per frame: an open socket
+        that replays nothing, holds no backlog, takes writes and sent none of them gets ONE
+        item in this turn's batch, the frames' wire bytes joined once for the whole room (a
+        socket with nothing else this turn is written that very bytes object). Any other
+        socket gets the frames one by one through push(), which keeps its rules."""
         targets = self.by_room.get(room_id)
         if not targets:
             return 0
+        per_socket = len(frames)
+        item = frames[0] if per_socket == 1 else FrameRun(frames)
+        skips = {sender for sender in senders if sender is not None}
         count = 0
-        outbound = self.outbound
-        dirty = outbound.dirty
+        dirty = self.outbound.dirty
         for conn in tuple(targets):
-            if conn.conn_id == skip:
+            if (conn.closing or conn.replaying or conn.replayed_to or conn.backlog is not None
+                    or conn.writing_paused or (skips and conn.conn_id in skips)):
+                conn_id = conn.conn_id
+                for frame, sender in zip(frames, senders):
+                    if sender != conn_id:
+                        conn.push(frame)
+                        count += 1
                 continue
-            count += 1
-            # The common case inline (this loop runs once per delivery): an open socket that
-            # replays nothing, holds no backlog and whose transport takes writes gets the
-            # frame appended to this turn's batch. Anything else goes through push().
-            protocol = conn.protocol
-            if (conn.closing or conn.replaying or conn.replayed_to
-                    or conn.backlog is not None or protocol is None
-                    or protocol.writing_paused):
-                conn.push(frame)
-                continue
+            count += per_socket
             out = conn.out
             if not out:
                 dirty.append(conn)
-            out.append(frame)
-        outbound.count(frame, count)  # also schedules this turn's flush
+            out.append(item)
+        self.outbound.count(item, count)  # also schedules this turn's flush
         return count
 
     async def close_session(self, session_id: str, code: int = CLOSE_SESSION_REVOKED) -> int:

@@ -55,6 +55,17 @@ class Metrics:
             "1 when a readiness check passes (broker, cache, auth, rooms, events, keys), else 0.",
             ["check"], registry=r)
 
+        self._frames_in: dict[str, Counter] = {}  # frame type -> its ws_frames_in child
+
+    def count_frame_in(self, frame_type: str) -> None:
+        """One client frame of ``frame_type`` (a bounded set: ws.py maps the rest to
+        "invalid"); the labelled child is looked up once per type, not per frame
+        (``labels(type=...).inc()`` costs ~2.6 µs, the cached child's ``inc()`` ~0.7)."""
+        child = self._frames_in.get(frame_type)
+        if child is None:
+            child = self._frames_in[frame_type] = self.ws_frames_in.labels(type=frame_type)
+        child.inc()
+
     def observe_rpc(self, method: str, seconds: float, outcome: str) -> None:
         """The ``observe`` callback of AsyncRpcClient."""
         self.rpc_latency.labels(method, outcome).observe(seconds)
@@ -95,6 +106,9 @@ class NullMetrics:
                      "rpc_latency",
                      "event_lag", "events_in", "http_requests", "http_latency", "rate_limited"):
             setattr(self, name, null)
+
+    def count_frame_in(self, frame_type: str) -> None:
+        pass
 
     def observe_rpc(self, method: str, seconds: float, outcome: str) -> None:
         pass

@@ -242,6 +242,17 @@ class Frame:
         return self.payload.decode()
 
 
+class FrameRun:
+    """Frames of one type to the same sockets, in order, as one item of a socket's batch:
+    their wire bytes joined once (hub.deliver_run_to_room), not once per socket."""
+    __slots__ = ("frames", "type", "wire")
+
+    def __init__(self, frames) -> None:
+        self.frames = tuple(frames)
+        self.type = self.frames[0].type  # the metrics count frames by type
+        self.wire = b"".join([frame.wire for frame in self.frames])
+
+
 class OutboundBatcher:
     """The sockets with frames waiting in this loop turn; flushed once at its end."""
 

@@ -437,7 +437,7 @@ class WsSession:
 
     def count_in(self, frame_type: str) -> None:
         label = frame_type if frame_type in CLIENT_FRAME_TYPES else "invalid"
-        self.metrics.ws_frames_in.labels(type=label).inc()
+        self.metrics.count_frame_in(label)
 
 
 # Client frame type -> its WsSession handler (built once, not per socket).

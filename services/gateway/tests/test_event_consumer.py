@@ -22,12 +22,13 @@ class FakeConnection:
     def __init__(self, hub: Hub, user_id: str):
         self.conn_id, self.user_id = uuid.uuid4().hex, user_id
         self.closing, self.replaying, self.replayed_to, self.backlog = False, {}, {}, None
-        self.protocol = SimpleNamespace(writing_paused=False)
+        self.writing_paused = False
         self.out, self.written, self.rooms = [], [], set()
 
     def flush(self) -> None:
-        if self.out:
-            self.written.append([frame.type for frame in self.out])
+        if self.out:  # an item is a frame or a run of frames (wire.FrameRun)
+            self.written.append([frame.type for item in self.out
+                                 for frame in getattr(item, "frames", (item,))])
             self.out = []
 
 

@@ -99,3 +99,18 @@ def test_settings_come_from_the_environment_with_one_default_each(monkeypatch):
     monkeypatch.setenv("PORT", "not a number")
     with pytest.raises(ValueError):
         Settings.from_env()
+
+
+def test_client_frames_are_counted_by_type_through_a_cached_child():
+    """count_frame_in adds to ws_frames_in{type} exactly as labels(type=...).inc() did, the
+    child looked up once per type; the null metrics take the call too."""
+    from parley_gateway.metrics import NULL_METRICS, Metrics
+
+    metrics = Metrics()
+    for frame_type in ("send", "send", "subscribe", "send"):
+        metrics.count_frame_in(frame_type)
+    value = metrics.registry.get_sample_value
+    assert value("parley_gateway_ws_frames_in_total", {"type": "send"}) == 3
+    assert value("parley_gateway_ws_frames_in_total", {"type": "subscribe"}) == 1
+    assert list(metrics._frames_in) == ["send", "subscribe"]
+    NULL_METRICS.count_frame_in("send")

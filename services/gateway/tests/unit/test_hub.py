@@ -17,6 +17,19 @@ from parley_gateway.hub import (CLOSE_ABNORMAL, CLOSE_TRY_AGAIN_LATER, CLOSE_UNA
                                 Frame, Hub)
 
 
+class RecordingTransport:
+    """A transport that keeps what is written to it."""
+
+    def __init__(self):
+        self.writes = []
+
+    def write(self, data):
+        self.writes.append(data)
+
+    def is_closing(self):
+        return False
+
+
 @pytest.fixture
 async def hub_server():
     """A server whose every socket becomes a hub connection of user ``u<n>``."""
@@ -195,20 +208,10 @@ async def test_room_delivery_keeps_every_rule_of_push():
     go to its backlog; one write per socket per turn."""
     hub = Hub(SimpleNamespace(ws_send_queue=4, drain_seconds=2))
 
-    class Transport:
-        def __init__(self):
-            self.writes = []
-
-        def write(self, data):
-            self.writes.append(data)
-
-        def is_closing(self):
-            return False
-
     def socket(name):
         conn = hub.new_connection()
         conn.conn_id = name
-        conn.transport = Transport()
+        conn.transport = RecordingTransport()
         hub.subscribe(conn, "r")
         return conn
 
@@ -229,6 +232,58 @@ async def test_room_delivery_keeps_every_rule_of_push():
     assert replaying.transport.writes == [] and replaying.replaying["r"] == [first, second]
     assert resumed.transport.writes == [second.wire]  # seq 1 was already replayed
     assert paused.transport.writes == [] and list(paused.backlog) == [first, second]
+
+
+async def test_a_post_batch_reaches_a_room_as_one_joined_run_with_every_rule_of_push():
+    """messages_posted: a room's frames of the batch, in seq order, are joined once and the
+    same bytes object is written to each plain socket of the room; the sender skips its own
+    message, a replaying room holds them back, a paused transport backlogs them, and a
+    mention goes out after the batch's earlier messages and before its later ones."""
+    from parley_gateway.events import EventConsumer
+
+    hub = Hub(SimpleNamespace(ws_send_queue=8, drain_seconds=2))
+    consumer = EventConsumer(hub, rpc=None, tokens=None, amqp_uri="", instance="t")
+
+    def socket(name, room="r"):
+        conn = hub.new_connection()
+        conn.conn_id, conn.user_id, conn.session_id = name, "u-" + name, name + "-s"
+        conn.transport = RecordingTransport()
+        hub.register(conn)
+        hub.subscribe(conn, room)
+        return conn
+
+    plain, mentioned, sender, replaying, paused = (
+        socket(n) for n in ("plain", "mentioned", "sender", "replaying", "paused"))
+    elsewhere = socket("elsewhere", room="q")
+    replaying.replaying["r"] = []
+    paused.writing_paused = True
+    consumer.ordering.baseline("r", 0)
+    consumer.ordering.baseline("q", 0)
+    hub.acked_by["m2"] = "sender"
+    author = {"id": "u-author"}
+    messages = [{"id": "m1", "room_id": "r", "seq": 1, "author": author},
+                {"id": "q1", "room_id": "q", "seq": 1, "author": author},
+                {"id": "m2", "room_id": "r", "seq": 2, "author": author,
+                 "mentions": ["u-mentioned"]},
+                {"id": "m3", "room_id": "r", "seq": 3, "author": author}]
+    await consumer._on_messages_posted({"messages": messages})
+    await asyncio.sleep(0)
+    r1, q1, r2, r3 = (Frame.of("message", _room=m["room_id"], _seq=m["seq"], message=m)
+                      for m in messages)
+    mention = Frame.of("mention", room_id="r", message=messages[2])
+    assert plain.transport.writes == [r1.wire + r2.wire + r3.wire]
+    assert mentioned.transport.writes == [r1.wire + mention.wire + r2.wire + r3.wire]
+    assert sender.transport.writes == [r1.wire + r3.wire]  # m2 is in its ack
+    assert elsewhere.transport.writes == [q1.wire]
+    assert replaying.transport.writes == [] and replaying.replaying["r"] == [r1, r2, r3]
+    assert paused.transport.writes == [] and [f.seq for f in paused.backlog] == [1, 2, 3]
+    assert consumer._runs is None
+    # Two messages of one room to plain sockets: one bytes object built for all of them.
+    other = socket("other")
+    await consumer._on_messages_posted({"messages": [
+        {"id": "m4", "room_id": "r", "seq": 4}, {"id": "m5", "room_id": "r", "seq": 5}]})
+    await asyncio.sleep(0)
+    assert plain.transport.writes[1] is other.transport.writes[0]
 
 
 async def test_a_request_that_is_not_an_upgrade_is_refused_400(hub_server):
