@@ -418,9 +418,15 @@ async def run_fanout(args, side: ServerSide, http: aiohttp.ClientSession) -> dic
     }
 
 
+def py_spy_path() -> str | None:
+    """py-spy on PATH or beside this interpreter (it is not among the test requirements)."""
+    beside = Path(sys.executable).parent / "py-spy"
+    return shutil.which("py-spy") or (str(beside) if beside.exists() else None)
+
+
 def start_profilers(args, side: ServerSide, index: int) -> list:
     """py-spy record (collapsed stacks) of the gateway and rooms for the step's window."""
-    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    py_spy = py_spy_path()
     out = Path(args.profile_dir)
     out.mkdir(parents=True, exist_ok=True)
     found = []
@@ -438,7 +444,7 @@ def start_profilers(args, side: ServerSide, index: int) -> list:
 def start_roundtrip_profilers(args, side: ServerSide, endpoint: str) -> list:
     """py-spy record (collapsed stacks) of the gateway, rooms and auth while one round-trip
     endpoint is called; stopped with SIGINT by finish_profilers."""
-    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    py_spy = py_spy_path()
     out = Path(args.profile_dir)
     out.mkdir(parents=True, exist_ok=True)
     found = []
@@ -755,6 +761,8 @@ def main() -> int:
     parser.add_argument("--logs-dir", help="keep the Parley processes' logs here")
     parser.add_argument("--json-out", help="also write the report to this file")
     args = parser.parse_args()
+    if (args.profile_rate or args.profile_roundtrip) and py_spy_path() is None:
+        parser.error("profiling needs py-spy: pip install py-spy (into this virtualenv)")
     args.rates = [int(rate) for rate in args.rates.split(",")]
     args.modes = ({"roundtrip", "fanout", "idle"} if args.mode == "all"
                   else set(args.mode.split(",")))
