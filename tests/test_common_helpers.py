@@ -96,3 +96,18 @@ def test_replies_and_events_json_is_orjson_for_plain_data_and_the_old_encoders_o
         assert fast_json(payload) == json.dumps(payload, separators=(",", ":")).encode()
     dated = {"at": datetime(2026, 12, 2, tzinfo=timezone.utc)}
     assert fast_json(dated) == kombu.serialization.dumps(dated, "json")[2].encode()
+
+
+def test_nameko_services_freeze_their_start_up_objects():
+    """auth and rooms run after freeze_start_up_objects(): what start-up made (~100,000
+    objects in rooms) is out of the collector's full collections."""
+    import gc
+
+    from parley_common.nameko_support import freeze_start_up_objects
+
+    gc.unfreeze()
+    try:
+        freeze_start_up_objects()
+        assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()

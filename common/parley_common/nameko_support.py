@@ -6,6 +6,7 @@ Import :mod:`parley_common.green` before this module in a service's ``__main__``
 from __future__ import annotations
 
 import functools
+import gc
 import inspect
 import logging
 import sys
@@ -201,6 +202,15 @@ def healthcheck(service: str) -> int:
     return 0
 
 
+def freeze_start_up_objects() -> None:
+    """Everything alive before the service runs (modules, models, configuration: ~100,000
+    objects in rooms) leaves the collector's reach, as the gateway does after its start-up:
+    a full collection over them took ~35 ms, paid by whichever call was in flight (a post
+    batch, and every post waiting behind it)."""
+    gc.collect()
+    gc.freeze()
+
+
 def main(service_cls: type, migrations: str | None, argv: list[str] | None = None,
          before_run: Callable[[], None] | None = None) -> int:
     """Entry point of a nameko service process."""
@@ -225,6 +235,7 @@ def main(service_cls: type, migrations: str | None, argv: list[str] | None = Non
     from nameko.cli.run import run
 
     log.info("service_starting", amqp=config.amqp_uri().rsplit("@", 1)[-1])
+    freeze_start_up_objects()
     run([service_cls], nameko_config())
     log.info("service_stopped")
     return 0
