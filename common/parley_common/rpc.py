@@ -55,14 +55,13 @@ class AsyncRpcClient:
         self._reply_key = uuid.uuid4().hex
         self._reply_queue = f"rpc.reply-{self.caller}-{self._reply_key}"
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
-        self._channel: aio_pika.abc.AbstractRobustChannel | None = None
         # Its underlay is the aiormq channel requests go out on and replies come in on; None
         # while aio-pika reopens it after a lost connection (calls then answer Unavailable).
         self._replies: UnderlayConsumer | None = None
 
     async def start(self) -> None:
         self._connection = await aio_pika.connect_robust(self.amqp_uri)
-        channel = self._channel = await self._connection.channel(publisher_confirms=False)
+        channel = await self._connection.channel(publisher_confirms=False)
         exchange = await channel.declare_exchange(
             bus.RPC_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
         queue = await channel.declare_queue(self._reply_queue, exclusive=True, auto_delete=True)

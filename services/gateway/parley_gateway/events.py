@@ -85,7 +85,6 @@ class EventConsumer:
         self.instance = instance
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._presence_exchange = None
-        self._channel: aio_pika.abc.AbstractRobustChannel | None = None  # the events channel
         self._consumer: UnderlayConsumer | None = None  # on the events channel
         # room_id -> (frames, senders) of the messages_posted being handled, else None
         self._runs: dict[str, tuple[list, list]] | None = None
@@ -120,7 +119,6 @@ class EventConsumer:
         publish_channel = await self._connection.channel()
         self._presence_exchange = await publish_channel.declare_exchange(
             bus.PRESENCE_EVENTS, aio_pika.ExchangeType.TOPIC, durable=True)
-        self._channel = channel
         self._consumer = UnderlayConsumer(channel, queue.name, self._on_delivery)
         await self._consumer.start()
         log.info("event_consumer_started", queue=queue.name)
@@ -128,7 +126,6 @@ class EventConsumer:
     async def close(self) -> None:
         if self._consumer is not None:
             self._consumer.close()
-        self._channel = None
         self.ordering.close()
         if self._connection is not None:
             try:

@@ -65,8 +65,7 @@ async def test_a_post_batch_is_one_write_per_socket_and_consuming_survives_a_cha
         await wait_for(lambda: all(conn.written for conn in sockets))
         assert all(conn.written == [["message"] * 3] for conn in sockets)  # one write each
 
-        underlay = await consumer._channel.get_underlay_channel()
-        await underlay.close()  # as a channel error would; aio-pika restores the channel
+        await consumer._consumer.underlay.close()  # as a channel error would; aio-pika restores the channel
         await wait_for(lambda: consumer.consuming)
         await post(1, 1)  # a repeat: dropped by the room's seq
         await post(4, 2)

@@ -48,8 +48,7 @@ async def test_calls_are_answered_again_after_the_reply_channel_closed(isolation
     await client.start()
     try:
         assert await client.call(service, "echo", 1, "a") == [1, "a"]
-        underlay = await client._channel.get_underlay_channel()
-        await underlay.close()  # as a channel error would; aio-pika restores the channel
+        await client._replies.underlay.close()  # as a channel error would; aio-pika restores the channel
         await wait_for(lambda: client._replies.consuming)
         assert await client.call(service, "echo", 2) == [2]
     finally:

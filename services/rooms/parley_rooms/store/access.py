@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
 from functools import cache
+from typing import Any
 
 from sqlalchemy import and_, bindparam, func, select
 
